@@ -1,0 +1,118 @@
+"""
+Errors that become C{-ERR} responses, each carrying its RFC 2449 / RFC 3206 response code.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ResponseCode(Enum):
+    """
+    Extended response codes (RFC 2449 section 8, RFC 3206), spelled as on the wire.
+    """
+
+    IN_USE = "IN-USE"
+    LOGIN_DELAY = "LOGIN-DELAY"
+    AUTH = "AUTH"
+    SYS_TEMP = "SYS/TEMP"
+    SYS_PERM = "SYS/PERM"
+    UTF8 = "UTF8"
+
+
+class POP3Error(Exception):
+    """
+    A failure that is answered with C{-ERR}, optionally with a response code.
+
+    @ivar text: Human-readable text sent after the status indicator.
+    @ivar code: The extended response code, or L{None}.
+    """
+
+    defaultText = "command failed"
+    defaultCode: ResponseCode | None = None
+
+    def __init__(self, text: str | None = None, code: ResponseCode | None = None) -> None:
+        self.text = self.defaultText if text is None else text
+        self.code = self.defaultCode if code is None else code
+        super().__init__(self.text)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.text!r}, code={self.code})"
+
+
+class RemoteProtocolError(POP3Error):
+    """
+    The peer sent something malformed (bad syntax, bad argument, line too long).
+    """
+
+    defaultText = "syntax error"
+
+
+class IllegalCommand(RemoteProtocolError):
+    """
+    A well-formed command that is not allowed in the current state.
+    """
+
+    defaultText = "command not valid in this state"
+
+
+class NoSuchMessage(POP3Error):
+    """
+    A message number that does not exist in this session, or is marked deleted.
+    """
+
+    defaultText = "no such message"
+
+
+class MessageUnavailable(POP3Error):
+    """
+    A message listed at login that can no longer be read (it vanished from storage).
+    """
+
+    defaultText = "message is no longer available"
+
+
+class AuthenticationFailed(POP3Error):
+    """
+    The credentials were refused.  The same text is used for an unknown user and a wrong
+    password.
+    """
+
+    defaultText = "authentication failed"
+    defaultCode = ResponseCode.AUTH
+
+
+class MaildropInUse(POP3Error):
+    """
+    The credentials were right but another session holds the maildrop lock.
+    """
+
+    defaultText = "maildrop is locked by another session"
+    defaultCode = ResponseCode.IN_USE
+
+
+class LoginDelayed(POP3Error):
+    """
+    The user logged in again before the advertised LOGIN-DELAY had passed.
+    """
+
+    defaultText = "logged in too recently, try again later"
+    defaultCode = ResponseCode.LOGIN_DELAY
+
+
+class TemporaryFailure(POP3Error):
+    """
+    A temporary system problem (storage down, lock timeout); the client may retry later.
+    """
+
+    defaultText = "temporary system problem, try again later"
+    defaultCode = ResponseCode.SYS_TEMP
+
+
+class PermanentFailure(POP3Error):
+    """
+    A permanent system problem that needs an administrator.
+    """
+
+    defaultText = "permanent system problem"
+    defaultCode = ResponseCode.SYS_PERM

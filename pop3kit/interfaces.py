@@ -1,0 +1,109 @@
+"""
+The interfaces a storage backend, a maildrop lock and the login bookkeeping implement.
+
+Every method returns a L{Deferred}; a synchronous implementation returns
+C{succeed(value)} or C{fail(error)}.  Errors are the types of L{pop3kit.errors}, which carry
+the response code the client sees (C{[SYS/TEMP]}, C{[SYS/PERM]}, C{[IN-USE]} ...); any other
+exception is reported to the client as C{-ERR [SYS/TEMP]} and logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import BinaryIO
+
+from twisted.internet.defer import Deferred
+from zope.interface import Interface
+
+from pop3kit.core import MessageInfo
+
+
+class IMailbox(Interface):  # type: ignore[misc]
+    """
+    One user's maildrop: the avatar that a L{twisted.cred.portal.IRealm} hands out.
+
+    The POP3 session owns message numbers and deletion marks; the mailbox is storage only.
+    """
+
+    def listMessages() -> Deferred[Sequence[MessageInfo]]:
+        """
+        Take a snapshot of the maildrop.
+
+        The order of the result gives the session's message numbers (the first entry is
+        message 1).  Unique-ids are unique within the listing and stable across sessions;
+        sizes are the octets transmitted (CRLF line ends, before byte-stuffing).  Messages
+        delivered after this call are not part of the snapshot.
+        """
+
+    def openMessage(uid: str) -> Deferred[BinaryIO]:
+        """
+        Open one message of the snapshot for reading, as stored (LF or CRLF line ends).
+
+        The caller reads it in chunks and closes it; reads should not block for long (a
+        local file is fine).  Fails with L{pop3kit.errors.MessageUnavailable} when the
+        message has vanished from storage.
+        """
+
+    def expunge(uids: Collection[str]) -> Deferred[None]:
+        """
+        Permanently remove the messages with these unique-ids (the session's UPDATE state).
+
+        A message that is already gone counts as removed.  Fails (typically with
+        L{pop3kit.errors.TemporaryFailure}) if any message could not be removed; messages
+        not named are never touched.
+        """
+
+
+class IMaildropLock(Interface):  # type: ignore[misc]
+    """
+    A held lock on one maildrop.
+    """
+
+    def release() -> Deferred[None]:
+        """
+        Release the lock.  Releasing twice is harmless.
+        """
+
+
+class IMaildropLocker(Interface):  # type: ignore[misc]
+    """
+    Grants exclusive access to a maildrop for the length of a POP3 session (RFC 1939
+    section 4).  The in-process default is L{pop3kit.locking.InProcessLocker}; a
+    cross-process or cross-host implementation plugs in here.
+    """
+
+    def acquire(avatarId: str) -> Deferred[IMaildropLock]:
+        """
+        Lock the maildrop of C{avatarId}; fails with L{pop3kit.errors.MaildropInUse} when
+        another session holds it.
+        """
+
+
+class ILoginHistory(Interface):  # type: ignore[misc]
+    """
+    The per-client and per-user counters that login policy needs: failed logins (for the
+    failed-login delay) and the time of the last login (for LOGIN-DELAY).  The in-process
+    default is L{pop3kit.locking.InProcessLoginHistory}.
+    """
+
+    def recordFailure(client: str) -> Deferred[int]:
+        """
+        Count one failed login from C{client} (usually the peer's address) and return how
+        many failures it has now.
+        """
+
+    def clearFailures(client: str) -> Deferred[None]:
+        """
+        Forget the failed logins of C{client} after a successful login.
+        """
+
+    def lastLogin(avatarId: str) -> Deferred[float | None]:
+        """
+        The time (seconds since the epoch, as the reactor's clock counts) of the last
+        successful login of C{avatarId}, or L{None}.
+        """
+
+    def recordLogin(avatarId: str, when: float) -> Deferred[None]:
+        """
+        Remember a successful login of C{avatarId} at C{when}.
+        """
