@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 from typing import BinaryIO
 
 from twisted.internet.defer import Deferred
-from zope.interface import Interface
+from zope.interface import Attribute, Interface
 
 from pop3kit.core import MessageInfo
 
@@ -24,6 +24,14 @@ class IMailbox(Interface):  # type: ignore[misc]
 
     The POP3 session owns message numbers and deletion marks; the mailbox is storage only.
     """
+
+    maildropId = Attribute(
+        """
+        A string naming the storage this mailbox reads (for a Maildir, its path).  Sessions
+        whose mailboxes share a C{maildropId} exclude each other (the maildrop lock), and
+        LOGIN-DELAY is counted per C{maildropId}.
+        """
+    )
 
     def listMessages() -> Deferred[Sequence[MessageInfo]]:
         """

@@ -1,0 +1,352 @@
+# mypy: allow-untyped-calls
+"""
+Test helpers for applications and backends built on pop3kit.
+
+L{IMailboxContractMixin} checks that a storage backend keeps the L{IMailbox} contract.
+For an in-memory maildrop, use L{pop3kit.backends.memory.MemoryMailbox}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import SkipTest
+from zope.interface.verify import verifyObject
+
+from pop3kit.core import MessageInfo, canonicalForm, isValidUid, wireSize
+from pop3kit.errors import MessageUnavailable
+from pop3kit.interfaces import IMailbox
+
+# ---------------------------------------------------------------------------------------
+# The IMailbox contract tests
+# ---------------------------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from twisted.trial.unittest import TestCase as _ContractBase
+else:
+    _ContractBase = object
+
+_T = TypeVar("_T")
+
+#: Messages of every shape a backend must store faithfully, by name.
+CONTRACT_MESSAGES: dict[str, bytes] = {
+    "lf": b"From: a@example.com\nSubject: LF\n\nline one\nline two\n",
+    "crlf": b"From: a@example.com\r\nSubject: CRLF\r\n\r\nline one\r\nline two\r\n",
+    "mixed": b"Subject: mixed\r\n\nbare LF\nCRLF\r\nlone CR\r inside\n",
+    "noFinalNewline": b"Subject: unterminated\n\nlast line has no line end",
+    "empty": b"",
+    "utf8": "Subject: =?utf-8?q?caf=C3=A9?=\n\ncaf\u00e9 \u2603 na\u00efve\n".encode(),
+    "eightBit": b"Subject: 8bit\n\n" + bytes(range(0x80, 0x100)) + b"\n",
+    "dotLines": b"Subject: dots\n\n.\n..\n.leading dot\r\n. \n.",
+}
+
+
+class IMailboxContractMixin(_ContractBase):
+    """
+    Tests that every L{IMailbox} implementation must pass.
+
+    Mix this into a L{twisted.trial.unittest.TestCase} subclass and implement
+    L{mailboxWithMessages}; implement L{deliverMore} and L{reopen} where the backend can,
+    the tests that need them are skipped otherwise.  For example::
+
+        class MyMailboxTests(IMailboxContractMixin, TestCase):
+            def mailboxWithMessages(self, messages):
+                return MyMailbox.create(self.mktemp(), messages)
+
+    The tests wait for the L{Deferred}s the mailbox returns, so asynchronous backends work
+    as well as synchronous ones.  Each hook may return its result directly or as a
+    L{Deferred}.
+    """
+
+    def mailboxWithMessages(self, messages: list[bytes]) -> IMailbox | Deferred[IMailbox]:
+        """
+        Make a new mailbox holding C{messages}, oldest first.  Subclasses must implement it.
+
+        @param messages: The messages as stored: LF or CRLF line ends, any octets.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement mailboxWithMessages")
+
+    def deliverMore(self, mailbox: IMailbox, message: bytes) -> Deferred[None] | None:
+        """
+        Add C{message} to the storage of C{mailbox}, as a new mail delivery would.
+
+        Optional: the tests that need it are skipped unless a subclass implements it.
+        """
+        raise NotImplementedError()
+
+    def reopen(self, mailbox: IMailbox) -> IMailbox | Deferred[IMailbox]:
+        """
+        Make a new mailbox object on the same storage as C{mailbox}, as a later session
+        would get.
+
+        Optional: the tests that need it are skipped unless a subclass implements it.
+        """
+        raise NotImplementedError()
+
+    def _requireHook(self, name: str) -> None:
+        """
+        Skip the running test unless the subclass implements the hook C{name}.
+        """
+        if getattr(type(self), name) is getattr(IMailboxContractMixin, name):
+            raise SkipTest(f"{type(self).__name__} does not implement {name}")
+
+    async def _resolve(self, result: _T | Deferred[_T]) -> _T:
+        """
+        Wait for a hook's result if it is a L{Deferred}.
+        """
+        if isinstance(result, Deferred):
+            return await result  # type: ignore[no-any-return]
+        return result
+
+    async def _mailbox(self, messages: Sequence[bytes]) -> IMailbox:
+        """
+        Make a mailbox with C{messages} through L{mailboxWithMessages}.
+        """
+        return await self._resolve(self.mailboxWithMessages(list(messages)))
+
+    async def _list(self, mailbox: IMailbox) -> list[MessageInfo]:
+        """
+        List C{mailbox}, checking that the result is a L{Deferred} of L{MessageInfo}s.
+        """
+        d = mailbox.listMessages()
+        self.assertIsInstance(d, Deferred)
+        listing = await d
+        for info in listing:
+            self.assertIsInstance(info, MessageInfo)
+        return list(listing)
+
+    async def _read(self, mailbox: IMailbox, uid: str) -> bytes:
+        """
+        Read the message C{uid} of C{mailbox} in small chunks, and close it.
+        """
+        d = mailbox.openMessage(uid)
+        self.assertIsInstance(d, Deferred)
+        stream = await d
+        chunks = []
+        try:
+            while chunk := stream.read(4096):
+                self.assertIsInstance(chunk, bytes)
+                chunks.append(chunk)
+        finally:
+            stream.close()
+        return b"".join(chunks)
+
+    async def _expunge(self, mailbox: IMailbox, uids: list[str]) -> None:
+        """
+        Expunge C{uids} from C{mailbox}, checking that the result is a L{Deferred}.
+        """
+        d = mailbox.expunge(uids)
+        self.assertIsInstance(d, Deferred)
+        await d
+
+    async def _contents(self, mailbox: IMailbox) -> list[bytes]:
+        """
+        The canonical forms of all messages of C{mailbox}, in listing order.
+        """
+        listing = await self._list(mailbox)
+        return [canonicalForm(await self._read(mailbox, info.uid)) for info in listing]
+
+    async def test_providesIMailbox(self) -> None:
+        """
+        The mailbox provides L{IMailbox} with all its methods.
+        """
+        mailbox = await self._mailbox([CONTRACT_MESSAGES["lf"]])
+        self.assertTrue(verifyObject(IMailbox, mailbox))
+
+    async def test_everyMethodReturnsDeferred(self) -> None:
+        """
+        C{listMessages}, C{openMessage} and C{expunge} all return L{Deferred}s.
+        """
+        mailbox = await self._mailbox([CONTRACT_MESSAGES["lf"]])
+        listed = mailbox.listMessages()
+        self.assertIsInstance(listed, Deferred)
+        [info] = await listed
+        opened = mailbox.openMessage(info.uid)
+        self.assertIsInstance(opened, Deferred)
+        (await opened).close()
+        expunged = mailbox.expunge([info.uid])
+        self.assertIsInstance(expunged, Deferred)
+        await expunged
+
+    async def test_emptyMailbox(self) -> None:
+        """
+        A mailbox without messages lists none.
+        """
+        mailbox = await self._mailbox([])
+        self.assertEqual(await self._list(mailbox), [])
+
+    async def test_listingOrderAndCount(self) -> None:
+        """
+        The listing has one entry per message, in the order they were stored.
+        """
+        messages = [b"Subject: %d\n\nmessage number %d\n" % (i, i) for i in range(7)]
+        mailbox = await self._mailbox(messages)
+        self.assertEqual(await self._contents(mailbox), [canonicalForm(m) for m in messages])
+
+    async def test_sizes(self) -> None:
+        """
+        Each listed size is the CRLF size (L{wireSize}) of the stored message, whatever its
+        line ends, octets or dots.
+        """
+        names = list(CONTRACT_MESSAGES)
+        mailbox = await self._mailbox(list(CONTRACT_MESSAGES.values()))
+        listing = await self._list(mailbox)
+        self.assertEqual(
+            dict(zip(names, [info.size for info in listing], strict=True)),
+            {name: wireSize(message) for name, message in CONTRACT_MESSAGES.items()},
+        )
+
+    async def test_readBack(self) -> None:
+        """
+        Reading a message gives back what was stored, up to the form of its line ends.
+        """
+        names = list(CONTRACT_MESSAGES)
+        mailbox = await self._mailbox(list(CONTRACT_MESSAGES.values()))
+        self.assertEqual(
+            dict(zip(names, await self._contents(mailbox), strict=True)),
+            {name: canonicalForm(message) for name, message in CONTRACT_MESSAGES.items()},
+        )
+
+    async def test_sizeMatchesWhatIsRead(self) -> None:
+        """
+        The listed size of each message is the L{wireSize} of what reading it returns.
+        """
+        mailbox = await self._mailbox(list(CONTRACT_MESSAGES.values()))
+        for info in await self._list(mailbox):
+            self.assertEqual(info.size, wireSize(await self._read(mailbox, info.uid)))
+
+    async def test_largeMessage(self) -> None:
+        """
+        A message of several hundred kilobytes is listed with its size and read back whole.
+        """
+        message = b"".join(b"line %d of a long message\n" % i for i in range(30000))
+        mailbox = await self._mailbox([message])
+        [info] = await self._list(mailbox)
+        self.assertEqual(info.size, wireSize(message))
+        self.assertEqual(canonicalForm(await self._read(mailbox, info.uid)), canonicalForm(message))
+
+    async def test_openTwice(self) -> None:
+        """
+        A message can be opened and read more than once.
+        """
+        message = CONTRACT_MESSAGES["crlf"]
+        mailbox = await self._mailbox([message])
+        [info] = await self._list(mailbox)
+        first = await self._read(mailbox, info.uid)
+        second = await self._read(mailbox, info.uid)
+        self.assertEqual(
+            [canonicalForm(first), canonicalForm(second)], [canonicalForm(message)] * 2
+        )
+
+    async def test_uidsValidAndUnique(self) -> None:
+        """
+        Unique-ids are valid RFC 1939 unique-ids, different for every message, even for
+        messages with identical contents.
+        """
+        messages = [CONTRACT_MESSAGES["lf"]] * 3 + list(CONTRACT_MESSAGES.values())
+        mailbox = await self._mailbox(messages)
+        uids = [info.uid for info in await self._list(mailbox)]
+        self.assertEqual(len(uids), len(messages))
+        self.assertEqual([uid for uid in uids if not isValidUid(uid)], [])
+        self.assertEqual(len(set(uids)), len(uids))
+
+    async def test_uidsStableAcrossListings(self) -> None:
+        """
+        Listing twice gives the same unique-ids and sizes, in the same order.
+        """
+        mailbox = await self._mailbox(list(CONTRACT_MESSAGES.values()))
+        self.assertEqual(await self._list(mailbox), await self._list(mailbox))
+
+    async def test_uidsStableAcrossMailboxObjects(self) -> None:
+        """
+        A new mailbox object on the same storage lists the same unique-ids and sizes.
+        """
+        self._requireHook("reopen")
+        mailbox = await self._mailbox(list(CONTRACT_MESSAGES.values()))
+        first = await self._list(mailbox)
+        again = await self._resolve(self.reopen(mailbox))
+        self.assertEqual(await self._list(again), first)
+
+    async def test_expungeRemovesExactlyTheNamed(self) -> None:
+        """
+        Expunging removes the named messages and leaves the others, with their unique-ids,
+        sizes and contents unchanged.
+        """
+        messages = [b"Subject: %d\n\nbody %d\n" % (i, i) for i in range(5)]
+        mailbox = await self._mailbox(messages)
+        listing = await self._list(mailbox)
+        await self._expunge(mailbox, [listing[1].uid, listing[3].uid])
+        self.assertEqual(await self._list(mailbox), [listing[0], listing[2], listing[4]])
+        self.assertEqual(
+            await self._contents(mailbox),
+            [canonicalForm(messages[0]), canonicalForm(messages[2]), canonicalForm(messages[4])],
+        )
+
+    async def test_expungeNothing(self) -> None:
+        """
+        Expunging no unique-ids changes nothing.
+        """
+        mailbox = await self._mailbox([CONTRACT_MESSAGES["lf"], CONTRACT_MESSAGES["crlf"]])
+        listing = await self._list(mailbox)
+        await self._expunge(mailbox, [])
+        self.assertEqual(await self._list(mailbox), listing)
+
+    async def test_expungeUnknownUid(self) -> None:
+        """
+        Expunging a unique-id that is not in the mailbox succeeds and removes nothing.
+        """
+        mailbox = await self._mailbox([CONTRACT_MESSAGES["lf"], CONTRACT_MESSAGES["crlf"]])
+        listing = await self._list(mailbox)
+        unknown = "pop3kit-contract-unknown-uid"
+        self.assertNotIn(unknown, [info.uid for info in listing])
+        await self._expunge(mailbox, [unknown])
+        self.assertEqual(await self._list(mailbox), listing)
+
+    async def test_expungeTwice(self) -> None:
+        """
+        Expunging a message that is already gone succeeds, and removes nothing else.
+        """
+        mailbox = await self._mailbox([CONTRACT_MESSAGES["lf"], CONTRACT_MESSAGES["crlf"]])
+        first, second = await self._list(mailbox)
+        await self._expunge(mailbox, [first.uid])
+        await self._expunge(mailbox, [first.uid])
+        self.assertEqual(await self._list(mailbox), [second])
+
+    async def test_openExpunged(self) -> None:
+        """
+        Opening an expunged message fails with L{MessageUnavailable}.
+        """
+        mailbox = await self._mailbox([CONTRACT_MESSAGES["lf"], CONTRACT_MESSAGES["crlf"]])
+        first, _ = await self._list(mailbox)
+        await self._expunge(mailbox, [first.uid])
+        d = mailbox.openMessage(first.uid)
+        self.assertIsInstance(d, Deferred)
+        await self.assertFailure(d, MessageUnavailable)
+
+    async def test_snapshotUnaffectedByDelivery(self) -> None:
+        """
+        A message delivered after a listing does not change that listing, and the next
+        listing shows it after the others.
+        """
+        self._requireHook("deliverMore")
+        messages = [CONTRACT_MESSAGES["lf"], CONTRACT_MESSAGES["crlf"]]
+        mailbox = await self._mailbox(messages)
+        snapshot = await self._list(mailbox)
+        before = list(snapshot)
+        late = b"Subject: late\n\ndelivered after the listing\n"
+        await self._resolve(self.deliverMore(mailbox, late))
+        self.assertEqual(snapshot, before)
+        self.assertEqual(
+            [canonicalForm(await self._read(mailbox, info.uid)) for info in snapshot],
+            [canonicalForm(m) for m in messages],
+        )
+        after = await self._list(mailbox)
+        self.assertEqual(after[:2], before)
+        self.assertEqual(len(after), 3)
+        self.assertNotIn(after[2].uid, [info.uid for info in before])
+        self.assertEqual(after[2].size, wireSize(late))
+        self.assertEqual(
+            canonicalForm(await self._read(mailbox, after[2].uid)), canonicalForm(late)
+        )
