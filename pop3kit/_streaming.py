@@ -5,14 +5,24 @@ Streaming a stored message to the client through a pull producer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IConsumer, IPullProducer
+from twisted.internet.interfaces import IPullProducer
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from pop3kit.core import MessageEncoder
+
+
+class Consumer(Protocol):
+    """
+    The consumer side of a transfer: a transport, typically.
+    """
+
+    def write(self, data: bytes) -> None: ...
+    def registerProducer(self, producer: object, streaming: bool) -> None: ...
+    def unregisterProducer(self) -> None: ...
 
 
 class TransferInterrupted(Exception):
@@ -47,10 +57,10 @@ class MessageSender:
         self._message = message
         self._encoder = encoder
         self._onProgress = onProgress
-        self._consumer: IConsumer | None = None
+        self._consumer: Consumer | None = None
         self._done: Deferred[None] = Deferred()
 
-    def beginTransfer(self, consumer: IConsumer) -> Deferred[None]:
+    def beginTransfer(self, consumer: Consumer) -> Deferred[None]:
         """
         Start writing to C{consumer}.  The result fires once the terminator is written, or
         fails with L{TransferInterrupted} or the read error.
@@ -80,7 +90,7 @@ class MessageSender:
                     self._consumer.write(data)
                     return
         except Exception:
-            self._end(Failure())
+            self._end(Failure())  # type: ignore[no-untyped-call]
 
     def _finish(self, tail: bytes) -> None:
         assert self._consumer is not None

@@ -3,7 +3,8 @@
 Test helpers for applications and backends built on pop3kit.
 
 L{IMailboxContractMixin} checks that a storage backend keeps the L{IMailbox} contract.
-For an in-memory maildrop, use L{pop3kit.backends.memory.MemoryMailbox}.
+L{ConnectedServer} drives one server session in memory, with no sockets.  For an in-memory
+maildrop, use L{pop3kit.backends.memory.MemoryMailbox}.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeVar
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import ServerFactory
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SkipTest
 from zope.interface.verify import verifyObject
 
@@ -350,3 +354,71 @@ class IMailboxContractMixin(_ContractBase):
         self.assertEqual(
             canonicalForm(await self._read(mailbox, after[2].uid)), canonicalForm(late)
         )
+
+
+# ---------------------------------------------------------------------------------------
+# An in-memory server session
+# ---------------------------------------------------------------------------------------
+
+
+class ConnectedServer:
+    """
+    One server session on a L{StringTransport}: send bytes, read what the server wrote.
+
+    Streamed responses (RETR, TOP) are run to completion by L{read}, as a client reading at
+    full speed would.  Time-based behaviour follows the clock given to the factory (use
+    L{twisted.internet.task.Clock}).
+
+    @ivar transport: The fake transport; C{transport.disconnecting} tells whether the server
+        closed the connection.
+    @ivar protocol: The server protocol.
+    @ivar greeting: The greeting the server sent on connection.
+    """
+
+    def __init__(self, factory: ServerFactory, peerHost: str = "192.0.2.1") -> None:
+        """
+        @param factory: Builds the server protocol, typically a
+            L{pop3kit.server.POP3ServerFactory}.
+        @param peerHost: The client address the server sees.
+        """
+        self.transport = StringTransport(peerAddress=IPv4Address("TCP", peerHost, 40000))
+        protocol = factory.buildProtocol(self.transport.getPeer())
+        assert protocol is not None
+        self.protocol = protocol
+        self.protocol.makeConnection(self.transport)
+        self.greeting = self.read()
+
+    def read(self) -> bytes:
+        """
+        Everything the server wrote since the last read, letting streamed responses run.
+        """
+        out = b""
+        while True:
+            out += bytes(self.transport.value())
+            self.transport.clear()
+            producer = self.transport.producer
+            if producer is None:
+                return out
+            producer.resumeProducing()
+
+    def send(self, data: bytes) -> bytes:
+        """
+        Send C{data} (one or many command lines) and return the response.
+        """
+        self.protocol.dataReceived(data)
+        return self.read()
+
+    def login(self, user: bytes, password: bytes) -> bytes:
+        """
+        Log in with USER and PASS and return both responses.
+        """
+        return self.send(b"USER " + user + b"\r\nPASS " + password + b"\r\n")
+
+    def drop(self) -> None:
+        """
+        Lose the connection abruptly, as a client crash would.
+        """
+        from twisted.internet.error import ConnectionLost
+        from twisted.python.failure import Failure
+
+        self.protocol.connectionLost(Failure(ConnectionLost()))

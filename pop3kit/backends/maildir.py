@@ -40,7 +40,7 @@ from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
 from pop3kit.backends.memory import _avatarName
-from pop3kit.core import MAX_UID_LENGTH, MessageInfo, WireSizeCounter
+from pop3kit.core import MessageInfo, WireSizeCounter, isValidUid
 from pop3kit.errors import MessageUnavailable, PermanentFailure, TemporaryFailure
 from pop3kit.interfaces import IMailbox
 
@@ -92,12 +92,7 @@ def _uidFor(unique: str) -> str:
     The unique-id of a message whose file name has the unique part C{unique}: the unique
     part itself if it is a valid RFC 1939 unique-id, its SHA-1 in hexadecimal otherwise.
     """
-    if (
-        0 < len(unique) <= MAX_UID_LENGTH
-        and unique.isascii()
-        and unique.isprintable()
-        and " " not in unique
-    ):
+    if isValidUid(unique):
         return unique
     return _hashed(unique)
 

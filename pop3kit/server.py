@@ -1,0 +1,465 @@
+"""
+The POP3 server: a thin Twisted adapter around L{pop3kit.core.ServerConnection}.
+
+The protocol feeds received octets to the sans-IO core and executes the few commands that
+need storage or credentials (login, RETR, TOP, QUIT); everything else the core answers
+itself.  Compose it into an application with L{POP3ServerFactory}::
+
+    portal = Portal(MaildirRealm("/var/mail/pop3"), [checker])
+    factory = POP3ServerFactory(portal)
+    serverFromString(reactor, "tcp:110").listen(factory)
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, BinaryIO, Protocol, cast
+
+from twisted.cred.credentials import IUsernameHashedPassword, IUsernamePassword, UsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.portal import Portal
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
+from twisted.internet.protocol import ServerFactory, connectionDone
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+
+from pop3kit._streaming import Consumer, MessageSender
+from pop3kit.core import (
+    MAX_COMMAND_LINE,
+    Apop,
+    Capabilities,
+    Command,
+    MaildropView,
+    MessageEncoder,
+    Pass,
+    Quit,
+    Retr,
+    ServerConnection,
+    State,
+    Top,
+    err,
+    errorResponse,
+    ok,
+)
+from pop3kit.cred import APOPCredentials
+from pop3kit.errors import (
+    AuthenticationFailed,
+    LoginDelayed,
+    POP3Error,
+    ResponseCode,
+    TemporaryFailure,
+)
+from pop3kit.interfaces import ILoginHistory, IMailbox, IMaildropLock, IMaildropLocker
+from pop3kit.locking import InProcessLocker, InProcessLoginHistory
+
+#: RFC 1939 section 3: an autologout timer must be at least 10 minutes.
+MINIMUM_TIMEOUT = 600.0
+
+#: Stop reading from a client that has this many command lines waiting.
+_MAX_PENDING_LINES = 64
+
+_log = Logger()
+
+
+def makeAPOPTimestamp(host: str = "pop3kit") -> bytes:
+    """
+    A fresh APOP timestamp in msg-id form, C{<random.time@host>}: letters, digits and dots
+    only (some clients ignore timestamps holding C{=}), unique per call, from a CSPRNG, and
+    leaking neither the process id nor the host name unless C{host} is set to it.
+    """
+    return f"<{secrets.token_hex(16)}.{int(time.time())}@{host}>".encode("ascii")
+
+
+class _Transport(Consumer, Protocol):
+    """
+    What the server needs of its transport: a TCP or TLS transport, which is also a
+    consumer (for streaming) and a producer (for pausing reads).
+    """
+
+    disconnecting: bool
+
+    def loseConnection(self) -> None: ...
+    def abortConnection(self) -> None: ...
+    def getPeer(self) -> IAddress: ...
+    def pauseProducing(self) -> None: ...
+    def resumeProducing(self) -> None: ...
+
+
+def _peerKey(address: IAddress) -> str:
+    host = getattr(address, "host", None)
+    return str(host) if host is not None else repr(address)
+
+
+class POP3Server(LineReceiver):
+    """
+    One POP3 server session.
+
+    This is a L{LineReceiver} whose framing is done by the sans-IO core: LineReceiver
+    hands everything after an over-long line to C{lineLengthExceeded}, which would either
+    drop pipelined commands or execute the tail of the line; the core answers an over-long
+    line with one C{-ERR} and discards all of it.  L{lineReceived} still handles one line.
+    """
+
+    delimiter = b"\r\n"
+    MAX_LENGTH = MAX_COMMAND_LINE
+
+    def __init__(self, factory: POP3ServerFactory) -> None:
+        """
+        @param factory: The factory holding the portal and the server policy.
+        """
+        self.factory = factory
+        self._idleTimer: IDelayedCall | None = None
+        self._connection: ServerConnection | None = None
+        self._apopTimestamp: bytes | None = None
+        self._busy = False
+        self._readingPaused = False
+        self._disconnected = False
+        self._mailbox: Any = None
+        self._lock: IMaildropLock | None = None
+        self._logout: Callable[[], object] | None = None
+        self._retrieved: set[str] = set()
+
+    # Connection lifecycle
+
+    def connectionMade(self) -> None:
+        """
+        Send the greeting and start the inactivity timer.
+        """
+        self._transport = cast(_Transport, self.transport)
+        if ITCPTransport.providedBy(self.transport):
+            self.transport.setTcpNoDelay(True)
+        factory = self.factory
+        apop = factory.apopAvailable()
+        self._connection = ServerConnection(factory.capabilities())
+        self._idleTimer = factory.clock.callLater(factory.timeout, self.timeoutConnection)
+        greeting = "POP3 server ready"
+        if apop:
+            self._apopTimestamp = makeAPOPTimestamp(factory.apopHost)
+            greeting += " " + self._apopTimestamp.decode("ascii")
+        self._transport.write(ok(greeting))
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Release the maildrop without entering UPDATE: nothing is deleted.
+        """
+        self._disconnected = True
+        timer, self._idleTimer = self._idleTimer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+        self._endSession()
+
+    def timeoutConnection(self) -> None:
+        """
+        The client was idle too long: close without a response and without UPDATE
+        (RFC 1939 section 3), even if it stopped reading in the middle of a response.
+        """
+        _log.info("Closing idle POP3 connection from {peer}", peer=self._transport.getPeer())
+        self._transport.abortConnection()
+
+    def resetTimeout(self) -> None:
+        """
+        Restart the inactivity timer: the client sent something or read some more.
+        """
+        if self._idleTimer is not None and self._idleTimer.active():
+            self._idleTimer.reset(self.factory.timeout)
+
+    def _endSession(self) -> None:
+        lock, self._lock = self._lock, None
+        logout, self._logout = self._logout, None
+        self._mailbox = None
+        if lock is not None:
+            lock.release().addErrback(
+                lambda f: _log.failure("Releasing the maildrop lock failed", f)
+            )
+        if logout is not None:
+            try:
+                logout()
+            except Exception:
+                _log.failure("Avatar logout failed")
+
+    # Receiving
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Frame and queue the received octets, then process queued commands in order.
+        """
+        self.resetTimeout()
+        assert self._connection is not None
+        self._connection.receiveData(data)
+        self._processQueue()
+
+    def lineReceived(self, line: bytes) -> None:
+        """
+        Process one command line (without its line end).
+        """
+        self.dataReceived(line + self.delimiter)
+
+    def _processQueue(self) -> None:
+        connection = self._connection
+        assert connection is not None
+        while not self._busy and not self._disconnected:
+            event = connection.nextEvent()
+            if event is None:
+                break
+            if isinstance(event, bytes):
+                self._transport.write(event)
+            else:
+                self._execute(event)
+        self._applyBackpressure(connection.pendingLines)
+
+    def _applyBackpressure(self, pending: int) -> None:
+        if self._disconnected:
+            return
+        if pending >= _MAX_PENDING_LINES and not self._readingPaused:
+            self._readingPaused = True
+            self._transport.pauseProducing()
+        elif pending < _MAX_PENDING_LINES and self._readingPaused:
+            self._readingPaused = False
+            self._transport.resumeProducing()
+
+    def _execute(self, command: Command) -> None:
+        self._busy = True
+        result = Deferred.fromCoroutine(self._dispatch(command))
+        result.addErrback(self._unexpectedFailure)
+        result.addCallback(self._commandDone)
+
+    def _unexpectedFailure(self, failure: Failure) -> bytes:
+        _log.failure("Unexpected error in a POP3 command", failure)
+        return errorResponse(TemporaryFailure())
+
+    def _commandDone(self, response: bytes | None) -> None:
+        self._busy = False
+        if self._disconnected:
+            return
+        if response is not None:
+            self._transport.write(response)
+        assert self._connection is not None
+        if self._connection.state is State.UPDATE:
+            self._transport.loseConnection()
+            return
+        self._processQueue()
+
+    def _dispatch(self, command: Command) -> Coroutine[Any, Any, bytes | None]:
+        if isinstance(command, Pass):
+            assert self._connection is not None and self._connection.pendingUser is not None
+            username = self._connection.pendingUser.encode("utf-8")
+            return self._login(UsernamePassword(username, command.password))
+        if isinstance(command, Apop):
+            return self._apop(command)
+        if isinstance(command, Retr):
+            return self._retrieve(command.message, None)
+        if isinstance(command, Top):
+            return self._retrieve(command.message, command.lines)
+        if isinstance(command, Quit):
+            return self._quit()
+        raise AssertionError(f"the core handed over an unexpected command {command!r}")
+
+    # Login
+
+    async def _apop(self, command: Apop) -> bytes | None:
+        if self._apopTimestamp is None:
+            return err("APOP is not available, use another login method")
+        credentials = APOPCredentials(
+            self._apopTimestamp, command.name.encode("utf-8"), command.digest
+        )
+        return await self._login(credentials)
+
+    async def _login(self, credentials: object) -> bytes | None:
+        factory = self.factory
+        connection = self._connection
+        assert connection is not None
+        try:
+            _, avatar, logout = await factory.portal.login(credentials, None, IMailbox)
+        except UnauthorizedLogin:
+            return await self._loginFailed(AuthenticationFailed())
+        except POP3Error as error:
+            return await self._loginFailed(error)
+        self._mailbox = avatar
+        self._logout = logout
+        try:
+            maildropId = str(avatar.maildropId)
+            await self._checkLoginDelay(maildropId)
+            self._lock = await factory.locker.acquire(maildropId)
+            if self._disconnected:
+                self._endSession()
+                return None
+            view = MaildropView(await avatar.listMessages())
+            await factory.loginHistory.recordLogin(maildropId, factory.clock.seconds())
+            await factory.loginHistory.clearFailures(_peerKey(self._transport.getPeer()))
+        except POP3Error as error:
+            self._endSession()
+            return await self._loginFailed(error)
+        except Exception:
+            _log.failure("Opening the maildrop failed")
+            self._endSession()
+            return await self._loginFailed(TemporaryFailure())
+        if self._disconnected:
+            self._endSession()
+            return None
+        return connection.loggedIn(view)
+
+    async def _checkLoginDelay(self, maildropId: str) -> None:
+        factory = self.factory
+        if factory.loginDelay is None:
+            return
+        last = await factory.loginHistory.lastLogin(maildropId)
+        if last is not None and factory.clock.seconds() - last < factory.loginDelay:
+            raise LoginDelayed()
+
+    async def _loginFailed(self, error: POP3Error) -> bytes:
+        connection = self._connection
+        assert connection is not None
+        connection.loginFailed()
+        if error.code is ResponseCode.AUTH:
+            await self.factory.loginHistory.recordFailure(_peerKey(self._transport.getPeer()))
+            if self.factory.failedLoginDelay > 0:
+                await deferLater(self.factory.clock, self.factory.failedLoginDelay)
+        return errorResponse(error)
+
+    # Transaction
+
+    async def _retrieve(self, number: int, bodyLines: int | None) -> bytes | None:
+        connection = self._connection
+        assert connection is not None and connection.maildrop is not None
+        info = connection.maildrop.get(number)
+        try:
+            message: BinaryIO = await self._mailbox.openMessage(info.uid)
+        except POP3Error as error:
+            return errorResponse(error)
+        if self._disconnected:
+            message.close()
+            return None
+        if bodyLines is None:
+            self._retrieved.add(info.uid)
+            self._transport.write(ok(f"{info.size} octets"))
+        else:
+            self._transport.write(ok("top of message follows"))
+        sender = MessageSender(message, MessageEncoder(bodyLines), self.resetTimeout)
+        try:
+            await sender.beginTransfer(self._transport)
+        except Exception:
+            if not self._disconnected:
+                _log.failure("Reading message {uid} failed mid-transfer", uid=info.uid)
+                self._transport.abortConnection()
+        return None
+
+    async def _quit(self) -> bytes:
+        connection = self._connection
+        assert connection is not None
+        uids = connection.quit()
+        mailbox = self._mailbox
+        if mailbox is None:
+            return ok("bye")
+        if self.factory.expire == 0:
+            uids |= self._retrieved
+        response = ok("bye")
+        if uids:
+            try:
+                await mailbox.expunge(uids)
+            except Exception as error:
+                if not isinstance(error, POP3Error):
+                    _log.failure("Removing deleted messages failed")
+                response = err("some deleted messages not removed", ResponseCode.SYS_TEMP)
+        self._endSession()
+        return response
+
+
+class POP3ServerFactory(ServerFactory):
+    """
+    Builds L{POP3Server} sessions that log in through a cred L{Portal} whose realm hands
+    out L{IMailbox} avatars.
+
+    @ivar capabilities: Called per connection; see L{POP3ServerFactory.capabilities}.
+    """
+
+    protocol = POP3Server  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        portal: Portal,
+        *,
+        clock: IReactorTime | None = None,
+        locker: IMaildropLocker | None = None,
+        loginHistory: ILoginHistory | None = None,
+        timeout: float = MINIMUM_TIMEOUT,
+        failedLoginDelay: float = 2.0,
+        loginDelay: int | None = None,
+        expire: int | str | None = None,
+        implementation: str | None = None,
+        apop: bool = False,
+        apopHost: str = "pop3kit",
+    ) -> None:
+        """
+        @param portal: Logs users in; its realm must provide L{IMailbox} avatars.
+        @param clock: Schedules timeouts and delays; the global reactor by default.
+        @param locker: Grants exclusive maildrop access; in-process by default.
+        @param loginHistory: Counts failed logins and remembers login times; in-process by
+            default.
+        @param timeout: Seconds of inactivity before a session is closed (at least 600, as
+            RFC 1939 requires).
+        @param failedLoginDelay: Seconds to wait before answering a failed login.
+        @param loginDelay: Minimum seconds between two logins to one maildrop, announced
+            as LOGIN-DELAY; L{None} for no limit.
+        @param expire: Days messages are kept, or C{"NEVER"}, announced as EXPIRE; with
+            0, retrieved messages are removed at QUIT.  L{None} announces nothing.
+        @param implementation: Text announced as IMPLEMENTATION; L{None} for none.
+        @param apop: Offer APOP when the portal can check hashed credentials.
+        @param apopHost: The host part of the APOP timestamp.
+        """
+        if timeout < MINIMUM_TIMEOUT:
+            raise ValueError(f"the inactivity timeout must be at least {MINIMUM_TIMEOUT} s")
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = reactor  # type: ignore[assignment]
+        assert clock is not None
+        self.portal = portal
+        self.clock = clock
+        self.locker: IMaildropLocker = locker if locker is not None else InProcessLocker()
+        self.loginHistory: ILoginHistory = (
+            loginHistory if loginHistory is not None else InProcessLoginHistory()
+        )
+        self.timeout = timeout
+        self.failedLoginDelay = failedLoginDelay
+        self.loginDelay = loginDelay
+        self.expire = expire
+        self.apop = apop
+        self.apopHost = apopHost
+        self._capabilities = Capabilities(
+            user=True,
+            loginDelay=loginDelay,
+            expire=expire,
+            implementation=implementation,
+        )
+
+    def capabilities(self) -> Capabilities:
+        """
+        What this server announces with CAPA now: USER only when a checker takes plain
+        passwords.
+        """
+        user = IUsernamePassword in self.portal.listCredentialsInterfaces()
+        if user == self._capabilities.user:
+            return self._capabilities
+        return Capabilities(
+            user=user,
+            loginDelay=self._capabilities.loginDelay,
+            expire=self._capabilities.expire,
+            implementation=self._capabilities.implementation,
+        )
+
+    def apopAvailable(self) -> bool:
+        """
+        Whether APOP is offered: enabled, and a checker can verify hashed credentials.
+        """
+        return self.apop and IUsernameHashedPassword in self.portal.listCredentialsInterfaces()
+
+    def buildProtocol(self, addr: IAddress | None) -> POP3Server:
+        """
+        Build one session.
+        """
+        return POP3Server(self)

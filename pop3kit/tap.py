@@ -1,0 +1,148 @@
+"""
+The C{twistd pop3kit} command: options and service construction.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from twisted.application import strports
+from twisted.application.service import IService, MultiService
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.portal import Portal
+from twisted.cred.strcred import AuthOptionMixin
+from twisted.logger import Logger
+from twisted.python import usage
+
+from pop3kit.backends.maildir import MaildirRealm
+from pop3kit.checkers.passwdfile import PasswdFileChecker
+from pop3kit.core import NEVER
+from pop3kit.server import MINIMUM_TIMEOUT, POP3ServerFactory
+
+#: Where C{twistd pop3kit} keeps users and mail when no options say otherwise.
+DEFAULT_DATA_DIR = "pop3kit-data"
+
+#: The default listening endpoint: loopback only, an unprivileged port.
+DEFAULT_LISTEN = "tcp:1110:interface=127.0.0.1"
+
+_log = Logger()
+
+
+def _parseExpire(value: str) -> int | str:
+    if value.upper() == NEVER:
+        return NEVER
+    if not value.isdigit():
+        raise usage.UsageError("--expire takes a number of days or 'never'")
+    return int(value)
+
+
+class Options(usage.Options, AuthOptionMixin):
+    """
+    Options of C{twistd pop3kit}.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Serve POP3 (RFC 1939, RFC 2449) from Maildirs.  With no options, serves "
+        f"./{DEFAULT_DATA_DIR}/: Maildirs under mail/, users in the passwd file there "
+        "(add one with: pop3kit user add NAME)."
+    )
+
+    supportedInterfaces = None  # any credential interface the server can use
+
+    optParameters = [
+        ["maildir-root", None, None, "Directory holding one Maildir per user (DIR/alice/)."],
+        ["data-dir", None, DEFAULT_DATA_DIR, "Base directory of the zero-configuration mode."],
+        ["timeout", None, MINIMUM_TIMEOUT, "Inactivity timeout in seconds (at least 600).", float],
+        ["failed-login-delay", None, 2.0, "Seconds before answering a failed login.", float],
+        ["login-delay", None, None, "Minimum seconds between logins (LOGIN-DELAY).", int],
+        ["expire", None, None, "Days mail is kept, or 'never' (announced as EXPIRE)."],
+        ["implementation", None, None, "Text announced as IMPLEMENTATION in CAPA."],
+        ["apop-host", None, "pop3kit", "Host part of the APOP greeting timestamp."],
+    ]
+    optFlags = [
+        ["apop", None, "Offer APOP (needs a checker with reversibly stored passwords)."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self["listen"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """
+        Listen on this Twisted endpoint description (repeatable), e.g. tcp:110 or
+        tcp:1110:interface=127.0.0.1.  Default: tcp:1110:interface=127.0.0.1.
+        """
+        self["listen"].append(description)
+
+    def postOptions(self) -> None:
+        """
+        Check option values and fill in the zero-configuration defaults.
+        """
+        if self["timeout"] < MINIMUM_TIMEOUT:
+            raise usage.UsageError(f"--timeout must be at least {MINIMUM_TIMEOUT:g} seconds")
+        if self["failed-login-delay"] < 0:
+            raise usage.UsageError("--failed-login-delay must not be negative")
+        if self["login-delay"] is not None and self["login-delay"] < 0:
+            raise usage.UsageError("--login-delay must not be negative")
+        if self["expire"] is not None:
+            self["expire"] = _parseExpire(self["expire"])
+        implementation = self["implementation"]
+        if implementation is not None and (not implementation or not implementation.isprintable()):
+            raise usage.UsageError("--implementation must be printable, non-empty text")
+        if not self["listen"]:
+            self["listen"] = [DEFAULT_LISTEN]
+        dataDir = self["data-dir"]
+        if self["maildir-root"] is None:
+            self["maildir-root"] = os.path.join(dataDir, "mail")
+
+
+def _zeroConfigChecker(dataDir: str) -> ICredentialsChecker:
+    passwd = os.path.join(dataDir, "passwd")
+    os.makedirs(dataDir, mode=0o700, exist_ok=True)
+    if not os.path.exists(passwd):
+        with open(os.open(passwd, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w"):
+            pass
+    _log.info(
+        "Users are read from {passwd}; add one with: pop3kit --data-dir {dataDir} user add NAME",
+        passwd=os.path.abspath(passwd),
+        dataDir=dataDir,
+    )
+    return PasswdFileChecker(passwd)
+
+
+def makeFactory(options: Options) -> POP3ServerFactory:
+    """
+    Build the server factory the options describe.
+    """
+    checkers: Sequence[ICredentialsChecker] = options.get("credCheckers") or [
+        _zeroConfigChecker(options["data-dir"])
+    ]
+    realm = MaildirRealm(options["maildir-root"])
+    return POP3ServerFactory(
+        Portal(realm, checkers),
+        timeout=options["timeout"],
+        failedLoginDelay=options["failed-login-delay"],
+        loginDelay=options["login-delay"],
+        expire=options["expire"],
+        implementation=options["implementation"],
+        apop=bool(options["apop"]),
+        apopHost=options["apop-host"],
+    )
+
+
+def makeService(options: Options) -> IService:
+    """
+    Build the C{twistd pop3kit} service: one listening service per C{--listen}.
+    """
+    factory = makeFactory(options)
+    service = MultiService()  # type: ignore[no-untyped-call]
+    for description in options["listen"]:
+        strports.service(description, factory).setServiceParent(service)  # type: ignore[no-untyped-call]
+    _log.info(
+        "pop3kit serving Maildirs under {root} on {listen}",
+        root=os.path.abspath(options["maildir-root"]),
+        listen=", ".join(options["listen"]),
+    )
+    return service
