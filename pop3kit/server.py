@@ -117,9 +117,10 @@ class POP3Server(LineReceiver):
         self._connection: ServerConnection | None = None
         self._apopTimestamp: bytes | None = None
         self._busy = False
+        self._processing = False
         self._readingPaused = False
         self._disconnected = False
-        self._mailbox: Any = None
+        self._mailbox: IMailbox | None = None
         self._lock: IMaildropLock | None = None
         self._logout: Callable[[], object] | None = None
         self._retrieved: set[str] = set()
@@ -200,16 +201,25 @@ class POP3Server(LineReceiver):
         self.dataReceived(line + self.delimiter)
 
     def _processQueue(self) -> None:
+        # Commands that complete synchronously end in _commandDone, which calls this
+        # again: the flag turns that into another turn of the loop below instead of a
+        # recursion as deep as the pipeline is long.
+        if self._processing:
+            return
         connection = self._connection
         assert connection is not None
-        while not self._busy and not self._disconnected:
-            event = connection.nextEvent()
-            if event is None:
-                break
-            if isinstance(event, bytes):
-                self._transport.write(event)
-            else:
-                self._execute(event)
+        self._processing = True
+        try:
+            while not self._busy and not self._disconnected:
+                event = connection.nextEvent()
+                if event is None:
+                    break
+                if isinstance(event, bytes):
+                    self._transport.write(event)
+                else:
+                    self._execute(event)
+        finally:
+            self._processing = False
         self._applyBackpressure(connection.pendingLines)
 
     def _applyBackpressure(self, pending: int) -> None:
@@ -327,6 +337,7 @@ class POP3Server(LineReceiver):
         connection = self._connection
         assert connection is not None and connection.maildrop is not None
         info = connection.maildrop.get(number)
+        assert self._mailbox is not None
         try:
             message: BinaryIO = await self._mailbox.openMessage(info.uid)
         except POP3Error as error:

@@ -14,6 +14,7 @@ from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from pop3kit.backends.memory import MemoryRealm
@@ -446,6 +447,38 @@ class PipeliningTests(SynchronousTestCase):
             [b"+OK 2 %d" % len(canonicalForm(DOTS)), b"+OK message 1 deleted", b"+OK bye"],
         )
         self.assertEqual(harness.mailbox.messages, [DOTS])
+
+    def test_longSynchronousPipeline(self) -> None:
+        """
+        Thousands of pipelined commands that complete synchronously are answered without
+        recursing once per command.
+        """
+        harness = Harness(failedLoginDelay=0)
+        connection = harness.connect()
+        response = connection.send(b"USER alice\r\nPASS wrong\r\n" * 3000 + b"NOOP\r\n")
+        self.assertEqual(response.count(b"-ERR [AUTH] "), 3000)
+
+    def test_longPipelineOfRetrievals(self) -> None:
+        """
+        Thousands of pipelined RETRs over a transport that pulls data at once (as TCP
+        transports do) are all answered, in order.
+        """
+
+        class EagerTransport(StringTransport):
+            def registerProducer(self, producer: object, streaming: bool) -> None:
+                super().registerProducer(producer, streaming)
+                if not streaming:
+                    producer.resumeProducing()  # type: ignore[attr-defined]
+
+        harness = Harness(messages=[b"Subject: tiny\n\nx\n"])
+        eager = EagerTransport()
+        protocol = harness.factory.buildProtocol(None)
+        protocol.makeConnection(eager)
+        protocol.dataReceived(b"USER alice\r\nPASS secret\r\n" + b"RETR 1\r\n" * 2000)
+        while eager.producer is not None:
+            eager.producer.resumeProducing()
+        response = b"+OK 20 octets\r\nSubject: tiny\r\n\r\nx\r\n.\r\n"
+        self.assertEqual(eager.value().count(response), 2000)
 
     def test_pipelinedDuringFailedLoginDelay(self) -> None:
         """
