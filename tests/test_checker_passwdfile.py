@@ -27,7 +27,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from pop3kit.checkers import passwdfile
+from pop3kit.checkers import _schemes, passwdfile
 from pop3kit.checkers.passwdfile import (
     DuplicateUser,
     PasswdFileChecker,
@@ -489,7 +489,7 @@ class PasswdFileCheckerTests(CheckerTestsMixin):
         thread pool.
         """
         checked: list[bytes] = []
-        real = passwdfile._dummyVerifier()
+        real = _schemes._dummyVerifier()
         self.assertIsNone(real.plaintext)
         self.assertIs(real.check(b"anything"), False)
 
@@ -497,7 +497,7 @@ class PasswdFileCheckerTests(CheckerTestsMixin):
             checked.append(password)
             return True  # even a "match" must not let an unknown user in
 
-        self.patch(passwdfile, "_dummyVerifier", lambda: passwdfile._Verifier(check))
+        self.patch(_schemes, "_dummyVerifier", lambda: _schemes._Verifier(check))
         self.writeFile("alice:{PLAIN}pw\n")
         checker = self.checker()
         self.assertRefused(checker, UsernamePassword(b"mallory", b"guess"))
@@ -518,10 +518,10 @@ class PasswdFileCheckerTests(CheckerTestsMixin):
             schemes.append(scheme)
             return real(password, scheme)
 
-        self.patch(passwdfile, "hashPassword", spy)
-        passwdfile._dummyVerifier.cache_clear()
-        self.addCleanup(passwdfile._dummyVerifier.cache_clear)
-        passwdfile._dummyVerifier()
+        self.patch(_schemes, "hashPassword", spy)
+        _schemes._dummyVerifier.cache_clear()
+        self.addCleanup(_schemes._dummyVerifier.cache_clear)
+        _schemes._dummyVerifier()
         self.assertEqual(schemes, ["ARGON2ID"])
 
     def test_reloadOnChange(self) -> None:
@@ -562,7 +562,7 @@ class PasswdFileCheckerTests(CheckerTestsMixin):
         parsed: list[bytes] = []
         real = checker._parse
 
-        def spy(data: bytes) -> dict[str, passwdfile._Verifier | None]:
+        def spy(data: bytes) -> dict[str, _schemes._Verifier | None]:
             parsed.append(data)
             return real(data)
 
