@@ -126,20 +126,11 @@ class ServerConnection:
             if command.message is not None:
                 return ok(f"{command.message} {maildrop.get(command.message).size}")
             count, octets = maildrop.stat()
-            return multiline(
-                ok(f"{count} messages ({octets} octets)"),
-                (b"%d %d" % (number, info.size) for number, info in maildrop.listing()),
-            )
+            return ok(f"{count} messages ({octets} octets)") + maildrop.scanListing()
         if isinstance(command, Uidl):
             if command.message is not None:
                 return ok(f"{command.message} {maildrop.get(command.message).uid}")
-            return multiline(
-                ok("unique-id listing follows"),
-                (
-                    b"%d %s" % (number, info.uid.encode("ascii"))
-                    for number, info in maildrop.listing()
-                ),
-            )
+            return ok("unique-id listing follows") + maildrop.uidListing()
         if isinstance(command, Dele):
             maildrop.delete(command.message)
             return ok(f"message {command.message} deleted")

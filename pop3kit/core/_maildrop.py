@@ -58,6 +58,34 @@ class MaildropView:
             if index not in deleted:
                 yield index, message
 
+    def scanListing(self) -> bytes:
+        """
+        The body of a LIST response: C{number size} CRLF for each message not marked
+        deleted, then the terminator.  (No line starts with a dot, so nothing is stuffed.)
+        """
+        deleted = self._deleted
+        lines = [
+            b"%d %d\r\n" % (index, message.size)
+            for index, message in enumerate(self._messages, 1)
+            if index not in deleted
+        ]
+        lines.append(b".\r\n")
+        return b"".join(lines)
+
+    def uidListing(self) -> bytes:
+        """
+        The body of a UIDL response: C{number unique-id} CRLF for each message not marked
+        deleted, then the terminator.
+        """
+        deleted = self._deleted
+        lines = [
+            b"%d %s\r\n" % (index, message.uid.encode("ascii"))
+            for index, message in enumerate(self._messages, 1)
+            if index not in deleted
+        ]
+        lines.append(b".\r\n")
+        return b"".join(lines)
+
     def delete(self, number: int) -> None:
         """
         Mark a message deleted.

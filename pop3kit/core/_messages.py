@@ -14,9 +14,7 @@ def isValidUid(uid: str) -> bool:
     """
     Whether C{uid} is a valid RFC 1939 unique-id: 1 to 70 characters in 0x21-0x7E.
     """
-    return (
-        0 < len(uid) <= MAX_UID_LENGTH and uid.isascii() and uid.isprintable() and " " not in uid
-    )
+    return 0 < len(uid) <= MAX_UID_LENGTH and uid.isascii() and uid.isprintable() and " " not in uid
 
 
 @dataclass(frozen=True, slots=True)
