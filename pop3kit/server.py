@@ -289,6 +289,9 @@ class POP3Server(LineReceiver):
             return await self._loginFailed(AuthenticationFailed())
         except POP3Error as error:
             return await self._loginFailed(error)
+        except Exception:
+            _log.failure("Checking credentials failed")
+            return await self._loginFailed(TemporaryFailure())
         self._mailbox = avatar
         self._logout = logout
         try:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from twisted.application import strports
 from twisted.application.service import IService, MultiService
-from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.checkers import ICredentialsChecker, InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.portal import Portal
 from twisted.cred.strcred import AuthOptionMixin
 from twisted.logger import Logger
@@ -112,13 +112,29 @@ def _zeroConfigChecker(dataDir: str) -> ICredentialsChecker:
     return PasswdFileChecker(passwd)
 
 
+def _bytesCredentials(checker: ICredentialsChecker) -> ICredentialsChecker:
+    """
+    Twisted's C{--auth memory:} factory stores names and passwords as L{str}, while
+    L{IUsernamePassword} credentials carry L{bytes}, so nobody could log in.  Store them
+    as UTF-8 bytes instead.
+    """
+    if isinstance(checker, InMemoryUsernamePasswordDatabaseDontUse):
+        checker.users = {
+            (name.encode("utf-8") if isinstance(name, str) else name): (
+                password.encode("utf-8") if isinstance(password, str) else password
+            )
+            for name, password in checker.users.items()
+        }
+    return checker
+
+
 def makeFactory(options: Options) -> POP3ServerFactory:
     """
     Build the server factory the options describe.
     """
-    checkers: Sequence[ICredentialsChecker] = options.get("credCheckers") or [
-        _zeroConfigChecker(options["data-dir"])
-    ]
+    checkers: Sequence[ICredentialsChecker] = [
+        _bytesCredentials(checker) for checker in options.get("credCheckers", [])
+    ] or [_zeroConfigChecker(options["data-dir"])]
     realm = MaildirRealm(options["maildir-root"])
     return POP3ServerFactory(
         Portal(realm, checkers),

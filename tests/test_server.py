@@ -245,6 +245,20 @@ class LoginTests(SynchronousTestCase):
         harness.realm.requestAvatar = refuse  # type: ignore[method-assign, assignment]
         self.assertIn(b"-ERR [SYS/PERM] mailbox name not allowed", harness.connect().login())
 
+    def test_checkerError(self) -> None:
+        """
+        A checker that fails unexpectedly answers C{[SYS/TEMP]}, not C{[AUTH]}, and the
+        failure is logged.
+        """
+        harness = Harness()
+        harness.checker.requestAvatarId = lambda credentials: fail(  # type: ignore[method-assign]
+            RuntimeError("database down")
+        )
+        response = harness.connect().login()
+        self.assertIn(b"-ERR [SYS/TEMP] ", response)
+        self.assertNotIn(b"database", response)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
     def test_listingFailureReleasesLock(self) -> None:
         """
         When listing the maildrop fails, the login fails with C{[SYS/TEMP]}, the lock is
