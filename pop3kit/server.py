@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any, BinaryIO, Protocol, cast
+from collections.abc import Callable
+from typing import BinaryIO, Protocol, cast
 
 from twisted.cred.credentials import IUsernameHashedPassword, IUsernamePassword, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
 from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.internet.task import deferLater
@@ -36,6 +36,7 @@ from pop3kit.core import (
     Command,
     MaildropView,
     MessageEncoder,
+    MessageInfo,
     Pass,
     Quit,
     Retr,
@@ -59,6 +60,9 @@ from pop3kit.locking import InProcessLocker, InProcessLoginHistory
 
 #: RFC 1939 section 3: an autologout timer must be at least 10 minutes.
 MINIMUM_TIMEOUT = 600.0
+
+#: Messages up to this size are read and sent in one go, without a producer.
+_SMALL_MESSAGE = 64 * 1024
 
 #: Stop reading from a client that has this many command lines waiting.
 _MAX_PENDING_LINES = 64
@@ -88,6 +92,29 @@ class _Transport(Consumer, Protocol):
     def getPeer(self) -> IAddress: ...
     def pauseProducing(self) -> None: ...
     def resumeProducing(self) -> None: ...
+
+
+def _answerPOP3Error(failure: Failure) -> bytes | Failure:
+    """
+    Answer a L{POP3Error} with its C{-ERR} line; let other failures through.
+    """
+    if isinstance(failure.value, POP3Error):
+        return errorResponse(failure.value)
+    return failure
+
+
+def _readAtMost(message: BinaryIO, size: int) -> bytes:
+    """
+    Read up to C{size} octets, fewer only at the end of the message.
+    """
+    chunks = []
+    while size > 0:
+        chunk = message.read(size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
 
 
 def _peerKey(address: IAddress) -> str:
@@ -234,7 +261,10 @@ class POP3Server(LineReceiver):
 
     def _execute(self, command: Command) -> None:
         self._busy = True
-        result = Deferred.fromCoroutine(self._dispatch(command))
+        try:
+            result = self._dispatch(command)
+        except Exception:
+            result = fail()
         result.addErrback(self._unexpectedFailure)
         result.addCallback(self._commandDone)
 
@@ -254,19 +284,19 @@ class POP3Server(LineReceiver):
             return
         self._processQueue()
 
-    def _dispatch(self, command: Command) -> Coroutine[Any, Any, bytes | None]:
-        if isinstance(command, Pass):
-            assert self._connection is not None and self._connection.pendingUser is not None
-            username = self._connection.pendingUser.encode("utf-8")
-            return self._login(UsernamePassword(username, command.password))
-        if isinstance(command, Apop):
-            return self._apop(command)
+    def _dispatch(self, command: Command) -> Deferred[bytes | None]:
         if isinstance(command, Retr):
             return self._retrieve(command.message, None)
         if isinstance(command, Top):
             return self._retrieve(command.message, command.lines)
+        if isinstance(command, Pass):
+            assert self._connection is not None and self._connection.pendingUser is not None
+            username = self._connection.pendingUser.encode("utf-8")
+            return Deferred.fromCoroutine(self._login(UsernamePassword(username, command.password)))
+        if isinstance(command, Apop):
+            return Deferred.fromCoroutine(self._apop(command))
         if isinstance(command, Quit):
-            return self._quit()
+            return Deferred.fromCoroutine(self._quit())
         raise AssertionError(f"the core handed over an unexpected command {command!r}")
 
     # Login
@@ -336,31 +366,55 @@ class POP3Server(LineReceiver):
 
     # Transaction
 
-    async def _retrieve(self, number: int, bodyLines: int | None) -> bytes | None:
+    def _retrieve(self, number: int, bodyLines: int | None) -> Deferred[bytes | None]:
+        # A plain Deferred chain rather than a coroutine: RETR is the hot path.
         connection = self._connection
         assert connection is not None and connection.maildrop is not None
-        info = connection.maildrop.get(number)
         assert self._mailbox is not None
-        try:
-            message: BinaryIO = await self._mailbox.openMessage(info.uid)
-        except POP3Error as error:
-            return errorResponse(error)
+        info = connection.maildrop.get(number)
+        opened = self._mailbox.openMessage(info.uid)
+        return opened.addCallbacks(
+            self._send,
+            _answerPOP3Error,
+            callbackArgs=(info, bodyLines),
+        )
+
+    def _send(
+        self, message: BinaryIO, info: MessageInfo, bodyLines: int | None
+    ) -> Deferred[bytes | None] | bytes | None:
         if self._disconnected:
             message.close()
             return None
         if bodyLines is None:
             self._retrieved.add(info.uid)
-            self._transport.write(ok(f"{info.size} octets"))
+            status = ok(f"{info.size} octets")
         else:
-            self._transport.write(ok("top of message follows"))
-        sender = MessageSender(message, MessageEncoder(bodyLines), self.resetTimeout)
-        try:
-            await sender.beginTransfer(self._transport)
-        except Exception:
-            if not self._disconnected:
-                _log.failure("Reading message {uid} failed mid-transfer", uid=info.uid)
-                self._transport.abortConnection()
-        return None
+            status = ok("top of message follows")
+        encoder = MessageEncoder(bodyLines)
+        if info.size <= _SMALL_MESSAGE:
+            # The stored form is never longer than the wire form, so a small message is
+            # read whole and sent in one write, without a producer.
+            try:
+                data = _readAtMost(message, info.size + 1)
+            except BaseException:
+                message.close()
+                raise
+            if len(data) <= info.size:
+                message.close()
+                self._transport.write(status + encoder.feed(data) + encoder.finish())
+                return None
+            # Larger than listed: stream the rest.
+            status += encoder.feed(data)
+        self._transport.write(status)
+        sender = MessageSender(message, encoder, self.resetTimeout)
+        return sender.beginTransfer(self._transport).addCallbacks(
+            lambda _: None, self._transferFailed, errbackArgs=(info,)
+        )
+
+    def _transferFailed(self, failure: Failure, info: MessageInfo) -> None:
+        if not self._disconnected:
+            _log.failure("Reading message {uid} failed mid-transfer", failure, uid=info.uid)
+            self._transport.abortConnection()
 
     async def _quit(self) -> bytes:
         connection = self._connection

@@ -6,8 +6,10 @@ L{Clock}.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from collections.abc import Sequence
+from typing import BinaryIO, cast
 
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.credentials import IUsernamePassword
@@ -62,6 +64,32 @@ class Connection(ConnectedServer):
         Log in with USER/PASS.
         """
         return super().login(user, password)
+
+
+class BrokenFile:
+    """
+    A message file whose first read returns C{first} and whose next read fails.
+    """
+
+    def __init__(self, first: bytes) -> None:
+        self.reads = 0
+        self.first = first
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        """
+        Return the first chunk, then fail.
+        """
+        self.reads += 1
+        if self.reads > 1:
+            raise OSError("I/O error")
+        return self.first
+
+    def close(self) -> None:
+        """
+        Note the file was closed.
+        """
+        self.closed = True
 
 
 def lines(response: bytes) -> list[bytes]:
@@ -391,28 +419,46 @@ class TransactionTests(SynchronousTestCase):
 
     def test_readErrorMidTransferAborts(self) -> None:
         """
-        A read error in the middle of a message aborts the connection: the client cannot
-        mistake a truncated message for a whole one.
+        A read error in the middle of a streamed message aborts the connection: the
+        client cannot mistake a truncated message for a whole one.
         """
-
-        class Broken:
-            def __init__(self) -> None:
-                self.reads = 0
-
-            def read(self, size: int) -> bytes:
-                self.reads += 1
-                if self.reads > 1:
-                    raise OSError("I/O error")
-                return b"Subject: x\n\nfirst\n"
-
-            def close(self) -> None:
-                pass
-
-        self.harness.mailbox.openMessage = lambda uid: succeed(Broken())  # type: ignore[method-assign, arg-type]
-        response = self.connection.send(b"RETR 1\r\n")
+        harness = Harness(messages=[b"x\n" * 100_000])
+        connection = harness.connect()
+        connection.login()
+        harness.mailbox.openMessage = lambda uid: succeed(  # type: ignore[method-assign]
+            cast(BinaryIO, BrokenFile(b"Subject: x\n\n" + b"first\n" * 100_000))
+        )
+        response = connection.send(b"RETR 1\r\n")
+        self.assertTrue(response.startswith(b"+OK 300000 octets\r\nSubject: x\r\n"))
         self.assertNotIn(b"\r\n.\r\n", response)
-        self.assertTrue(self.connection.transport.disconnecting)
+        self.assertTrue(connection.transport.disconnecting)
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
+    def test_readErrorBeforeSending(self) -> None:
+        """
+        A read error before anything was sent answers C{-ERR [SYS/TEMP]}; the session
+        goes on.
+        """
+        self.harness.mailbox.openMessage = lambda uid: succeed(  # type: ignore[method-assign]
+            cast(BinaryIO, BrokenFile(b"Subject: x\n"))
+        )
+        response = self.connection.send(b"RETR 1\r\nNOOP\r\n")
+        self.assertEqual(
+            lines(response),
+            [b"-ERR [SYS/TEMP] temporary system problem, try again later", b"+OK "],
+        )
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
+    def test_messageLargerThanListed(self) -> None:
+        """
+        A message that grew since the listing is still sent whole and correctly framed.
+        """
+        self.harness.mailbox.openMessage = lambda uid: succeed(  # type: ignore[method-assign]
+            io.BytesIO(b"Subject: big\n\n" + b".\n" * 50_000)
+        )
+        response = self.connection.send(b"RETR 1\r\n")
+        self.assertTrue(response.endswith(b"\r\n..\r\n.\r\n"))
+        self.assertEqual(response.count(b"\r\n.."), 50_000)
 
     def test_expireZeroRemovesRetrieved(self) -> None:
         """

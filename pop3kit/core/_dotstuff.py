@@ -37,9 +37,13 @@ class _Normaliser:
         if data.endswith(b"\r"):
             data = data[:-1]
             self._heldCR = True
-        if b"\n" in data:
-            data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        return data
+        if b"\r" not in data:
+            # LF-only (the common Maildir case): one fast pass.
+            return data.replace(b"\n", b"\r\n")
+        if data.count(b"\n") == data.count(b"\r\n"):
+            # Already CRLF throughout (bare CRs, if any, stay as they are).
+            return data
+        return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
     def flush(self) -> bytes:
         """
@@ -137,8 +141,9 @@ class MessageEncoder:
     def _stuff(self, data: bytes) -> bytes:
         if not data:
             return b""
-        if b"\n." in data:
-            data = data.replace(b"\n.", b"\n..")
+        # Every line end is CRLF by now; searching for the longer needle is faster.
+        if b"\r\n." in data:
+            data = data.replace(b"\r\n.", b"\r\n..")
         if self._atLineStart and data[:1] == b".":
             data = b"." + data
         self._atLineStart = data.endswith(b"\n")
