@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
-from pop3kit._streaming import Consumer, MessageSender
+from pop3kit._streaming import Consumer, MessageSender, TransferInterrupted
 from pop3kit.core import (
     MAX_COMMAND_LINE,
     Apop,
@@ -412,7 +412,8 @@ class POP3Server(LineReceiver):
         )
 
     def _transferFailed(self, failure: Failure, info: MessageInfo) -> None:
-        if not self._disconnected:
+        # The client going away mid-transfer is not a server failure.
+        if not self._disconnected and not isinstance(failure.value, TransferInterrupted):
             _log.failure("Reading message {uid} failed mid-transfer", failure, uid=info.uid)
             self._transport.abortConnection()
 

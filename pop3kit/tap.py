@@ -96,6 +96,7 @@ class Options(usage.Options, AuthOptionMixin):
         dataDir = self["data-dir"]
         if self["maildir-root"] is None:
             self["maildir-root"] = os.path.join(dataDir, "mail")
+            self["create-maildir-root"] = True
 
 
 def _zeroConfigChecker(dataDir: str) -> ICredentialsChecker:
@@ -135,6 +136,10 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     checkers: Sequence[ICredentialsChecker] = [
         _bytesCredentials(checker) for checker in options.get("credCheckers", [])
     ] or [_zeroConfigChecker(options["data-dir"])]
+    if options.get("create-maildir-root"):
+        # The zero-configuration layout is pop3kit's own to create; a --maildir-root
+        # given explicitly must exist, so that a typo is not silently served empty.
+        os.makedirs(options["maildir-root"], mode=0o700, exist_ok=True)
     realm = MaildirRealm(options["maildir-root"])
     return POP3ServerFactory(
         Portal(realm, checkers),
