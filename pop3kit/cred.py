@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 
-from twisted.cred.credentials import IUsernameHashedPassword
-from zope.interface import implementer
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import ICredentials, IUsernameHashedPassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.defer import Deferred, maybeDeferred
+from zope.interface import Interface, implementer
 
-__all__ = ["APOPCredentials"]
+__all__ = ["APOPCredentials", "ChainedChecker"]
 
 
 @implementer(IUsernameHashedPassword)
@@ -60,3 +64,52 @@ class APOPCredentials:
         anybody who replays it against the same timestamp.
         """
         return f"<APOPCredentials username={self.username!r} digest=<redacted>>"
+
+
+@implementer(ICredentialsChecker)
+class ChainedChecker:
+    """
+    Try several checkers in turn, as Dovecot tries several passdbs: the first that accepts
+    the credentials wins, and the login fails only if every checker refuses it.
+
+    A L{twisted.cred.portal.Portal} keeps one checker per credentials interface, so
+    without this the last of several C{--auth} options would silently replace the
+    others.  Only L{twisted.cred.error.UnauthorizedLogin} moves on to the next checker; any
+    other failure (a checker that is down) is reported at once, so that an outage is not
+    mistaken for a wrong password.
+    """
+
+    def __init__(self, checkers: Sequence[ICredentialsChecker]) -> None:
+        """
+        @param checkers: The checkers, in the order they are tried; the credentials
+            interfaces of the chain are those of any of them.
+        """
+        self.checkers = tuple(checkers)
+        interfaces: list[type[Interface]] = []
+        for checker in self.checkers:
+            for interface in checker.credentialInterfaces:
+                if interface not in interfaces:
+                    interfaces.append(interface)
+        self.credentialInterfaces = tuple(interfaces)
+
+    # Checkers may return str avatar IDs (pop3kit's do), not only Twisted's bytes.
+    def requestAvatarId(self, credentials: ICredentials) -> Deferred[object]:  # type: ignore[override]
+        """
+        Ask each checker that understands C{credentials}, in order.
+        """
+        candidates = [
+            checker
+            for checker in self.checkers
+            if any(iface.providedBy(credentials) for iface in checker.credentialInterfaces)
+        ]
+        return Deferred.fromCoroutine(self._firstAccepting(candidates, credentials))
+
+    async def _firstAccepting(
+        self, candidates: list[ICredentialsChecker], credentials: ICredentials
+    ) -> object:
+        for checker in candidates:
+            try:
+                return await maybeDeferred(checker.requestAvatarId, credentials)
+            except UnauthorizedLogin:
+                continue
+        raise UnauthorizedLogin()

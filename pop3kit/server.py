@@ -430,9 +430,13 @@ class POP3Server(LineReceiver):
         if uids:
             try:
                 await mailbox.expunge(uids)
-            except Exception as error:
-                if not isinstance(error, POP3Error):
-                    _log.failure("Removing deleted messages failed")
+            except POP3Error as error:
+                # RFC 1939's words, with the backend's SYS code (TEMP unless it said PERM).
+                permanent = error.code is ResponseCode.SYS_PERM
+                code = ResponseCode.SYS_PERM if permanent else ResponseCode.SYS_TEMP
+                response = err("some deleted messages not removed", code)
+            except Exception:
+                _log.failure("Removing deleted messages failed")
                 response = err("some deleted messages not removed", ResponseCode.SYS_TEMP)
         self._endSession()
         return response

@@ -4,12 +4,14 @@ The C{twistd pop3kit} command: options and service construction.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 
 from twisted.application import strports
-from twisted.application.service import IService, MultiService
+from twisted.application.service import IService, MultiService, Service
 from twisted.cred.checkers import ICredentialsChecker, InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.credentials import IUsernameHashedPassword, IUsernamePassword
 from twisted.cred.portal import Portal
 from twisted.cred.strcred import AuthOptionMixin
 from twisted.logger import Logger
@@ -18,6 +20,7 @@ from twisted.python import usage
 from pop3kit.backends.maildir import MaildirRealm
 from pop3kit.checkers.passwdfile import PasswdFileChecker
 from pop3kit.core import NEVER
+from pop3kit.cred import ChainedChecker
 from pop3kit.server import MINIMUM_TIMEOUT, POP3ServerFactory
 
 #: Where C{twistd pop3kit} keeps users and mail when no options say otherwise.
@@ -49,7 +52,8 @@ class Options(usage.Options, AuthOptionMixin):
         "(add one with: pop3kit user add NAME)."
     )
 
-    supportedInterfaces = None  # any credential interface the server can use
+    # USER/PASS and APOP; refuse --auth types (anonymous, sshkey) nobody could log in with.
+    supportedInterfaces = (IUsernamePassword, IUsernameHashedPassword)
 
     optParameters = [
         ["maildir-root", None, None, "Directory holding one Maildir per user (DIR/alice/)."],
@@ -94,30 +98,61 @@ class Options(usage.Options, AuthOptionMixin):
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
         dataDir = self["data-dir"]
+        # The zero-configuration layout is pop3kit's own to create (see prepareDataDir);
+        # a --maildir-root given explicitly must exist, so that a typo is not silently
+        # served as an empty maildrop.
+        self["create-maildir-root"] = self["maildir-root"] is None
         if self["maildir-root"] is None:
             self["maildir-root"] = os.path.join(dataDir, "mail")
-            self["create-maildir-root"] = True
+        self.setdefault("credCheckers", [])
+        self["zero-config-users"] = not self["credCheckers"]
 
 
-def _zeroConfigChecker(dataDir: str) -> ICredentialsChecker:
-    passwd = os.path.join(dataDir, "passwd")
+def prepareDataDir(options: Options) -> None:
+    """
+    Create what the zero-configuration layout needs and is missing: the data directory
+    (mode 0700), its Maildir root and an empty passwd-file (mode 0600); then say on the
+    log how to add a user.  Does nothing unless the options use that layout.
+
+    C{twistd pop3kit} calls this when its service starts, after twistd has dropped
+    privileges (C{--uid}/C{--gid}), so that what it creates belongs to the service user.
+    """
+    if not options["zero-config-users"] and not options["create-maildir-root"]:
+        return
+    dataDir = options["data-dir"]
     os.makedirs(dataDir, mode=0o700, exist_ok=True)
-    if not os.path.exists(passwd):
-        with open(os.open(passwd, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w"):
-            pass
-    _log.info(
-        "Users are read from {passwd}; add one with: pop3kit --data-dir {dataDir} user add NAME",
-        passwd=os.path.abspath(passwd),
-        dataDir=dataDir,
-    )
-    return PasswdFileChecker(passwd)
+    if options["create-maildir-root"]:
+        os.makedirs(options["maildir-root"], mode=0o700, exist_ok=True)
+    if options["zero-config-users"]:
+        passwd = os.path.join(dataDir, "passwd")
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(passwd, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        _log.info(
+            "Users are read from {passwd}; add one with: "
+            "pop3kit --data-dir {dataDir} user add NAME",
+            passwd=os.path.abspath(passwd),
+            dataDir=dataDir,
+        )
+
+
+class _DataDirService(Service):
+    """
+    Runs L{prepareDataDir} when the service starts (after the privilege drop).
+    """
+
+    def __init__(self, options: Options) -> None:
+        self._options = options
+
+    def startService(self) -> None:
+        prepareDataDir(self._options)
+        super().startService()  # type: ignore[no-untyped-call]
 
 
 def _bytesCredentials(checker: ICredentialsChecker) -> ICredentialsChecker:
     """
     Twisted's C{--auth memory:} factory stores names and passwords as L{str}, while
-    L{IUsernamePassword} credentials carry L{bytes}, so nobody could log in.  Store them
-    as UTF-8 bytes instead.
+    L{twisted.cred.credentials.IUsernamePassword} credentials carry L{bytes}, so nobody
+    could log in.  Store them as UTF-8 bytes instead.
     """
     if isinstance(checker, InMemoryUsernamePasswordDatabaseDontUse):
         checker.users = {
@@ -134,12 +169,10 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     Build the server factory the options describe.
     """
     checkers: Sequence[ICredentialsChecker] = [
-        _bytesCredentials(checker) for checker in options.get("credCheckers", [])
-    ] or [_zeroConfigChecker(options["data-dir"])]
-    if options.get("create-maildir-root"):
-        # The zero-configuration layout is pop3kit's own to create; a --maildir-root
-        # given explicitly must exist, so that a typo is not silently served empty.
-        os.makedirs(options["maildir-root"], mode=0o700, exist_ok=True)
+        _bytesCredentials(checker) for checker in options["credCheckers"]
+    ] or [PasswdFileChecker(os.path.join(options["data-dir"], "passwd"))]
+    if len(checkers) > 1:
+        checkers = [ChainedChecker(checkers)]
     realm = MaildirRealm(options["maildir-root"])
     return POP3ServerFactory(
         Portal(realm, checkers),
@@ -159,6 +192,8 @@ def makeService(options: Options) -> IService:
     """
     factory = makeFactory(options)
     service = MultiService()  # type: ignore[no-untyped-call]
+    if options["zero-config-users"] or options["create-maildir-root"]:
+        _DataDirService(options).setServiceParent(service)  # type: ignore[no-untyped-call]
     for description in options["listen"]:
         strports.service(description, factory).setServiceParent(service)  # type: ignore[no-untyped-call]
     _log.info(

@@ -383,6 +383,27 @@ class TransactionTests(SynchronousTestCase):
         self.assertEqual(len(self.harness.mailbox.messages), 2)
         self.assertIn(b"+OK maildrop has", self.harness.connect().login())
 
+    def test_expungePermanentFailure(self) -> None:
+        """
+        A backend's permanent failure on expunge is reported as C{[SYS/PERM]}.
+        """
+        self.harness.mailbox.expunge = lambda uids: fail(  # type: ignore[method-assign]
+            PermanentFailure("read-only file system")
+        )
+        response = self.connection.send(b"DELE 1\r\nQUIT\r\n")
+        self.assertEqual(lines(response)[-1], b"-ERR [SYS/PERM] some deleted messages not removed")
+
+    def test_expungeUnexpectedError(self) -> None:
+        """
+        An unexpected expunge error is logged and reported as C{[SYS/TEMP]}.
+        """
+        self.harness.mailbox.expunge = lambda uids: fail(  # type: ignore[method-assign]
+            ZeroDivisionError()
+        )
+        response = self.connection.send(b"DELE 1\r\nQUIT\r\n")
+        self.assertEqual(lines(response)[-1], b"-ERR [SYS/TEMP] some deleted messages not removed")
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
     def test_quitWaitsForExpunge(self) -> None:
         """
         C{+OK} to QUIT is sent only once the expunge has finished.

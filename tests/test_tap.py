@@ -94,7 +94,8 @@ class OptionsTests(TestCase):
         self.assertFalse(options["apop"])
         self.assertEqual(options["data-dir"], "pop3kit-data")
         self.assertEqual(options["maildir-root"], os.path.join("pop3kit-data", "mail"))
-        self.assertIsNone(options.get("credCheckers"))
+        self.assertEqual(options["credCheckers"], [])
+        self.assertTrue(options["zero-config-users"])
 
     def test_timeout(self) -> None:
         """
@@ -306,12 +307,24 @@ class ZeroConfigurationTests(TestCase):
         globalLogPublisher.addObserver(self.log)
         self.addCleanup(globalLogPublisher.removeObserver, self.log)
 
+    def test_createdWhenServiceStarts(self) -> None:
+        """
+        Nothing is created when the service is built, only when it starts: after twistd
+        has dropped privileges, so the files belong to the service user.
+        """
+        service = tap.makeService(parse("--data-dir", self.dataDir, "--listen", "tcp:0"))
+        self.assertFalse(os.path.exists(self.dataDir))
+        layout = next(iter(service))  # type: ignore[call-overload]
+        layout.startService()
+        self.assertTrue(os.path.isfile(self.passwd))
+        layout.stopService()
+
     def test_createsPasswdFile(self) -> None:
         """
         The data directory and its Maildir root (mode 0700) and an empty passwd-file
         (mode 0600) are created, and the log says how to add a user.
         """
-        tap.makeService(parse("--data-dir", self.dataDir))
+        tap.prepareDataDir(parse("--data-dir", self.dataDir))
         mail = os.path.join(self.dataDir, "mail")
         self.assertTrue(os.path.isdir(mail))
         self.assertEqual(stat.S_IMODE(os.stat(mail).st_mode) & 0o077, 0)
@@ -327,7 +340,9 @@ class ZeroConfigurationTests(TestCase):
         served as an empty one.
         """
         root = os.path.join(self.dataDir, "typo")
-        tap.makeFactory(parse("--data-dir", self.dataDir, "--maildir-root", root))
+        options = parse("--data-dir", self.dataDir, "--maildir-root", root)
+        tap.prepareDataDir(options)
+        tap.makeFactory(options)
         self.assertFalse(os.path.exists(root))
 
     def test_existingPasswdFileKept(self) -> None:
@@ -337,7 +352,7 @@ class ZeroConfigurationTests(TestCase):
         addUser(self.passwd, "alice", hashPassword("secret", "PLAIN"))
         with open(self.passwd, "rb") as f:
             before = f.read()
-        tap.makeFactory(parse("--data-dir", self.dataDir))
+        tap.prepareDataDir(parse("--data-dir", self.dataDir))
         with open(self.passwd, "rb") as f:
             self.assertEqual(f.read(), before)
 
@@ -380,7 +395,9 @@ class ZeroConfigurationTests(TestCase):
         DATA_DIR/mail the login failed with C{[SYS/TEMP]} until C{pop3kit deliver} had
         created it.
         """
-        factory = tap.makeFactory(parse("--data-dir", self.dataDir))
+        options = parse("--data-dir", self.dataDir)
+        tap.prepareDataDir(options)
+        factory = tap.makeFactory(options)
         addUser(self.passwd, "alice", hashPassword("secret", "PLAIN"))
         result = factory.portal.login(UsernamePassword(b"alice", b"secret"), None, IMailbox)
         failures: list[Any] = []

@@ -62,6 +62,29 @@ class AuthOptionLoginTests(SynchronousTestCase):
             b"+OK maildrop has 1 messages", ConnectedServer(factory).login(b"alice", b"secret")
         )
 
+    def test_severalAuthOptions(self) -> None:
+        """
+        Several C{--auth} options are all used, tried in order (a Portal alone would keep
+        only the last one).
+        """
+        path = self.mktemp()
+        with open(path, "w") as passwd:
+            passwd.write("bob:{PLAIN}pw\n")
+        factory = self.factoryFor("memory:alice:secret", "passwd-file:" + path)
+        self.assertIn(b"+OK maildrop has 1", ConnectedServer(factory).login(b"alice", b"secret"))
+        self.assertIn(b"+OK maildrop has 0", ConnectedServer(factory).login(b"bob", b"pw"))
+        self.assertIn(b"-ERR [AUTH] ", ConnectedServer(factory).login(b"bob", b"secret"))
+
+    def test_unusableAuthRefused(self) -> None:
+        """
+        C{--auth} types nobody could log in with (anonymous, sshkey) are refused.
+        """
+        from twisted.python import usage
+
+        for auth in ("anonymous", "sshkey"):
+            options = Options()
+            self.assertRaises(usage.UsageError, options.parseOptions, ["--auth", auth])
+
     def test_passwdFile(self) -> None:
         """
         C{--auth passwd-file:PATH} logs alice in with a PLAIN entry.
