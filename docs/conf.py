@@ -15,6 +15,7 @@ at the online documentation either way.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 from sphinx.application import Sphinx
@@ -41,7 +42,11 @@ copyright = "the pop3kit developers"
 release = _readVersion()
 version = ".".join(release.split(".")[:2])
 
-extensions = ["pydoctor.sphinx_ext.build_apidocs"]
+# docs/_ext holds local extensions: pop3kit_states renders the command legality table and
+# the CAPA response from pop3kit.core.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "_ext"))
+
+extensions = ["pydoctor.sphinx_ext.build_apidocs", "pop3kit_states"]
 
 exclude_patterns = ["_build", "examples"]
 html_theme = "alabaster"

@@ -1,0 +1,141 @@
+"""
+A local Sphinx extension that renders pop3kit's command legality table and CAPA response
+from the code, so the documentation cannot drift from what the server does.
+
+  - C{.. pop3kit-states::} renders a table of commands by session state from
+    L{pop3kit.core.LEGAL_COMMANDS}, the table the server itself consults;
+  - C{.. pop3kit-capa::} renders the CAPA response of a server with the default options,
+    from L{pop3kit.core.Capabilities}, which the server uses to answer CAPA.
+
+pop3kit is imported from the source tree (its core needs only the standard library), so
+the documentation builds without pop3kit being installed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+from docutils import nodes  # type: ignore[import-untyped]
+from sphinx.application import Sphinx
+from sphinx.util.docutils import SphinxDirective
+
+_ROOT = Path(__file__).resolve().parent.parent.parent
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+from pop3kit.core import KEYWORDS, LEGAL_COMMANDS, Capabilities, State  # noqa: E402
+
+#: The order of RFC 1939 section 9's summary, then the extensions; any other keyword the
+#: parser knows comes after these, alphabetically.
+_ORDER = (
+    "USER",
+    "PASS",
+    "APOP",
+    "QUIT",
+    "STAT",
+    "LIST",
+    "RETR",
+    "DELE",
+    "NOOP",
+    "RSET",
+    "TOP",
+    "UIDL",
+    "CAPA",
+)
+
+_ALLOWED = "yes"
+_REFUSED = "\N{EM DASH}"
+
+
+def legalityRows() -> list[tuple[str, list[bool]]]:
+    """
+    One row per command keyword the parser knows: the keyword and, for each L{State} in
+    definition order, whether the command is legal in it.
+    """
+    legal = {
+        state: {command.keyword for command in commands}
+        for state, commands in LEGAL_COMMANDS.items()
+    }
+    known = set(KEYWORDS).union(*legal.values())
+    ordered = [keyword for keyword in _ORDER if keyword in known]
+    ordered += sorted(known.difference(_ORDER))
+    return [(keyword, [keyword in legal[state] for state in State]) for keyword in ordered]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> nodes.table:
+    """
+    A docutils table with one header row.
+    """
+    table = nodes.table(classes=["pop3kit-states"])
+    group = nodes.tgroup(cols=len(header))
+    table += group
+    for _ in header:
+        group += nodes.colspec(colwidth=1)
+
+    def row(cells: list[str], literalFirst: bool) -> nodes.row:
+        result = nodes.row()
+        for index, text in enumerate(cells):
+            content: nodes.Node = (
+                nodes.literal(text=text) if literalFirst and index == 0 else nodes.Text(text)
+            )
+            result += nodes.entry("", nodes.paragraph("", "", content))
+        return result
+
+    head = nodes.thead()
+    head += row(header, literalFirst=False)
+    group += head
+    body = nodes.tbody()
+    for cells in rows:
+        body += row(cells, literalFirst=True)
+    group += body
+    return table
+
+
+class StatesDirective(SphinxDirective):
+    """
+    C{.. pop3kit-states::}: the commands legal in each session state.
+    """
+
+    has_content = False
+    option_spec: ClassVar[dict[str, Any]] = {}
+
+    def run(self) -> list[nodes.Node]:
+        """
+        Render the table.
+        """
+        header = ["Command", *(state.value for state in State)]
+        rows = [
+            [keyword, *(_ALLOWED if allowed else _REFUSED for allowed in legal)]
+            for keyword, legal in legalityRows()
+        ]
+        return [_table(header, rows)]
+
+
+class CapaDirective(SphinxDirective):
+    """
+    C{.. pop3kit-capa::}: the CAPA response of a server with the default options.
+    """
+
+    has_content = False
+    option_spec: ClassVar[dict[str, Any]] = {}
+
+    def run(self) -> list[nodes.Node]:
+        """
+        Render the response as a literal block.
+        """
+        lines = [b"+OK capability list follows"]
+        lines += Capabilities().lines(State.AUTHORIZATION)
+        lines.append(b".")
+        text = "\n".join(line.decode("utf-8") for line in lines)
+        return [nodes.literal_block(text, text)]
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    """
+    Register the directives.
+    """
+    app.add_directive("pop3kit-states", StatesDirective)
+    app.add_directive("pop3kit-capa", CapaDirective)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
