@@ -1,0 +1,916 @@
+"""
+Benchmark a pop3kit server (``python -m twisted pop3kit``) over loopback.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/run.py            # everything (a few minutes)
+    .venv/bin/python benchmarks/run.py --quick    # a smoke run, well under a minute
+    .venv/bin/python benchmarks/run.py --only retr-50 --json results.json
+
+See benchmarks/README.rst for what is measured and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from _clients import HOST, BenchmarkError, BlockingClient, LoadResult, loadWorker
+
+from pop3kit.backends.maildir import deliver
+from pop3kit.checkers.passwdfile import hashPassword
+
+REPO = Path(__file__).resolve().parent.parent
+PASSWORD = "bench-password"
+
+MEASUREMENTS = ("sessions", "concurrent", "retr-large", "large-maildrop", "idle-memory")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """
+    How big each measurement is; L{FULL} for real figures, L{QUICK} for a smoke run.
+    """
+
+    sessionSeconds: float
+    sessionMax: int
+    concurrentClients: tuple[int, ...]
+    concurrentMessages: int
+    concurrentMessageSize: int
+    concurrentSeconds: float
+    largeMessageSize: int
+    stallAfter: int
+    stallSeconds: float
+    maildropMessages: int
+    warmSessions: int
+    idleConnections: int
+
+
+FULL = Sizes(
+    sessionSeconds=5.0,
+    sessionMax=100_000,
+    concurrentClients=(50, 200),
+    concurrentMessages=20,
+    concurrentMessageSize=8 * 1024,
+    concurrentSeconds=5.0,
+    largeMessageSize=50 * 1024 * 1024,
+    stallAfter=8 * 1024 * 1024,
+    stallSeconds=3.0,
+    maildropMessages=10_000,
+    warmSessions=5,
+    idleConnections=1_000,
+)
+
+QUICK = Sizes(
+    sessionSeconds=1.0,
+    sessionMax=20_000,
+    concurrentClients=(8, 16),
+    concurrentMessages=5,
+    concurrentMessageSize=8 * 1024,
+    concurrentSeconds=1.0,
+    largeMessageSize=4 * 1024 * 1024,
+    stallAfter=1024 * 1024,
+    stallSeconds=0.5,
+    maildropMessages=500,
+    warmSessions=2,
+    idleConnections=50,
+)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# Test data.
+
+
+def messageText(size: int, seed: int) -> bytes:
+    """
+    A plausible message of exactly C{size} octets with LF line ends, as an MTA stores it.
+    """
+    header = (
+        f"Return-Path: <sender{seed}@example.org>\n"
+        f"From: Sender {seed} <sender{seed}@example.org>\n"
+        "To: Bench User <bench@example.com>\n"
+        f"Subject: Benchmark message {seed}\n"
+        f"Message-ID: <{seed}.bench@example.org>\n"
+        "Date: Tue, 26 Nov 2024 12:00:00 +0000\n"
+        "MIME-Version: 1.0\n"
+        "Content-Type: text/plain; charset=us-ascii\n"
+        "\n"
+    ).encode("ascii")
+    line = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor %d\n"
+    lines = [header]
+    total = len(header)
+    number = 0
+    while total < size:
+        chunk = line % number
+        if number % 97 == 0:
+            chunk = b"." + chunk  # some lines need byte-stuffing
+        number += 1
+        lines.append(chunk)
+        total += len(chunk)
+    data = b"".join(lines)[: size - 1] + b"\n"
+    return data
+
+
+@dataclass
+class DataSet:
+    root: Path
+    passwd: Path
+    sessionUser: str
+    concurrentUsers: list[str]
+    largeUser: str
+    maildropUser: str
+    idleUsers: list[str]
+    warmupUsers: list[str]
+
+
+def buildData(root: Path, sizes: Sizes, needed: Sequence[str]) -> DataSet:
+    """
+    Write the passwd-file and the Maildirs the selected measurements need.
+    """
+    mailRoot = root / "mail"
+    mailRoot.mkdir(parents=True, exist_ok=True)
+    data = DataSet(
+        root=mailRoot,
+        passwd=root / "passwd",
+        sessionUser="sess0",
+        concurrentUsers=[f"conc{i}" for i in range(max(sizes.concurrentClients))],
+        largeUser="large0",
+        maildropUser="many0",
+        idleUsers=[f"idle{i}" for i in range(sizes.idleConnections)],
+        warmupUsers=[f"warm{i}" for i in range(20)],
+    )
+    users = [
+        data.sessionUser,
+        *data.concurrentUsers,
+        data.largeUser,
+        data.maildropUser,
+        *data.idleUsers,
+        *data.warmupUsers,
+    ]
+    # One PLAIN entry per user: password hashing would otherwise dominate the login cost.
+    # (addUser rewrites and fsyncs the whole file per user; writing it once is equivalent.)
+    field = hashPassword(PASSWORD, "PLAIN")
+    data.passwd.write_text("".join(f"{user}:{field}\n" for user in users))
+
+    jobs: list[tuple[str, bytes]] = []
+    small = messageText(2000, 1)
+    jobs += [(data.sessionUser, messageText(4000, i)) for i in range(5)]
+    if "concurrent" in needed:
+        for user in data.concurrentUsers:
+            jobs += [
+                (user, messageText(sizes.concurrentMessageSize, i))
+                for i in range(sizes.concurrentMessages)
+            ]
+    if "large-maildrop" in needed:
+        jobs += [(data.maildropUser, small) for _ in range(sizes.maildropMessages)]
+    if "idle-memory" in needed:
+        jobs += [(user, small) for user in data.idleUsers + data.warmupUsers]
+    started = time.perf_counter()
+    log(f"delivering {len(jobs)} messages with pop3kit.backends.maildir.deliver ...")
+    with ThreadPoolExecutor(16) as pool:
+        for _ in pool.map(lambda job: deliver(str(mailRoot / job[0]), io.BytesIO(job[1])), jobs):
+            pass
+    if "retr-large" in needed:
+        deliver(str(mailRoot / data.largeUser), io.BytesIO(messageText(sizes.largeMessageSize, 7)))
+    log(f"test data ready in {time.perf_counter() - started:.1f} s")
+    return data
+
+
+# The server process.
+
+
+def freePort() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def memoryOf(pid: int) -> tuple[int, int]:
+    """
+    VmRSS and VmHWM of process C{pid}, in KiB.
+    """
+    rss = hwm = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    return rss, hwm
+
+
+def cpuSecondsOf(pid: int) -> float:
+    """
+    User plus system CPU seconds used so far by process C{pid}.
+    """
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+_running: list[subprocess.Popen[bytes]] = []
+
+
+class Server:
+    """
+    A pop3kit server in a child process: C{python -m twisted pop3kit ...}.
+    """
+
+    def __init__(self, data: DataSet, workdir: Path, name: str, profile: Path | None) -> None:
+        self.port = freePort()
+        self.logPath = workdir / f"server-{name}.log"
+        command = [sys.executable]
+        if profile is not None:
+            profile.mkdir(parents=True, exist_ok=True)
+            command += ["-m", "cProfile", "-o", str(profile / f"{name}.pstats")]
+        command += [
+            "-m",
+            "twisted",
+            f"--log-file={self.logPath}",
+            "--log-format=text",
+            "pop3kit",
+            "--listen",
+            f"tcp:{self.port}:interface={HOST}",
+            "--maildir-root",
+            str(data.root),
+            "--auth",
+            f"passwd-file:{data.passwd}",
+            "--failed-login-delay",
+            "0",
+        ]
+        # The plugin (twisted/plugins/pop3kit_plugin.py) is found from the repository root.
+        self.process = subprocess.Popen(
+            command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+        )
+        _running.append(self.process)
+        self.pid = self.process.pid
+        try:
+            self._waitReady()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _waitReady(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BenchmarkError(f"the server exited early; see {self.logPath}")
+            try:
+                with BlockingClient(self.port, timeout=5) as client:
+                    client.ok()
+                    client.send(b"QUIT\r\n")
+                    client.ok()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise BenchmarkError("the server did not start within 30 s")
+
+    def cpuSeconds(self) -> float:
+        return cpuSecondsOf(self.pid)
+
+    def memory(self) -> tuple[int, int]:
+        return memoryOf(self.pid)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.process.wait(5)
+        if self.process in _running:
+            _running.remove(self.process)
+
+
+def stopAll() -> None:
+    for process in list(_running):
+        if process.poll() is None:
+            with contextlib.suppress(OSError):
+                os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(5)
+        _running.remove(process)
+
+
+@contextlib.contextmanager
+def runningServer(ctx: Context, name: str) -> Iterator[Server]:
+    server = Server(ctx.data, ctx.workdir, name, ctx.profile)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class Context:
+    data: DataSet
+    sizes: Sizes
+    workdir: Path
+    profile: Path | None
+
+
+class MemorySampler:
+    """
+    Samples a process's VmRSS in a thread, keeping the highest value per phase.
+    """
+
+    def __init__(self, pid: int, interval: float = 0.01) -> None:
+        self._pid = pid
+        self._interval = interval
+        self.phase = "before"
+        self.peaks: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss, _ = memoryOf(self._pid)
+            phase = self.phase
+            self.peaks[phase] = max(self.peaks.get(phase, 0), rss)
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# 1. Sessions per second.
+
+
+def measureSessions(ctx: Context) -> dict[str, Any]:
+    user = ctx.data.sessionUser
+    batch = f"USER {user}\r\nPASS {PASSWORD}\r\nSTAT\r\nQUIT\r\n".encode()
+    with runningServer(ctx, "sessions") as server:
+        address = (HOST, server.port)
+
+        def session() -> None:
+            sock = socket.create_connection(address, timeout=10)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                greeting = sock.recv(512)
+                if not greeting.startswith(b"+OK"):
+                    raise BenchmarkError(f"bad greeting {greeting!r}")
+                sock.sendall(batch)
+                chunks = []
+                for _ in range(100):
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                reply = b"".join(chunks).split(b"\r\n")
+                if len(reply) != 5 or not all(line.startswith(b"+OK") for line in reply[:4]):
+                    raise BenchmarkError(f"unexpected session replies {reply!r}")
+            finally:
+                sock.close()
+
+        for _ in range(50):  # warm-up
+            session()
+        count = 0
+        cpuBefore = server.cpuSeconds()
+        started = time.perf_counter()
+        deadline = started + ctx.sizes.sessionSeconds
+        while count < ctx.sizes.sessionMax and time.perf_counter() < deadline:
+            session()
+            count += 1
+        elapsed = time.perf_counter() - started
+        cpu = (server.cpuSeconds() - cpuBefore) / elapsed
+    rate = count / elapsed
+    log(f"sessions: {count} in {elapsed:.2f} s = {rate:.0f}/s; server CPU {cpu:.0%}")
+    return {
+        "sessions": count,
+        "seconds": elapsed,
+        "sessions_per_second": rate,
+        "server_cpu_fraction": cpu,
+    }
+
+
+# 2. Concurrent clients.
+
+
+def measureConcurrent(ctx: Context) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    sizes = ctx.sizes
+    mp = multiprocessing.get_context("fork")
+    for clients in sizes.concurrentClients:
+        users = ctx.data.concurrentUsers[:clients]
+        with runningServer(ctx, f"concurrent-{clients}") as server:
+            workers = 2
+            startAt = time.time() + 1.0
+            processes = []
+            pipes = []
+            for index in range(workers):
+                parentEnd, childEnd = mp.Pipe(duplex=False)
+                process = mp.Process(
+                    target=loadWorker,
+                    args=(
+                        childEnd,
+                        server.port,
+                        users[index::workers],
+                        PASSWORD,
+                        sizes.concurrentMessages,
+                        startAt,
+                        sizes.concurrentSeconds,
+                        10_000,
+                    ),
+                    daemon=True,
+                )
+                process.start()
+                childEnd.close()
+                processes.append(process)
+                pipes.append(parentEnd)
+            merged = LoadResult()
+            cpuBefore = server.cpuSeconds()
+            try:
+                for pipe in pipes:
+                    if not pipe.poll(sizes.concurrentSeconds + 90):
+                        raise BenchmarkError("a load generator did not report in time")
+                    part: LoadResult = pipe.recv()
+                    merged.messages += part.messages
+                    merged.sessions += part.sessions
+                    merged.octets += part.octets
+                    merged.latencies += part.latencies
+                    merged.errors += part.errors
+                    merged.end = max(merged.end, part.end)
+                    merged.cpuSeconds += part.cpuSeconds
+                cpu = (server.cpuSeconds() - cpuBefore) / (merged.end - startAt)
+            finally:
+                for process in processes:
+                    process.join(10)
+                    if process.is_alive():
+                        process.terminate()
+                        process.join(5)
+        if merged.errors:
+            raise BenchmarkError(f"{len(merged.errors)} client errors, first: {merged.errors[0]}")
+        elapsed = merged.end - startAt
+        rate = merged.messages / elapsed
+        p50 = percentile(merged.latencies, 0.50) * 1000
+        p99 = percentile(merged.latencies, 0.99) * 1000
+        log(
+            f"concurrent {clients}: {merged.messages} RETR in {elapsed:.2f} s = {rate:.0f}/s, "
+            f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, {merged.sessions} sessions; "
+            f"server CPU {cpu:.0%}, clients CPU {merged.cpuSeconds / elapsed:.0%}"
+        )
+        results[str(clients)] = {
+            "clients": clients,
+            "messages": merged.messages,
+            "sessions": merged.sessions,
+            "seconds": elapsed,
+            "messages_per_second": rate,
+            "wire_mb_per_second": merged.octets / elapsed / 1e6,
+            "retr_p50_ms": p50,
+            "retr_p99_ms": p99,
+            "retr_mean_ms": statistics.fmean(merged.latencies) * 1000,
+            "server_cpu_fraction": cpu,
+            "clients_cpu_fraction": merged.cpuSeconds / elapsed,
+        }
+    return results
+
+
+# 3. One large message.
+
+
+def _readLarge(
+    client: BlockingClient,
+    buffer: memoryview,
+    stallAfter: int | None = None,
+    stall: Callable[[], None] | None = None,
+) -> int:
+    """
+    Read a RETR response from the socket at full speed until the terminator; returns the
+    octets read.  With C{stallAfter}, call C{stall} once that many octets have arrived.
+    """
+    sock = client.sock
+    total = 0
+    tail = b""
+    for _ in range(10_000_000):
+        n = sock.recv_into(buffer)
+        if n == 0:
+            raise BenchmarkError("connection closed mid-message")
+        total += n
+        tail = (tail + bytes(buffer[max(0, n - 5) : n]))[-5:]
+        if tail.endswith(TERMINATOR_BYTES):
+            return total
+        if stallAfter is not None and stall is not None and total >= stallAfter:
+            stall()
+            stallAfter = None
+    raise BenchmarkError("too many reads")
+
+
+TERMINATOR_BYTES = b"\r\n.\r\n"
+
+
+def measureLarge(ctx: Context) -> dict[str, Any]:
+    sizes = ctx.sizes
+    buffer = memoryview(bytearray(1 << 20))
+    with runningServer(ctx, "retr-large") as server, BlockingClient(server.port, 60) as client:
+        client.login(ctx.data.largeUser, PASSWORD)
+        client.send(b"LIST 1\r\n")
+        size = int(client.ok().split()[2])
+        time.sleep(0.3)
+        rssBefore, hwmBefore = server.memory()
+        runs = []
+        with MemorySampler(server.pid) as sampler:
+            sampler.phase = "read"
+            cpuBefore = server.cpuSeconds()
+            clientBefore = time.process_time()
+            for _ in range(2):
+                started = time.perf_counter()
+                client.send(b"RETR 1\r\n")
+                octets = _readLarge(client, buffer)
+                runs.append((octets, time.perf_counter() - started))
+            cpu = (server.cpuSeconds() - cpuBefore) / sum(run[1] for run in runs)
+            clientCpu = (time.process_time() - clientBefore) / sum(run[1] for run in runs)
+
+            # Now the same transfer with the client not reading for a while.
+            def stall() -> None:
+                sampler.phase = "stall"
+                time.sleep(sizes.stallSeconds)
+                sampler.phase = "resumed"
+
+            sampler.phase = "read-before-stall"
+            client.send(b"RETR 1\r\n")
+            _readLarge(client, buffer, sizes.stallAfter, stall)
+            sampler.phase = "after"
+            time.sleep(0.05)
+        client.send(b"QUIT\r\n")
+        client.ok()
+        rssAfter, hwmAfter = server.memory()
+    best = min(runs, key=lambda run: run[1])
+    mbps = best[0] / best[1] / 1e6
+    peaks = sampler.peaks
+    peakRead = max(peaks.get("read", 0), peaks.get("read-before-stall", 0))
+    peakStall = peaks.get("stall", 0)
+    growth = max(peakRead, peakStall, peaks.get("resumed", 0)) - rssBefore
+    log(
+        f"large RETR: {best[0]} octets in {best[1] * 1000:.0f} ms = {mbps:.0f} MB/s; "
+        f"RSS before {rssBefore} KiB, peak reading {peakRead} KiB, peak stalled {peakStall} "
+        f"KiB, HWM {hwmBefore} -> {hwmAfter} KiB; server CPU {cpu:.0%}, client CPU {clientCpu:.0%}"
+    )
+    return {
+        "message_octets": size,
+        "wire_octets": best[0],
+        "seconds": best[1],
+        "mb_per_second": mbps,
+        "all_runs_mb_per_second": [octets / seconds / 1e6 for octets, seconds in runs],
+        "server_cpu_fraction": cpu,
+        "client_cpu_fraction": clientCpu,
+        "rss_before_kib": rssBefore,
+        "rss_peak_reading_kib": peakRead,
+        "rss_peak_stalled_kib": peakStall,
+        "rss_after_kib": rssAfter,
+        "hwm_before_kib": hwmBefore,
+        "hwm_after_kib": hwmAfter,
+        "rss_growth_kib": growth,
+        "flat": growth < 8 * 1024,
+    }
+
+
+# 4. A large maildrop.
+
+
+def _timedSession(port: int, user: str) -> dict[str, float]:
+    times: dict[str, float] = {}
+    perf = time.perf_counter
+    with BlockingClient(port) as client:
+        client.ok()
+        client.send(f"USER {user}\r\n".encode())
+        client.ok()
+        started = perf()
+        client.send(f"PASS {PASSWORD}\r\n".encode())
+        client.ok()
+        times["PASS"] = perf() - started
+        started = perf()
+        client.send(b"STAT\r\n")
+        client.ok()
+        times["STAT"] = perf() - started
+        for command in ("LIST", "UIDL"):
+            started = perf()
+            client.send(command.encode() + b"\r\n")
+            client.multiline()
+            times[command] = perf() - started
+        client.send(b"QUIT\r\n")
+        client.ok()
+    return {name: seconds * 1000 for name, seconds in times.items()}
+
+
+def measureMaildrop(ctx: Context) -> dict[str, Any]:
+    with runningServer(ctx, "large-maildrop") as server:
+        cold = _timedSession(server.port, ctx.data.maildropUser)
+        warm = [
+            _timedSession(server.port, ctx.data.maildropUser) for _ in range(ctx.sizes.warmSessions)
+        ]
+    second = warm[0]
+    median = {name: statistics.median(session[name] for session in warm) for name in second}
+    for label, figures in (("cold", cold), ("warm", second), ("warm median", median)):
+        text = ", ".join(f"{name} {ms:.1f} ms" for name, ms in figures.items())
+        log(f"{ctx.sizes.maildropMessages}-message maildrop, {label}: {text}")
+    return {
+        "messages": ctx.sizes.maildropMessages,
+        "cold_ms": cold,
+        "warm_ms": second,
+        "warm_median_ms": median,
+    }
+
+
+# 5. Idle connections.
+
+
+def measureIdle(ctx: Context) -> dict[str, Any]:
+    count = ctx.sizes.idleConnections
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < count + 200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 1000), hard))
+    clients: list[BlockingClient] = []
+    with runningServer(ctx, "idle-memory") as server:
+        try:
+            # Warm up: first logins load the passwd-file and the lazily built machinery.
+            for user in ctx.data.warmupUsers:
+                with BlockingClient(server.port) as client:
+                    client.login(user, PASSWORD)
+                    client.send(b"STAT\r\nQUIT\r\n")
+                    client.ok()
+                    client.ok()
+            time.sleep(0.5)
+            rssBefore, _ = server.memory()
+            started = time.perf_counter()
+            for user in ctx.data.idleUsers:
+                client = BlockingClient(server.port)
+                clients.append(client)
+                client.login(user, PASSWORD)
+            loginSeconds = time.perf_counter() - started
+            time.sleep(1.0)
+            rssAfter, hwm = server.memory()
+        finally:
+            for client in clients:
+                client.close()
+    perConnection = (rssAfter - rssBefore) * 1024 / count / 1000
+    log(
+        f"idle: {count} logged-in connections in {loginSeconds:.2f} s; RSS {rssBefore} -> "
+        f"{rssAfter} KiB = {perConnection:.1f} KB per connection"
+    )
+    return {
+        "connections": count,
+        "login_seconds": loginSeconds,
+        "rss_before_kib": rssBefore,
+        "rss_after_kib": rssAfter,
+        "hwm_kib": hwm,
+        "kb_per_connection": perConnection,
+    }
+
+
+# The report.
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _verdict(ok: bool | None) -> str:
+    return "" if ok is None else ("yes" if ok else "NO")
+
+
+def table(results: dict[str, Any], sizes: Sizes) -> str:
+    rows: list[tuple[str, str, str, str, str, str]] = []
+    sessions = results.get("sessions")
+    if sessions:
+        rate = sessions["sessions_per_second"]
+        rows.append(
+            (
+                "Sessions/s (1 client: USER, PASS, STAT, QUIT)",
+                f"{rate:,.0f}",
+                ">= 1,500",
+                "157",
+                "742",
+                _verdict(rate >= 1500),
+            )
+        )
+    concurrent = results.get("concurrent")
+    if concurrent:
+        for key, figures in concurrent.items():
+            clients = int(key)
+            target50 = clients == 50
+            rate = figures["messages_per_second"]
+            rows.append(
+                (
+                    f"{clients} clients: messages/s (RETR {sizes.concurrentMessages} x 8 KiB)",
+                    f"{rate:,.0f}",
+                    ">= 6,000" if target50 else "",
+                    "2,760" if target50 else "",
+                    "",
+                    _verdict(rate >= 6000 if target50 else None),
+                )
+            )
+            rows.append(
+                (
+                    f"{clients} clients: RETR latency p50",
+                    f"{figures['retr_p50_ms']:.2f} ms",
+                    "< 1 ms" if target50 else "",
+                    "",
+                    "+44 ms" if target50 else "",
+                    _verdict(figures["retr_p50_ms"] < 1 if target50 else None),
+                )
+            )
+            rows.append(
+                (
+                    f"{clients} clients: RETR latency p99",
+                    f"{figures['retr_p99_ms']:.2f} ms",
+                    "",
+                    "",
+                    "",
+                    "",
+                )
+            )
+    large = results.get("retr-large")
+    if large:
+        mib = sizes.largeMessageSize / 1024 / 1024
+        rows.append(
+            (
+                f"RETR of one {mib:.0f} MiB message: MB/s on the wire",
+                f"{large['mb_per_second']:,.0f}",
+                ">= 450",
+                "292",
+                "",
+                _verdict(large["mb_per_second"] >= 450),
+            )
+        )
+        rows.append(
+            (
+                "  server RSS before / peak reading / peak stalled",
+                f"{large['rss_before_kib'] / 1024:.1f} / {large['rss_peak_reading_kib'] / 1024:.1f}"
+                f" / {large['rss_peak_stalled_kib'] / 1024:.1f} MiB",
+                "flat",
+                "",
+                "",
+                _verdict(large["flat"]),
+            )
+        )
+        rows.append(
+            (
+                "  server VmHWM before / after",
+                f"{large['hwm_before_kib'] / 1024:.1f} / {large['hwm_after_kib'] / 1024:.1f} MiB",
+                "",
+                "",
+                "",
+                "",
+            )
+        )
+    maildrop = results.get("large-maildrop")
+    if maildrop:
+        n = maildrop["messages"]
+        targets = {"LIST": (5.0, "4"), "UIDL": (10.0, "20")}
+        for command in ("PASS", "STAT", "LIST", "UIDL"):
+            cold = maildrop["cold_ms"][command]
+            warm = maildrop["warm_ms"][command]
+            target, dovecot = targets.get(command, (None, ""))
+            rows.append(
+                (
+                    f"{n:,}-message maildrop: {command} (cold / warm)",
+                    f"{cold:.1f} / {warm:.1f} ms",
+                    "" if target is None else f"<= {target:.0f} ms",
+                    f"{dovecot} ms" if dovecot else "",
+                    "",
+                    _verdict(None if target is None else warm <= target),
+                )
+            )
+    idle = results.get("idle-memory")
+    if idle:
+        perConnection = idle["kb_per_connection"]
+        rows.append(
+            (
+                f"Memory per idle logged-in connection ({idle['connections']:,})",
+                f"{perConnection:.1f} KB",
+                "<= 5 KB",
+                "~600 KB",
+                "",
+                _verdict(perConnection <= 5),
+            )
+        )
+    header = ("Measurement", "pop3kit", "Target", "Dovecot 2.3", "twisted.mail", "Met")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(header, widths, strict=True)),
+        "  ".join("-" * width for width in widths),
+    ]
+    for row in rows:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    return "\n".join(lines)
+
+
+RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
+    "sessions": measureSessions,
+    "concurrent": measureConcurrent,
+    "retr-large": measureLarge,
+    "large-maildrop": measureMaildrop,
+    "idle-memory": measureIdle,
+}
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--only", choices=MEASUREMENTS, action="append", help="run only this")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run, small sizes")
+    parser.add_argument("--json", type=Path, help="write the results to this file")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep test data and server logs here (default: temporary)"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="run each server under cProfile, writing DIR/<measurement>.pstats (slows it)",
+    )
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    sizes = QUICK if args.quick else FULL
+    selected = [name for name in MEASUREMENTS if not args.only or name in args.only]
+
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="run-", dir=args.workdir))
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="pop3kit-bench-"))
+    results: dict[str, Any] = {}
+    try:
+        data = buildData(workdir, sizes, selected)
+        ctx = Context(data, sizes, workdir, args.profile)
+        for name in selected:
+            log(f"--- {name}")
+            results[name] = RUNNERS[name](ctx)
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        stopAll()
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    print()
+    print(
+        f"pop3kit benchmark{' (QUICK: small sizes, figures not comparable)' if args.quick else ''}"
+        f" -- Python {platform.python_version()}, {os.cpu_count()} CPUs, loopback; "
+        "clients and server share the CPUs"
+    )
+    print(
+        "Passwords are stored {PLAIN} in a passwd-file, so password hashing does not count. "
+        "Messages are stored with LF line ends, as MTAs write them."
+    )
+    print()
+    print(table(results, sizes))
+    print()
+    print(
+        "Reference figures (Dovecot 2.3, twisted.mail) were measured on the same 2-core "
+        "machine; twisted.mail's figure for RETR is the added latency per RETR."
+    )
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps({"quick": args.quick, "sizes": asdict(sizes), "results": results}, indent=2)
+            + "\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
