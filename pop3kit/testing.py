@@ -1,4 +1,3 @@
-# mypy: allow-untyped-calls
 """
 Test helpers for applications and backends built on pop3kit.
 

@@ -1,4 +1,3 @@
-# mypy: allow-untyped-calls
 """
 Tests for L{pop3kit.cli}.
 """

@@ -1,4 +1,3 @@
-# mypy: allow-untyped-calls
 """
 Tests for the runnable examples under C{docs/examples/}, which the documentation includes.
 
