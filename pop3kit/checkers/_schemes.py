@@ -1,18 +1,7 @@
 """
 Password schemes of Dovecot's passwd-file: parsing stored password fields, verifying
-candidates against them, and hashing new passwords.
-
-Supported schemes, as Dovecot writes them (names are case-insensitive):
-
-  - C{PLAIN} and C{CLEARTEXT}, also with the C{.b64}, C{.base64} or C{.hex} encoding
-    suffix;
-  - C{CRYPT}, C{SHA512-CRYPT}, C{SHA256-CRYPT}, C{BLF-CRYPT}, C{MD5-CRYPT} (alias C{MD5}),
-    C{ARGON2ID}, C{ARGON2I};
-  - C{SSHA512}, C{SSHA256}, C{SSHA}, C{SHA512}, C{SHA256}, C{SHA} (alias C{SHA1}):
-    base64 by default, hex with a C{.hex} suffix (or, for the unsalted ones, when the
-    length says so, as Dovecot does).
-
-Public names are exported by L{pop3kit.checkers.passwdfile}.
+candidates against them, and hashing new passwords.  The supported schemes are listed in
+L{pop3kit.checkers.passwdfile}, which exports the public names.
 """
 
 from __future__ import annotations
