@@ -145,6 +145,7 @@ class POP3Server(LineReceiver):
         self._apopTimestamp: bytes | None = None
         self._busy = False
         self._processing = False
+        self._expunging = False
         self._readingPaused = False
         self._disconnected = False
         self._mailbox: IMailbox | None = None
@@ -179,7 +180,9 @@ class POP3Server(LineReceiver):
         timer, self._idleTimer = self._idleTimer, None
         if timer is not None and timer.active():
             timer.cancel()
-        self._endSession()
+        if not self._expunging:
+            # An expunge under way keeps the lock until it is done (see _quit).
+            self._endSession()
 
     def timeoutConnection(self) -> None:
         """
@@ -428,6 +431,7 @@ class POP3Server(LineReceiver):
             uids |= self._retrieved
         response = ok("bye")
         if uids:
+            self._expunging = True
             try:
                 await mailbox.expunge(uids)
             except POP3Error as error:
@@ -438,6 +442,8 @@ class POP3Server(LineReceiver):
             except Exception:
                 _log.failure("Removing deleted messages failed")
                 response = err("some deleted messages not removed", ResponseCode.SYS_TEMP)
+            finally:
+                self._expunging = False
         self._endSession()
         return response
 

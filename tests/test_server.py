@@ -414,6 +414,21 @@ class TransactionTests(SynchronousTestCase):
         pending.callback(None)
         self.assertEqual(self.connection.read(), b"+OK bye\r\n")
 
+    def test_dropDuringExpungeKeepsLock(self) -> None:
+        """
+        A client that drops while its QUIT's expunge is under way does not release the
+        maildrop before the expunge is done: no other session sees a half-expunged
+        maildrop.
+        """
+        pending: Deferred[None] = Deferred()
+        self.harness.mailbox.expunge = lambda uids: pending  # type: ignore[method-assign]
+        self.connection.send(b"DELE 1\r\nQUIT\r\n")
+        self.connection.drop()
+        self.assertIn(b"-ERR [IN-USE] ", self.harness.connect().login())
+        pending.callback(None)
+        self.assertEqual(self.harness.realm.activeSessions, {})
+        self.assertIn(b"+OK maildrop has", self.harness.connect().login())
+
     def test_vanishedMessage(self) -> None:
         """
         A message that vanished from storage gets C{-ERR} and the session goes on.
