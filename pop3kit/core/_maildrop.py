@@ -79,12 +79,13 @@ class MaildropView:
         """
         deleted = self._deleted
         lines = [
-            b"%d %s\r\n" % (index, message.uid.encode("ascii"))
+            f"{index} {message.uid}\r\n"
             for index, message in enumerate(self._messages, 1)
             if index not in deleted
         ]
-        lines.append(b".\r\n")
-        return b"".join(lines)
+        lines.append(".\r\n")
+        # Unique-ids are ASCII (see isValidUid); str formatting is the faster path here.
+        return "".join(lines).encode("ascii")
 
     def delete(self, number: int) -> None:
         """
