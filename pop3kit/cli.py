@@ -20,18 +20,13 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
 from collections.abc import Callable
 
+from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit.checkers import passwdfile
 
 __all__ = ["DEFAULT_DATA_DIR", "EX_TEMPFAIL", "main"]
-
-DEFAULT_DATA_DIR = "pop3kit-data"
-"""
-The data directory of the zero-configuration mode, relative to the working directory.
-"""
 
 EX_TEMPFAIL = 75
 """
@@ -52,7 +47,7 @@ class _Failure(Exception):
 
 def _passwdPath(args: argparse.Namespace) -> str:
     path: str | None = args.passwd
-    return path if path is not None else os.path.join(args.data_dir, "passwd")
+    return path if path is not None else passwdPath(args.data_dir)
 
 
 def _validName(name: str) -> str:
@@ -145,7 +140,7 @@ def _deliver(args: argparse.Namespace) -> int:
 
     root: str | None = args.maildir_root
     if root is None:
-        root = os.path.join(args.data_dir, "mail")
+        root = maildirRoot(args.data_dir)
     try:
         path = maildir.mailboxPath(root, args.name)
     except ValueError as e:

@@ -17,14 +17,12 @@ from twisted.cred.strcred import AuthOptionMixin
 from twisted.logger import Logger
 from twisted.python import usage
 
+from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit.backends.maildir import MaildirRealm
 from pop3kit.checkers.passwdfile import PasswdFileChecker
 from pop3kit.core import NEVER
 from pop3kit.cred import ChainedChecker
 from pop3kit.server import MINIMUM_TIMEOUT, POP3ServerFactory
-
-#: Where C{twistd pop3kit} keeps users and mail when no options say otherwise.
-DEFAULT_DATA_DIR = "pop3kit-data"
 
 #: The default listening endpoint: loopback only, an unprivileged port.
 DEFAULT_LISTEN = "tcp:1110:interface=127.0.0.1"
@@ -103,7 +101,7 @@ class Options(usage.Options, AuthOptionMixin):
         # served as an empty maildrop.
         self["create-maildir-root"] = self["maildir-root"] is None
         if self["maildir-root"] is None:
-            self["maildir-root"] = os.path.join(dataDir, "mail")
+            self["maildir-root"] = maildirRoot(dataDir)
         self.setdefault("credCheckers", [])
         self["zero-config-users"] = not self["credCheckers"]
 
@@ -124,7 +122,7 @@ def prepareDataDir(options: Options) -> None:
     if options["create-maildir-root"]:
         os.makedirs(options["maildir-root"], mode=0o700, exist_ok=True)
     if options["zero-config-users"]:
-        passwd = os.path.join(dataDir, "passwd")
+        passwd = passwdPath(dataDir)
         with contextlib.suppress(FileExistsError):
             os.close(os.open(passwd, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         _log.info(
@@ -170,7 +168,7 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     """
     checkers: Sequence[ICredentialsChecker] = [
         _bytesCredentials(checker) for checker in options["credCheckers"]
-    ] or [PasswdFileChecker(os.path.join(options["data-dir"], "passwd"))]
+    ] or [PasswdFileChecker(passwdPath(options["data-dir"]))]
     if len(checkers) > 1:
         checkers = [ChainedChecker(checkers)]
     realm = MaildirRealm(options["maildir-root"])

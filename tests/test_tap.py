@@ -27,6 +27,7 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from pop3kit import tap
+from pop3kit._layout import DEFAULT_DATA_DIR, passwdPath
 from pop3kit.backends.maildir import deliver, mailboxPath
 from pop3kit.checkers.passwdfile import (
     PasswdFileChecker,
@@ -222,7 +223,7 @@ class MakeServiceTests(TestCase):
         self.assertEqual(len(children), 3)
         for child in children:
             self.assertIsInstance(child, StreamServerEndpointService)
-        self.assertFalse(os.path.exists(os.path.join(tap.DEFAULT_DATA_DIR, "passwd")))
+        self.assertFalse(os.path.exists(passwdPath(DEFAULT_DATA_DIR)))
 
     def test_factoryOptions(self) -> None:
         """
