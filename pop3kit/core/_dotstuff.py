@@ -130,6 +130,7 @@ class MessageEncoder:
         self._bodyLines = bodyLines
         self._partial = b""
         self._inBody = False
+        self._denseDots = False
         self.complete = False
 
     def feed(self, chunk: bytes) -> bytes:
@@ -146,7 +147,13 @@ class MessageEncoder:
     def _stuff(self, data: bytes) -> bytes:
         if not data:
             return b""
-        data = _DOT_AFTER_LINE_END.sub(b"\n..", data)
+        if self._denseDots:
+            data = data.replace(b"\n.", b"\n..")
+        else:
+            data, count = _DOT_AFTER_LINE_END.subn(b"\n..", data)
+            # The pattern is fast when few lines start with a dot and slow when many do;
+            # bytes.replace is the other way round.  Switch for the rest of the message.
+            self._denseDots = count * 64 > len(data)
         if self._atLineStart and data[:1] == b".":
             data = b"." + data
         self._atLineStart = data.endswith(b"\n")
