@@ -140,6 +140,18 @@ class EncoderTests(SynchronousTestCase):
         self.assertEqual(encoder.feed(b"more\n"), b"")
         self.assertEqual(first + encoder.finish(), b"H: v\r\n\r\nline1\r\n.\r\n")
 
+    def test_denseThenSparseDots(self) -> None:
+        """
+        A message whose first chunk is full of dot lines (switching the encoder to its
+        dense strategy) and whose later chunks have few is stuffed correctly throughout.
+        """
+        message = b".\n" * 5000 + (b"text\n" * 99 + b".dot\n") * 200
+        wire = encodeChunked(message, [4096] * 100)
+        decoded, decoder = decodeChunked(wire, [])
+        self.assertTrue(decoder.done)
+        self.assertEqual(decoded, canonicalForm(message))
+        self.assertEqual(wire.count(b"\r\n..dot\r\n"), 200)
+
     def test_encodeLines(self) -> None:
         """
         Short multi-line responses are stuffed and terminated too.
