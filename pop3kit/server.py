@@ -160,6 +160,7 @@ class POP3Server(LineReceiver):
         Send the greeting and start the inactivity timer.
         """
         self._transport = cast(_Transport, self.transport)
+        self._peer = _peerKey(self._transport.getPeer())
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)
         factory = self.factory
@@ -336,7 +337,7 @@ class POP3Server(LineReceiver):
                 return None
             view = MaildropView(await avatar.listMessages())
             await factory.loginHistory.recordLogin(maildropId, factory.clock.seconds())
-            await factory.loginHistory.clearFailures(_peerKey(self._transport.getPeer()))
+            await factory.loginHistory.clearFailures(self._peer)
         except POP3Error as error:
             self._endSession()
             return await self._loginFailed(error)
@@ -362,7 +363,7 @@ class POP3Server(LineReceiver):
         assert connection is not None
         connection.loginFailed()
         if error.code is ResponseCode.AUTH:
-            await self.factory.loginHistory.recordFailure(_peerKey(self._transport.getPeer()))
+            await self.factory.loginHistory.recordFailure(self._peer)
             if self.factory.failedLoginDelay > 0:
                 await deferLater(self.factory.clock, self.factory.failedLoginDelay)
         return errorResponse(error)

@@ -20,7 +20,7 @@ from twisted.python import usage
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit.backends.maildir import MaildirRealm
 from pop3kit.checkers.passwdfile import PasswdFileChecker
-from pop3kit.core import NEVER
+from pop3kit.core import NEVER, Capabilities
 from pop3kit.cred import ChainedChecker
 from pop3kit.server import MINIMUM_TIMEOUT, POP3ServerFactory
 
@@ -86,13 +86,17 @@ class Options(usage.Options, AuthOptionMixin):
             raise usage.UsageError(f"--timeout must be at least {MINIMUM_TIMEOUT:g} seconds")
         if self["failed-login-delay"] < 0:
             raise usage.UsageError("--failed-login-delay must not be negative")
-        if self["login-delay"] is not None and self["login-delay"] < 0:
-            raise usage.UsageError("--login-delay must not be negative")
         if self["expire"] is not None:
             self["expire"] = _parseExpire(self["expire"])
-        implementation = self["implementation"]
-        if implementation is not None and (not implementation or not implementation.isprintable()):
-            raise usage.UsageError("--implementation must be printable, non-empty text")
+        try:
+            # The capabilities check their own values (LOGIN-DELAY, EXPIRE, IMPLEMENTATION).
+            Capabilities(
+                loginDelay=self["login-delay"],
+                expire=self["expire"],
+                implementation=self["implementation"],
+            )
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
         dataDir = self["data-dir"]
@@ -106,6 +110,13 @@ class Options(usage.Options, AuthOptionMixin):
         self["zero-config-users"] = not self["credCheckers"]
 
 
+def _usesDataDir(options: Options) -> bool:
+    """
+    Whether anything of the zero-configuration layout is in use.
+    """
+    return bool(options["zero-config-users"] or options["create-maildir-root"])
+
+
 def prepareDataDir(options: Options) -> None:
     """
     Create what the zero-configuration layout needs and is missing: the data directory
@@ -115,7 +126,7 @@ def prepareDataDir(options: Options) -> None:
     C{twistd pop3kit} calls this when its service starts, after twistd has dropped
     privileges (C{--uid}/C{--gid}), so that what it creates belongs to the service user.
     """
-    if not options["zero-config-users"] and not options["create-maildir-root"]:
+    if not _usesDataDir(options):
         return
     dataDir = options["data-dir"]
     os.makedirs(dataDir, mode=0o700, exist_ok=True)
@@ -190,7 +201,7 @@ def makeService(options: Options) -> IService:
     """
     factory = makeFactory(options)
     service = MultiService()  # type: ignore[no-untyped-call]
-    if options["zero-config-users"] or options["create-maildir-root"]:
+    if _usesDataDir(options):
         _DataDirService(options).setServiceParent(service)  # type: ignore[no-untyped-call]
     for description in options["listen"]:
         strports.service(description, factory).setServiceParent(service)  # type: ignore[no-untyped-call]

@@ -30,6 +30,14 @@ from pop3kit.core._responses import err, errorResponse, multiline, ok
 from pop3kit.core._states import State, isLegal
 
 
+def _summary(maildrop: MaildropView) -> bytes:
+    """
+    The positive answer to a login and to RSET: the maildrop's size.
+    """
+    count, octets = maildrop.stat()
+    return ok(f"maildrop has {count} messages ({octets} octets)")
+
+
 class ServerConnection:
     """
     One POP3 session as seen by the server: framing, parsing, the state machine and the
@@ -136,8 +144,7 @@ class ServerConnection:
             return ok(f"message {command.message} deleted")
         if isinstance(command, Rset):
             maildrop.reset()
-            count, octets = maildrop.stat()
-            return ok(f"maildrop has {count} messages ({octets} octets)")
+            return _summary(maildrop)
         if isinstance(command, Noop):
             return ok()
         if isinstance(command, Retr | Top):
@@ -151,8 +158,7 @@ class ServerConnection:
         self.pendingUser = None
         self.maildrop = maildrop
         self.state = State.TRANSACTION
-        count, octets = maildrop.stat()
-        return ok(f"maildrop has {count} messages ({octets} octets)")
+        return _summary(maildrop)
 
     def loginFailed(self) -> None:
         """
