@@ -12,25 +12,40 @@ itself.  Compose it into an application with L{POP3ServerFactory}::
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import time
 from collections.abc import Callable
-from typing import BinaryIO, Protocol, cast
+from dataclasses import replace
+from typing import BinaryIO, Literal, Protocol, cast
 
 from twisted.cred.credentials import IUsernameHashedPassword, IUsernamePassword, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
-from twisted.internet.defer import Deferred, fail
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IHandshakeListener,
+    IOpenSSLServerConnectionCreator,
+    IReactorTime,
+    ISSLTransport,
+    ITCPTransport,
+    ITLSTransport,
+)
 from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from pop3kit._streaming import Consumer, MessageSender, TransferInterrupted
 from pop3kit.core import (
+    MAX_BAD_COMMANDS,
     MAX_COMMAND_LINE,
+    MAX_FAILED_LOGINS,
     Apop,
     Capabilities,
     Command,
@@ -42,6 +57,7 @@ from pop3kit.core import (
     Retr,
     ServerConnection,
     State,
+    Stls,
     Top,
     err,
     errorResponse,
@@ -66,6 +82,15 @@ _SMALL_MESSAGE = 64 * 1024
 
 #: Stop reading from a client that has this many command lines waiting.
 _MAX_PENDING_LINES = 64
+
+#: Seconds a client has to complete a TLS handshake (STLS or implicit TLS).
+HANDSHAKE_TIMEOUT = 30.0
+
+#: The cleartext-login policies: when USER/PASS and SASL PLAIN/LOGIN may be used before
+#: TLS is active.
+CleartextPolicy = Literal["never", "loopback", "always"]
+
+CLEARTEXT_POLICIES: tuple[CleartextPolicy, ...] = ("never", "loopback", "always")
 
 _log = Logger()
 
@@ -122,6 +147,32 @@ def _peerKey(address: IAddress) -> str:
     return str(host) if host is not None else repr(address)
 
 
+def isLocal(address: IAddress) -> bool:
+    """
+    Whether a peer address is on this host: a loopback IP address or a UNIX socket.
+    """
+    if isinstance(address, UNIXAddress):
+        return True
+    if isinstance(address, IPv4Address | IPv6Address):
+        try:
+            return ipaddress.ip_address(address.host.partition("%")[0]).is_loopback
+        except ValueError:
+            return False
+    return False
+
+
+class ITLSProvider(Protocol):
+    """
+    What the server needs of its TLS configuration (see L{pop3kit.tls.ServerTLS}).
+    """
+
+    def contextFactory(self) -> IOpenSSLServerConnectionCreator:
+        """
+        The TLS context for a new handshake.
+        """
+
+
+@implementer(IHandshakeListener)
 class POP3Server(LineReceiver):
     """
     One POP3 server session.
@@ -141,6 +192,7 @@ class POP3Server(LineReceiver):
         """
         self.factory = factory
         self._idleTimer: IDelayedCall | None = None
+        self._handshakeTimer: IDelayedCall | None = None
         self._connection: ServerConnection | None = None
         self._apopTimestamp: bytes | None = None
         self._busy = False
@@ -165,8 +217,14 @@ class POP3Server(LineReceiver):
             self.transport.setTcpNoDelay(True)
         factory = self.factory
         apop = factory.apopAvailable()
-        self._connection = ServerConnection(factory.capabilities())
+        self._connection = ServerConnection(
+            factory.capabilities(self.transport),
+            maxBadCommands=factory.maxBadCommands,
+            maxFailedLogins=factory.maxFailedLogins,
+        )
         self._idleTimer = factory.clock.callLater(factory.timeout, self.timeoutConnection)
+        if ISSLTransport.providedBy(self.transport):
+            self._startHandshakeTimer()
         greeting = "POP3 server ready"
         if apop:
             self._apopTimestamp = makeAPOPTimestamp(factory.apopHost)
@@ -178,9 +236,10 @@ class POP3Server(LineReceiver):
         Release the maildrop without entering UPDATE: nothing is deleted.
         """
         self._disconnected = True
-        timer, self._idleTimer = self._idleTimer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+        for timer in (self._idleTimer, self._handshakeTimer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._idleTimer = self._handshakeTimer = None
         if not self._expunging:
             # An expunge under way keeps the lock until it is done (see _quit).
             self._endSession()
@@ -199,6 +258,24 @@ class POP3Server(LineReceiver):
         """
         if self._idleTimer is not None and self._idleTimer.active():
             self._idleTimer.reset(self.factory.timeout)
+
+    def handshakeCompleted(self) -> None:
+        """
+        The TLS handshake is done: stop its timer.
+        """
+        timer, self._handshakeTimer = self._handshakeTimer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _startHandshakeTimer(self) -> None:
+        self._handshakeTimer = self.factory.clock.callLater(
+            self.factory.handshakeTimeout, self._handshakeTimedOut
+        )
+
+    def _handshakeTimedOut(self) -> None:
+        self._handshakeTimer = None
+        _log.info("TLS handshake from {peer} timed out", peer=self._peer)
+        self._transport.abortConnection()
 
     def _endSession(self) -> None:
         lock, self._lock = self._lock, None
@@ -247,6 +324,9 @@ class POP3Server(LineReceiver):
                     break
                 if isinstance(event, bytes):
                     self._transport.write(event)
+                    if connection.closing:
+                        self._transport.loseConnection()
+                        break
                 else:
                     self._execute(event)
         finally:
@@ -283,7 +363,7 @@ class POP3Server(LineReceiver):
         if response is not None:
             self._transport.write(response)
         assert self._connection is not None
-        if self._connection.state is State.UPDATE:
+        if self._connection.state is State.UPDATE or self._connection.closing:
             self._transport.loseConnection()
             return
         self._processQueue()
@@ -301,7 +381,23 @@ class POP3Server(LineReceiver):
             return Deferred.fromCoroutine(self._apop(command))
         if isinstance(command, Quit):
             return Deferred.fromCoroutine(self._quit())
+        if isinstance(command, Stls):
+            self._startTLS()
+            return succeed(None)
         raise AssertionError(f"the core handed over an unexpected command {command!r}")
+
+    # TLS
+
+    def _startTLS(self) -> None:
+        tls = self.factory.tls
+        connection = self._connection
+        assert tls is not None and connection is not None
+        self._transport.write(ok("begin TLS negotiation"))
+        # Whatever the client sent after STLS in the clear is discarded here: it must
+        # never be executed inside the TLS session (the STARTTLS injection class).
+        connection.startedTLS()
+        cast(ITLSTransport, self.transport).startTLS(tls.contextFactory())
+        self._startHandshakeTimer()
 
     # Login
 
@@ -363,9 +459,10 @@ class POP3Server(LineReceiver):
         assert connection is not None
         connection.loginFailed()
         if error.code is ResponseCode.AUTH:
-            await self.factory.loginHistory.recordFailure(self._peer)
-            if self.factory.failedLoginDelay > 0:
-                await deferLater(self.factory.clock, self.factory.failedLoginDelay)
+            failures = await self.factory.loginHistory.recordFailure(self._peer)
+            delay = self.factory.failedLoginPenalty(failures)
+            if delay > 0:
+                await deferLater(self.factory.clock, delay)
         return errorResponse(error)
 
     # Transaction
@@ -468,11 +565,17 @@ class POP3ServerFactory(ServerFactory):
         loginHistory: ILoginHistory | None = None,
         timeout: float = MINIMUM_TIMEOUT,
         failedLoginDelay: float = 2.0,
+        maximumFailedLoginDelay: float = 15.0,
         loginDelay: int | None = None,
         expire: int | str | None = None,
         implementation: str | None = None,
         apop: bool = False,
         apopHost: str = "pop3kit",
+        tls: ITLSProvider | None = None,
+        allowCleartext: CleartextPolicy = "loopback",
+        handshakeTimeout: float = HANDSHAKE_TIMEOUT,
+        maxBadCommands: int = MAX_BAD_COMMANDS,
+        maxFailedLogins: int = MAX_FAILED_LOGINS,
     ) -> None:
         """
         @param portal: Logs users in; its realm must provide L{IMailbox} avatars.
@@ -482,7 +585,10 @@ class POP3ServerFactory(ServerFactory):
             default.
         @param timeout: Seconds of inactivity before a session is closed (at least 600, as
             RFC 1939 requires).
-        @param failedLoginDelay: Seconds to wait before answering a failed login.
+        @param failedLoginDelay: Seconds to wait before answering a client's first failed
+            login; the delay doubles with each further failure from the same client
+            address, up to C{maximumFailedLoginDelay}.  0 disables the delay.
+        @param maximumFailedLoginDelay: The longest failed-login delay, in seconds.
         @param loginDelay: Minimum seconds between two logins to one maildrop, announced
             as LOGIN-DELAY; L{None} for no limit.
         @param expire: Days messages are kept, or C{"NEVER"}, announced as EXPIRE; with
@@ -490,9 +596,21 @@ class POP3ServerFactory(ServerFactory):
         @param implementation: Text announced as IMPLEMENTATION; L{None} for none.
         @param apop: Offer APOP when the portal can check hashed credentials.
         @param apopHost: The host part of the APOP timestamp.
+        @param tls: The certificate for STLS (and for implicit-TLS listeners, which need
+            nothing else from the factory); L{None} to offer no STLS.
+        @param allowCleartext: When passwords may be sent before TLS is active (USER/PASS,
+            SASL PLAIN and LOGIN): C{"never"}, C{"loopback"} (connections from this host
+            count as secure, as in Dovecot) or C{"always"}.
+        @param handshakeTimeout: Seconds a client has to complete a TLS handshake.
+        @param maxBadCommands: Close a session after this many invalid commands.
+        @param maxFailedLogins: Close a session after this many failed logins.
         """
         if timeout < MINIMUM_TIMEOUT:
             raise ValueError(f"the inactivity timeout must be at least {MINIMUM_TIMEOUT} s")
+        if allowCleartext not in CLEARTEXT_POLICIES:
+            raise ValueError(f"allowCleartext must be one of {', '.join(CLEARTEXT_POLICIES)}")
+        if maxBadCommands < 1 or maxFailedLogins < 1:
+            raise ValueError("the bad-command and failed-login limits must be at least 1")
         if clock is None:
             from twisted.internet import reactor
 
@@ -506,6 +624,12 @@ class POP3ServerFactory(ServerFactory):
         )
         self.timeout = timeout
         self.failedLoginDelay = failedLoginDelay
+        self.maximumFailedLoginDelay = maximumFailedLoginDelay
+        self.tls = tls
+        self.allowCleartext = allowCleartext
+        self.handshakeTimeout = handshakeTimeout
+        self.maxBadCommands = maxBadCommands
+        self.maxFailedLogins = maxFailedLogins
         self.loginDelay = loginDelay
         self.expire = expire
         self.apop = apop
@@ -517,19 +641,36 @@ class POP3ServerFactory(ServerFactory):
             implementation=implementation,
         )
 
-    def capabilities(self) -> Capabilities:
+    def capabilities(self, transport: object = None) -> Capabilities:
         """
-        What this server announces with CAPA now: USER only when a checker takes plain
-        passwords.
+        What this server offers on a connection over C{transport} as it starts: USER only
+        when a checker takes plain passwords; STLS when a certificate is configured and
+        the transport can start TLS; passwords in the clear as C{allowCleartext} says.
+
+        @param transport: The connection's transport, or L{None} for a connection with
+            neither TLS nor the means to start it, from a remote host.
         """
-        user = IUsernamePassword in self.portal.listCredentialsInterfaces()
-        if user == self._capabilities.user:
-            return self._capabilities
-        return Capabilities(
-            user=user,
-            loginDelay=self._capabilities.loginDelay,
-            expire=self._capabilities.expire,
-            implementation=self._capabilities.implementation,
+        secure = ISSLTransport.providedBy(transport)
+        local = transport is not None and isLocal(cast(_Transport, transport).getPeer())
+        return replace(
+            self._capabilities,
+            user=IUsernamePassword in self.portal.listCredentialsInterfaces(),
+            stls=self.tls is not None and not secure and ITLSTransport.providedBy(transport),
+            tls=secure,
+            cleartext=self.allowCleartext == "always"
+            or (self.allowCleartext == "loopback" and local),
+        )
+
+    def failedLoginPenalty(self, failures: int) -> float:
+        """
+        Seconds to wait before answering a failed login, the C{failures}th in a row from
+        one client address: C{failedLoginDelay}, doubling with each failure, at most
+        C{maximumFailedLoginDelay}.
+        """
+        if failures <= 0 or self.failedLoginDelay <= 0:
+            return 0.0
+        return float(
+            min(self.failedLoginDelay * 2 ** min(failures - 1, 32), self.maximumFailedLoginDelay)
         )
 
     def apopAvailable(self) -> bool:

@@ -79,7 +79,14 @@ class SessionFuzzTests(SynchronousTestCase):
         for message in MESSAGES:
             mailbox.deliver(message)
         checker = InMemoryUsernamePasswordDatabaseDontUse(alice=b"secret")
-        factory = POP3ServerFactory(Portal(realm, [checker]), clock=Clock(), failedLoginDelay=0)
+        # The limits on bad commands and failed logins have tests of their own.
+        factory = POP3ServerFactory(
+            Portal(realm, [checker]),
+            clock=Clock(),
+            failedLoginDelay=0,
+            maxBadCommands=10**6,
+            maxFailedLogins=10**6,
+        )
         connection = ConnectedServer(factory)
         if pipelined:
             response = connection.send(b"".join(line + b"\r\n" for line in lines))

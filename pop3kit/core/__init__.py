@@ -6,13 +6,15 @@ This package imports only the standard library, so it can be tested and fuzzed w
 sockets or a reactor.
 """
 
-from pop3kit.core._capabilities import NEVER, Capabilities
+from pop3kit.core._capabilities import CLEARTEXT_MECHANISMS, NEVER, Capabilities
 from pop3kit.core._commands import (
     KEYWORDS,
     Apop,
+    Auth,
     Capa,
     Command,
     Dele,
+    Lang,
     List,
     Noop,
     Pass,
@@ -20,12 +22,21 @@ from pop3kit.core._commands import (
     Retr,
     Rset,
     Stat,
+    Stls,
     Top,
     Uidl,
     User,
+    Utf8,
+    decodeBase64,
     parseCommand,
 )
-from pop3kit.core._connection import ServerConnection
+from pop3kit.core._connection import (
+    LANGUAGES,
+    MAX_BAD_COMMANDS,
+    MAX_FAILED_LOGINS,
+    MAX_SASL_LINE,
+    ServerConnection,
+)
 from pop3kit.core._dotstuff import (
     MessageEncoder,
     MultilineDecoder,
@@ -62,19 +73,26 @@ from pop3kit.core._responses import (
 from pop3kit.core._states import LEGAL_COMMANDS, State, isLegal
 
 __all__ = [
+    "CLEARTEXT_MECHANISMS",
     "KEYWORDS",
+    "LANGUAGES",
     "LEGAL_COMMANDS",
+    "MAX_BAD_COMMANDS",
     "MAX_COMMAND_LINE",
+    "MAX_FAILED_LOGINS",
     "MAX_RESPONSE_LINE",
+    "MAX_SASL_LINE",
     "MAX_UID_LENGTH",
     "NEVER",
     "Apop",
+    "Auth",
     "AuthenticationFailed",
     "Capa",
     "Capabilities",
     "Command",
     "Dele",
     "IllegalCommand",
+    "Lang",
     "LineFramer",
     "LineTooLong",
     "List",
@@ -98,13 +116,16 @@ __all__ = [
     "ServerConnection",
     "Stat",
     "State",
+    "Stls",
     "TemporaryFailure",
     "Top",
     "Uidl",
     "User",
+    "Utf8",
     "WireSizeCounter",
     "canonicalForm",
     "continuation",
+    "decodeBase64",
     "encodeLines",
     "encodeMessage",
     "err",
