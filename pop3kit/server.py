@@ -12,10 +12,11 @@ itself.  Compose it into an application with L{POP3ServerFactory}::
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import BinaryIO, Literal, Protocol, cast
 
@@ -23,7 +24,7 @@ from twisted.cred.credentials import IUsernameHashedPassword, IUsernamePassword,
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.interfaces import (
     IAddress,
     IDelayedCall,
@@ -47,8 +48,10 @@ from pop3kit.core import (
     MAX_COMMAND_LINE,
     MAX_FAILED_LOGINS,
     Apop,
+    Auth,
     Capabilities,
     Command,
+    LineTooLong,
     MaildropView,
     MessageEncoder,
     MessageInfo,
@@ -59,6 +62,8 @@ from pop3kit.core import (
     State,
     Stls,
     Top,
+    continuation,
+    decodeBase64,
     err,
     errorResponse,
     ok,
@@ -68,11 +73,28 @@ from pop3kit.errors import (
     AuthenticationFailed,
     LoginDelayed,
     POP3Error,
+    RemoteProtocolError,
     ResponseCode,
     TemporaryFailure,
 )
-from pop3kit.interfaces import ILoginHistory, IMailbox, IMaildropLock, IMaildropLocker
+from pop3kit.interfaces import (
+    ILoginHistory,
+    IMailbox,
+    IMaildropLock,
+    IMaildropLocker,
+    ISCRAMKeySource,
+)
 from pop3kit.locking import InProcessLocker, InProcessLoginHistory
+from pop3kit.sasl import (
+    SERVER_MECHANISMS,
+    Challenge,
+    CheckCredentials,
+    NeedSCRAMKeys,
+    SCRAMKeys,
+    preparePassword,
+    prepareUsername,
+    serverMechanism,
+)
 
 #: RFC 1939 section 3: an autologout timer must be at least 10 minutes.
 MINIMUM_TIMEOUT = 600.0
@@ -91,6 +113,11 @@ HANDSHAKE_TIMEOUT = 30.0
 CleartextPolicy = Literal["never", "loopback", "always"]
 
 CLEARTEXT_POLICIES: tuple[CleartextPolicy, ...] = ("never", "loopback", "always")
+
+#: The SASL mechanisms offered by default, strongest first, when the checkers can verify
+#: them; EXTERNAL is added when TLS client certificates are requested.  CRAM-MD5, like
+#: APOP, is offered only when asked for: it needs passwords stored reversibly.
+DEFAULT_SASL_MECHANISMS: tuple[str, ...] = ("SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN", "LOGIN")
 
 _log = Logger()
 
@@ -142,6 +169,13 @@ def _readAtMost(message: BinaryIO, size: int) -> bytes:
     return b"".join(chunks)
 
 
+def peerIdentity(transport: object) -> str | None:
+    """
+    Placeholder until pop3kit.tls lands.
+    """
+    return None
+
+
 def _peerKey(address: IAddress) -> str:
     host = getattr(address, "host", None)
     return str(host) if host is not None else repr(address)
@@ -161,10 +195,25 @@ def isLocal(address: IAddress) -> bool:
     return False
 
 
+def _scramKeySource(checkers: Iterable[object]) -> ISCRAMKeySource | None:
+    for checker in checkers:
+        if ISCRAMKeySource.providedBy(checker):
+            return checker
+        inner = _scramKeySource(getattr(checker, "checkers", ()))
+        if inner is not None:
+            return inner
+    return None
+
+
 class ITLSProvider(Protocol):
     """
     What the server needs of its TLS configuration (see L{pop3kit.tls.ServerTLS}).
+
+    @ivar clientCAPath: The CA whose client certificates are requested (enabling SASL
+        EXTERNAL), or L{None}.
     """
+
+    clientCAPath: str | None
 
     def contextFactory(self) -> IOpenSSLServerConnectionCreator:
         """
@@ -193,6 +242,7 @@ class POP3Server(LineReceiver):
         self.factory = factory
         self._idleTimer: IDelayedCall | None = None
         self._handshakeTimer: IDelayedCall | None = None
+        self._responseWaiter: Deferred[bytes | LineTooLong | None] | None = None
         self._connection: ServerConnection | None = None
         self._apopTimestamp: bytes | None = None
         self._busy = False
@@ -240,6 +290,7 @@ class POP3Server(LineReceiver):
             if timer is not None and timer.active():
                 timer.cancel()
         self._idleTimer = self._handshakeTimer = None
+        self._deliverResponse()
         if not self._expunging:
             # An expunge under way keeps the lock until it is done (see _quit).
             self._endSession()
@@ -300,6 +351,7 @@ class POP3Server(LineReceiver):
         self.resetTimeout()
         assert self._connection is not None
         self._connection.receiveData(data)
+        self._deliverResponse()
         self._processQueue()
 
     def lineReceived(self, line: bytes) -> None:
@@ -375,8 +427,9 @@ class POP3Server(LineReceiver):
             return self._retrieve(command.message, command.lines)
         if isinstance(command, Pass):
             assert self._connection is not None and self._connection.pendingUser is not None
-            username = self._connection.pendingUser.encode("utf-8")
-            return Deferred.fromCoroutine(self._login(UsernamePassword(username, command.password)))
+            return Deferred.fromCoroutine(self._pass(self._connection.pendingUser, command))
+        if isinstance(command, Auth):
+            return Deferred.fromCoroutine(self._authenticate(command))
         if isinstance(command, Apop):
             return Deferred.fromCoroutine(self._apop(command))
         if isinstance(command, Quit):
@@ -401,6 +454,102 @@ class POP3Server(LineReceiver):
 
     # Login
 
+    async def _pass(self, username: str, command: Pass) -> bytes | None:
+        try:
+            prepared = prepareUsername(username).encode("utf-8")
+            password = command.password
+            try:
+                text = password.decode("utf-8")
+            except UnicodeDecodeError:
+                pass  # A legacy 8-bit password: compared as it is.
+            else:
+                password = preparePassword(text).encode("utf-8")
+        except POP3Error as error:
+            return await self._loginFailed(error)
+        return await self._login(UsernamePassword(prepared, password))
+
+    async def _authenticate(self, command: Auth) -> bytes | None:
+        connection = self._connection
+        assert connection is not None and command.mechanism is not None
+        mechanism = serverMechanism(
+            command.mechanism,
+            hostname=self.factory.apopHost,
+            tlsIdentity=peerIdentity(self.transport),
+        )
+        if command.initialResponse is not None and not mechanism.clientFirst:
+            return err(f"{mechanism.name} does not take an initial response")
+        connection.beginExchange()
+        try:
+            step = mechanism.start(command.initialResponse)
+            while True:
+                if isinstance(step, Challenge):
+                    self._transport.write(continuation(base64.b64encode(step.data)))
+                    line = await self._nextResponse()
+                    if line is None:
+                        return None
+                    if isinstance(line, LineTooLong):
+                        raise RemoteProtocolError("SASL response too long")
+                    if line == b"*":
+                        return err("authentication cancelled")
+                    step = mechanism.respond(decodeBase64(line))
+                elif isinstance(step, NeedSCRAMKeys):
+                    step = mechanism.keysFound(await self._scramKeys(step))
+                elif isinstance(step, CheckCredentials):
+                    connection.endExchange()
+                    return await self._login(step.credentials)
+                else:
+                    connection.endExchange()
+                    return await self._enter(
+                        maybeDeferred(
+                            self.factory.portal.realm.requestAvatar, step.username, None, IMailbox
+                        )
+                    )
+        except AuthenticationFailed as error:
+            connection.endExchange()
+            return await self._loginFailed(error)
+        except POP3Error as error:
+            # A malformed exchange: no credentials were judged, so no penalty, but it
+            # counts against the connection's failed logins.
+            connection.loginFailed()
+            return errorResponse(error)
+        finally:
+            connection.endExchange()
+
+    def _nextResponse(self) -> Deferred[bytes | LineTooLong | None]:
+        assert self._connection is not None
+        line = self._connection.nextResponse()
+        if line is not None or self._disconnected:
+            return succeed(line)
+        self._responseWaiter = Deferred()
+        return self._responseWaiter
+
+    def _deliverResponse(self) -> None:
+        waiter = self._responseWaiter
+        assert self._connection is not None
+        if waiter is None:
+            return
+        if self._disconnected:
+            line = None
+        else:
+            line = self._connection.nextResponse()
+            if line is None:
+                return
+        self._responseWaiter = None
+        waiter.callback(line)
+
+    async def _scramKeys(self, step: NeedSCRAMKeys) -> SCRAMKeys | None:
+        source = self.factory.scramKeySource()
+        if source is None:
+            return None
+        try:
+            keys: SCRAMKeys | None = await source.scramKeys(step.username, step.mechanism)
+            return keys
+        except POP3Error:
+            raise
+        except Exception:
+            _log.failure("Looking up SCRAM keys failed")
+            raise TemporaryFailure() from None
+
     async def _apop(self, command: Apop) -> bytes | None:
         if self._apopTimestamp is None:
             return err("APOP is not available, use another login method")
@@ -410,11 +559,16 @@ class POP3Server(LineReceiver):
         return await self._login(credentials)
 
     async def _login(self, credentials: object) -> bytes | None:
+        return await self._enter(self.factory.portal.login(credentials, None, IMailbox))
+
+    async def _enter(
+        self, avatarRequest: Deferred[tuple[object, IMailbox, Callable[[], object]]]
+    ) -> bytes | None:
         factory = self.factory
         connection = self._connection
         assert connection is not None
         try:
-            _, avatar, logout = await factory.portal.login(credentials, None, IMailbox)
+            _, avatar, logout = await avatarRequest
         except UnauthorizedLogin:
             return await self._loginFailed(AuthenticationFailed())
         except POP3Error as error:
@@ -576,6 +730,7 @@ class POP3ServerFactory(ServerFactory):
         handshakeTimeout: float = HANDSHAKE_TIMEOUT,
         maxBadCommands: int = MAX_BAD_COMMANDS,
         maxFailedLogins: int = MAX_FAILED_LOGINS,
+        sasl: Sequence[str] | None = None,
     ) -> None:
         """
         @param portal: Logs users in; its realm must provide L{IMailbox} avatars.
@@ -604,6 +759,11 @@ class POP3ServerFactory(ServerFactory):
         @param handshakeTimeout: Seconds a client has to complete a TLS handshake.
         @param maxBadCommands: Close a session after this many invalid commands.
         @param maxFailedLogins: Close a session after this many failed logins.
+        @param sasl: The SASL mechanisms to offer, in the order CAPA lists them, each only
+            when the portal can verify it (PLAIN and LOGIN: a checker of plain passwords;
+            CRAM-MD5: one of hashed credentials; SCRAM: a checker providing
+            L{ISCRAMKeySource}; EXTERNAL: TLS with client certificates).  L{None} for
+            L{DEFAULT_SASL_MECHANISMS}, plus EXTERNAL with client certificates.
         """
         if timeout < MINIMUM_TIMEOUT:
             raise ValueError(f"the inactivity timeout must be at least {MINIMUM_TIMEOUT} s")
@@ -611,6 +771,15 @@ class POP3ServerFactory(ServerFactory):
             raise ValueError(f"allowCleartext must be one of {', '.join(CLEARTEXT_POLICIES)}")
         if maxBadCommands < 1 or maxFailedLogins < 1:
             raise ValueError("the bad-command and failed-login limits must be at least 1")
+        if sasl is None:
+            sasl = DEFAULT_SASL_MECHANISMS
+            if tls is not None and tls.clientCAPath is not None:
+                sasl += ("EXTERNAL",)
+        mechanisms = tuple(name.upper() for name in sasl)
+        unknown = sorted(set(mechanisms) - set(SERVER_MECHANISMS))
+        if unknown:
+            raise ValueError(f"unknown SASL mechanisms: {', '.join(unknown)}")
+        self.sasl = mechanisms
         if clock is None:
             from twisted.internet import reactor
 
@@ -652,14 +821,38 @@ class POP3ServerFactory(ServerFactory):
         """
         secure = ISSLTransport.providedBy(transport)
         local = transport is not None and isLocal(cast(_Transport, transport).getPeer())
+        interfaces = self.portal.listCredentialsInterfaces()
         return replace(
             self._capabilities,
-            user=IUsernamePassword in self.portal.listCredentialsInterfaces(),
+            user=IUsernamePassword in interfaces,
+            sasl=self._usableMechanisms(interfaces),
             stls=self.tls is not None and not secure and ITLSTransport.providedBy(transport),
             tls=secure,
             cleartext=self.allowCleartext == "always"
             or (self.allowCleartext == "loopback" and local),
         )
+
+    def _usableMechanisms(self, interfaces: Sequence[object]) -> tuple[str, ...]:
+        scram = self.scramKeySource() is not None
+        external = self.tls is not None and self.tls.clientCAPath is not None
+
+        def usable(name: str) -> bool:
+            if name in ("PLAIN", "LOGIN"):
+                return IUsernamePassword in interfaces
+            if name == "CRAM-MD5":
+                return IUsernameHashedPassword in interfaces
+            if name == "EXTERNAL":
+                return external
+            return scram
+
+        return tuple(name for name in self.sasl if usable(name))
+
+    def scramKeySource(self) -> ISCRAMKeySource | None:
+        """
+        The portal's checker that provides SCRAM keys (itself, or inside a
+        L{pop3kit.cred.ChainedChecker}), or L{None}: SCRAM is then not offered.
+        """
+        return _scramKeySource(self.portal.checkers.values())
 
     def failedLoginPenalty(self, failures: int) -> float:
         """
