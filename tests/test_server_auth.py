@@ -338,7 +338,7 @@ class CapabilityTests(SynchronousTestCase):
             def requestAvatarId(self, credentials: object) -> Deferred[object]:
                 return fail(UnauthorizedLogin())
 
-            def scramKeys(self, username: str, mechanism: str) -> Deferred[None]:
+            def scramKeys(self, username: str, mechanism: str) -> Deferred[SCRAMKeys | None]:
                 return succeed(None)
 
         harness = Harness(PlainOnly(), sasl=["CRAM-MD5", "PLAIN"])
