@@ -20,9 +20,8 @@ from twisted.python import usage
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit.backends.maildir import MaildirRealm
 from pop3kit.checkers.passwdfile import PasswdFileChecker
-from pop3kit.core import NEVER, Capabilities
+from pop3kit.core import MAX_BAD_COMMANDS, MAX_FAILED_LOGINS, NEVER, Capabilities
 from pop3kit.cred import ChainedChecker
-from pop3kit.core import MAX_BAD_COMMANDS, MAX_FAILED_LOGINS
 from pop3kit.sasl import SERVER_MECHANISMS
 from pop3kit.server import (
     CLEARTEXT_POLICIES,
