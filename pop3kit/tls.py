@@ -283,7 +283,7 @@ def _makeOptions(
             # Tell clients which authorities are accepted, so that they pick the right
             # certificate.
             context.load_client_ca(os.fsencode(clientCAPath))
-    except (SSL.Error, ValueError) as e:
+    except (SSL.Error, ValueError, TypeError) as e:
         raise TLSConfigurationError(
             f"TLS certificate file {certificatePath} and key file {keyPath} cannot be used: {e}"
         ) from None
@@ -388,10 +388,10 @@ def _tlsConnection(transport: object) -> SSL.Connection | None:
 def isSecure(transport: object) -> bool:
     """
     Whether TLS is active on a transport: a TCP transport after C{startTLS()}, or the
-    L{TLSMemoryBIOProtocol} an implicit-TLS listener gives its protocols (which, unlike the
-    former, does not declare L{ISSLTransport}), or anything declaring L{ISSLTransport}.
+    L{TLSMemoryBIOProtocol} an implicit-TLS listener gives its protocols; both provide
+    L{ISSLTransport}.
     """
-    return ISSLTransport.providedBy(transport) or _tlsConnection(transport) is not None
+    return ISSLTransport.providedBy(transport)
 
 
 def peerIdentity(transport: object) -> str | None:
