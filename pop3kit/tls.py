@@ -25,7 +25,8 @@ The handshake timeout
 A server should give up on a client that does not finish the TLS handshake within
 L{HANDSHAKE_TIMEOUT} seconds.  Twisted tells the application protocol when the handshake
 has completed: L{TLSMemoryBIOProtocol} calls C{handshakeCompleted()} on the protocol it
-wraps if that protocol provides L{IHandshakeListener}.  This holds for both paths
+wraps if that protocol provides
+C{twisted.internet.interfaces.IHandshakeListener}.  This holds for both paths
 (verified by the tests): after C{transport.startTLS()} the wrapped protocol is the
 application protocol itself, and under L{implicitTLSEndpoint} it is the protocol the
 application's factory built.  So the server protocol should:
@@ -37,7 +38,7 @@ application's factory built.  So the server protocol should:
        its ordinary inactivity timer yet;
     3. in C{handshakeCompleted()}, cancel that call and start the inactivity timer;
     4. in C{connectionLost()}, cancel it if still pending (a failed handshake ends the
-       connection with an L{OpenSSL.SSL.Error} in the reason).
+       connection with an C{OpenSSL.SSL.Error} in the reason).
 
 No application data is delivered before the handshake completes, and the greeting an
 implicit-TLS server writes in C{connectionMade} is buffered by Twisted and sent as soon as
@@ -241,10 +242,12 @@ def _recordClientVerification(
 
 def _makeOptions(
     certificatePath: str, keyPath: str, clientCAPath: str | None
-) -> CertificateOptions:
+) -> tuple[CertificateOptions, x509.Certificate]:
     """
     Load the files and build the L{CertificateOptions}, whose context is created (and
     completed) here, so that every problem shows now rather than at the first handshake.
+
+    @return: The options, and the server's own certificate.
     """
     chain = _loadCertificates(certificatePath, "TLS certificate file")
     key = _loadKey(keyPath)
@@ -288,7 +291,7 @@ def _makeOptions(
             f"TLS certificate file {certificatePath} and key file {keyPath} cannot be used: {e}"
         ) from None
     _warnIfNotCurrentlyValid(chain[0], certificatePath)
-    return options
+    return options, chain[0]
 
 
 @implementer(IOpenSSLServerConnectionCreator)
@@ -341,7 +344,7 @@ class ServerTLS:
         self.certificatePath = certificatePath
         self.keyPath = keyPath
         self.clientCAPath = clientCAPath
-        self._options = _makeOptions(certificatePath, keyPath, clientCAPath)
+        self._options, _ = _makeOptions(certificatePath, keyPath, clientCAPath)
         self._creator = _CurrentContext(self)
 
     def contextFactory(self) -> IOpenSSLServerConnectionCreator:
@@ -360,7 +363,9 @@ class ServerTLS:
             logged and the previous certificate stays in use.
         """
         try:
-            options = _makeOptions(self.certificatePath, self.keyPath, self.clientCAPath)
+            options, certificate = _makeOptions(
+                self.certificatePath, self.keyPath, self.clientCAPath
+            )
         except TLSConfigurationError as e:
             _log.error("Keeping the current TLS certificate: {error}", error=str(e))
             return False
@@ -368,7 +373,12 @@ class ServerTLS:
             _log.failure("Keeping the current TLS certificate: reloading failed")
             return False
         self._options = options
-        _log.info("Reloaded the TLS certificate from {path}", path=self.certificatePath)
+        _log.info(
+            "Reloaded the TLS certificate from {path}: {subject}, valid until {notAfter}",
+            path=self.certificatePath,
+            subject=certificate.subject.rfc4514_string(),
+            notAfter=certificate.not_valid_after_utc.isoformat(),
+        )
         return True
 
 

@@ -661,6 +661,18 @@ class ReloadTests(LoopbackTestCase):
         client = await self.connect(port, clientOptions(self.pki))
         self.assertEqual(_commonName(await client.handshake), "first")
 
+    def test_reloadLogged(self) -> None:
+        """
+        A successful reload says on the log which certificate is now served.
+        """
+        serverTLS = ServerTLS(self.certificatePath, self.keyPath)
+        _install(self.second, self.certificatePath, self.keyPath)
+        with capturedLogs() as events:
+            self.assertTrue(serverTLS.reload())
+        (event,) = [e for e in events if "Reloaded" in e.get("log_format", "")]
+        self.assertEqual(event["subject"], "CN=second")
+        self.assertEqual(event["path"], self.certificatePath)
+
     def test_contextFactoryIsStable(self) -> None:
         """
         The context factory is the same object before and after a reload, so whoever
