@@ -25,26 +25,27 @@ The handshake timeout
 A server should give up on a client that does not finish the TLS handshake within
 L{HANDSHAKE_TIMEOUT} seconds.  Twisted tells the application protocol when the handshake
 has completed: L{TLSMemoryBIOProtocol} calls C{handshakeCompleted()} on the protocol it
-wraps if that protocol provides
-C{twisted.internet.interfaces.IHandshakeListener}.  This holds for both paths
-(verified by the tests): after C{transport.startTLS()} the wrapped protocol is the
-application protocol itself, and under L{implicitTLSEndpoint} it is the protocol the
-application's factory built.  So the server protocol should:
+wraps if that protocol provides C{twisted.internet.interfaces.IHandshakeListener}.  This
+holds for both paths (the tests check both): after C{transport.startTLS()} the wrapped
+protocol is the application protocol itself, and under L{implicitTLSEndpoint} it is the
+protocol the application's factory built.  So the server protocol should:
 
     1. declare C{@implementer(IHandshakeListener)};
-    2. when TLS starts (right after C{startTLS()} for STLS; in C{connectionMade} for
-       implicit TLS, which L{isSecure} tells apart), schedule
-       C{clock.callLater(HANDSHAKE_TIMEOUT, transport.abortConnection)}, and not start
-       its ordinary inactivity timer yet;
-    3. in C{handshakeCompleted()}, cancel that call and start the inactivity timer;
-    4. in C{connectionLost()}, cancel it if still pending (a failed handshake ends the
-       connection with an C{OpenSSL.SSL.Error} in the reason).
+    2. when TLS starts, schedule
+       C{self._handshakeTimer = clock.callLater(HANDSHAKE_TIMEOUT,
+       transport.abortConnection)}: for STLS right after calling C{startTLS()}, for
+       implicit TLS in C{connectionMade} (where L{isSecure} is already true);
+    3. in C{handshakeCompleted()}, cancel that call;
+    4. in C{connectionLost()}, cancel it if it is still pending (a failed handshake ends
+       the connection with an C{OpenSSL.SSL.Error} in the reason).
 
-No application data is delivered before the handshake completes, and the greeting an
-implicit-TLS server writes in C{connectionMade} is buffered by Twisted and sent as soon as
-the handshake is done.  Do wrap factories only in ways that keep the server protocol the
-one L{TLSMemoryBIOProtocol} wraps directly (a L{twisted.protocols.policies.WrappingFactory}
-in between hides C{handshakeCompleted} from it).
+No application data reaches the protocol before the handshake completes, and what the
+protocol writes before then (the greeting of an implicit-TLS server) is buffered by Twisted
+and sent once the handshake is done.  For STLS, the server must also drop any clear-text
+bytes it has buffered after the C{STLS} line before calling C{startTLS()} (RFC 2595; the
+CVE-2011-0411 class of bugs).  C{handshakeCompleted} reaches the server protocol only if
+L{TLSMemoryBIOProtocol} wraps it directly: a L{twisted.protocols.policies.WrappingFactory}
+(such as C{TimeoutFactory}) in between hides it.
 """
 
 from __future__ import annotations
@@ -435,10 +436,16 @@ def peerIdentity(transport: object) -> str | None:
     return value if isinstance(value, str) else value.decode("utf-8", "replace")
 
 
-def _parseDescription(description: str) -> tuple[list[str], dict[str, str]]:
+def _parseDescription(
+    description: str,
+) -> tuple[str | None, list[str], list[tuple[str, str]]]:
     """
-    Split an endpoint description the way Twisted does: fields separated by C{:},
-    C{key=value} fields as keyword arguments, a backslash escaping the next character.
+    Split an endpoint description the way Twisted does: fields separated by C{:}, the
+    first one the endpoint type, C{key=value} fields as keyword arguments, a backslash
+    escaping the next character.
+
+    @return: The type (L{None} if the first field is a C{key=value}), the positional
+        arguments and the keyword arguments, in order.
     """
     fields: list[list[str]] = [[""]]
     escaped = False
@@ -454,14 +461,10 @@ def _parseDescription(description: str) -> tuple[list[str], dict[str, str]]:
             fields[-1].append("")
         else:
             fields[-1][-1] += character
-    arguments = [field[0] for field in fields if len(field) == 1]
-    options: dict[str, str] = {}
-    for field in fields:
-        if len(field) == 2:
-            if field[0] in options:
-                raise TLSConfigurationError(f"{description!r} gives {field[0]}= twice")
-            options[field[0]] = field[1]
-    return arguments, options
+    kind = fields[0][0] if len(fields[0]) == 1 else None
+    arguments = [field[0] for field in fields[1:] if len(field) == 1]
+    keywords = [(field[0], field[1]) for field in fields if len(field) == 2]
+    return kind, arguments, keywords
 
 
 def isImplicitTLS(description: str) -> bool:
@@ -469,7 +472,7 @@ def isImplicitTLS(description: str) -> bool:
     Whether a C{--listen} description asks for implicit TLS (C{ssl:995...}), to be built
     with L{implicitTLSEndpoint} rather than Twisted's own C{ssl:} endpoint.
     """
-    return _parseDescription(description)[0][0] == _IMPLICIT_TLS_TYPE
+    return _parseDescription(description)[0] == _IMPLICIT_TLS_TYPE
 
 
 def _integer(description: str, name: str, value: str, low: int, high: int) -> int:
@@ -519,9 +522,12 @@ def implicitTLSEndpoint(
     @raise TLSConfigurationError: If the description is not C{ssl:} with a port and only
         the options C{interface} and C{backlog}.
     """
-    arguments, options = _parseDescription(description)
-    if arguments[0] != _IMPLICIT_TLS_TYPE:
+    kind, arguments, keywords = _parseDescription(description)
+    options = dict(keywords)
+    if kind != _IMPLICIT_TLS_TYPE:
         raise TLSConfigurationError(f"{description!r} is not an implicit-TLS (ssl:) description")
+    if len(options) != len(keywords):
+        raise TLSConfigurationError(f"{description!r} gives an option twice")
     misplaced = sorted(set(options) & _TWISTED_SSL_OPTIONS)
     if misplaced:
         raise TLSConfigurationError(
@@ -534,7 +540,7 @@ def implicitTLSEndpoint(
             f"{description!r}: unknown option {', '.join(unknown)} (ssl: takes a port, "
             "interface= and backlog=)"
         )
-    positional = arguments[1:]
+    positional = arguments
     if "port" in options:
         positional.insert(0, options["port"])
     if len(positional) != 1:

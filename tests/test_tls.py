@@ -869,6 +869,8 @@ class ImplicitTLSEndpointTests(SynchronousTestCase):
             "ssl:995:sslmethod=TLSv1_METHOD",
             "ssl:995:reuse=yes",
             "tcp:995",
+            "port=995",
+            "",
         ):
             self.assertRaises(
                 TLSConfigurationError,
@@ -888,6 +890,9 @@ class ImplicitTLSEndpointTests(SynchronousTestCase):
         self.assertFalse(isImplicitTLS("tcp:110"))
         self.assertFalse(isImplicitTLS("sslx:995"))
         self.assertFalse(isImplicitTLS(r"unix:/run/ssl\:995"))
+        self.assertFalse(isImplicitTLS("port=995"))
+        self.assertFalse(isImplicitTLS(""))
+        self.assertFalse(isImplicitTLS("tcp:110:interface=a:interface=b"))
 
 
 class ImplicitTLSListenTests(LoopbackTestCase):
