@@ -95,6 +95,7 @@ from pop3kit.sasl import (
     prepareUsername,
     serverMechanism,
 )
+from pop3kit.tls import HANDSHAKE_TIMEOUT, peerIdentity
 
 #: RFC 1939 section 3: an autologout timer must be at least 10 minutes.
 MINIMUM_TIMEOUT = 600.0
@@ -104,9 +105,6 @@ _SMALL_MESSAGE = 64 * 1024
 
 #: Stop reading from a client that has this many command lines waiting.
 _MAX_PENDING_LINES = 64
-
-#: Seconds a client has to complete a TLS handshake (STLS or implicit TLS).
-HANDSHAKE_TIMEOUT = 30.0
 
 #: The cleartext-login policies: when USER/PASS and SASL PLAIN/LOGIN may be used before
 #: TLS is active.
@@ -167,13 +165,6 @@ def _readAtMost(message: BinaryIO, size: int) -> bytes:
         chunks.append(chunk)
         size -= len(chunk)
     return b"".join(chunks)
-
-
-def peerIdentity(transport: object) -> str | None:
-    """
-    Placeholder until pop3kit.tls lands.
-    """
-    return None
 
 
 def _peerKey(address: IAddress) -> str:

@@ -41,6 +41,10 @@ PINNED = {
         "NeedSCRAMKeys", "SCRAMKeys", "ServerMechanism", "Step", "Verified",
         "clientMechanism", "preparePassword", "prepareUsername", "serverMechanism",
     ],
+    "pop3kit.tls": [
+        "HANDSHAKE_TIMEOUT", "ServerTLS", "TLSConfigurationError", "TLSReloadService",
+        "implicitTLSEndpoint", "isImplicitTLS", "isSecure", "peerIdentity",
+    ],
     "pop3kit.checkers.passwdfile": [
         "ARGON2_MEMORY_COST", "ARGON2_PARALLELISM", "ARGON2_TIME_COST", "BCRYPT_COST",
         "DEFAULT_SCHEME", "HASH_SCHEMES", "SCRAM_ITERATIONS", "SHA_CRYPT_ROUNDS", "DuplicateUser",

@@ -100,7 +100,7 @@ class SessionFuzzTests(SynchronousTestCase):
             (
                 i
                 for i, line in enumerate(lines)
-                if line.upper() == b"QUIT"
+                if line.rstrip(b" ").upper() == b"QUIT"
                 and not (0 < i <= len(status) and status[i - 1].startswith(b"+ "))
             ),
             None,
