@@ -7,6 +7,7 @@ client certificate, and the TLS handshake timeout.
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
@@ -147,7 +148,7 @@ class ImplicitTLSTests(TestCase):
     A listener wrapped in TLS from the first byte (RFC 8314, port 995).
     """
 
-    async def connect(self, **options: object) -> tuple[LoopbackServer, POP3TestClient]:
+    async def connect(self, **options: Any) -> tuple[LoopbackServer, POP3TestClient]:
         """
         Listen with implicit TLS and connect a client through it.
         """
