@@ -157,7 +157,7 @@ class ImplicitTLSTests(TestCase):
         server = LoopbackServer(self, [MESSAGE], tls=tls, allowCleartext="never", **options)
         port = reactor.listenTCP(
             0,
-            TLSMemoryBIOFactory(tls.contextFactory(), False, server.factory),
+            TLSMemoryBIOFactory(tls.contextFactory(), False, server.factory),  # type: ignore[arg-type]
             interface="127.0.0.1",
         )
         self.addCleanup(server.stop)
@@ -213,7 +213,7 @@ class ImplicitTLSTests(TestCase):
         server = LoopbackServer(self, [], tls=tls, handshakeTimeout=0.2)
         port = reactor.listenTCP(
             0,
-            TLSMemoryBIOFactory(tls.contextFactory(), False, server.factory),
+            TLSMemoryBIOFactory(tls.contextFactory(), False, server.factory),  # type: ignore[arg-type]
             interface="127.0.0.1",
         )
         self.addCleanup(port.stopListening)
