@@ -412,9 +412,15 @@ class _SCRAMServer(_ServerBase):
     the client's empty acknowledgement of the server-final message.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, serverNonce: str | None = None) -> None:
+        """
+        @param name: C{"SCRAM-SHA-1"} or C{"SCRAM-SHA-256"}.
+        @param serverNonce: The server's part of the nonce; random by default (tests
+            fix it to replay the RFC examples).
+        """
         super().__init__()
         self.name = name
+        self._serverNonce = serverNonce
         self._state = "first"
         self._clientFirst = ""
         self._username = ""
@@ -445,7 +451,7 @@ class _SCRAMServer(_ServerBase):
         def authFunction(username: str) -> tuple[bytes, bytes, bytes, int]:
             return keys.salt, keys.storedKey, keys.serverKey, keys.iterations
 
-        return ScramMechanism(self.name).make_server(authFunction)
+        return ScramMechanism(self.name).make_server(authFunction, s_nonce=self._serverNonce)
 
     def _first(self, message: bytes) -> Step:
         from scramp import ScramException
@@ -732,13 +738,19 @@ class _SCRAMClient(_ClientBase):
     SCRAM-SHA-1 / SCRAM-SHA-256 without channel binding, through scramp.
     """
 
-    def __init__(self, name: str, username: str, password: str) -> None:
+    def __init__(
+        self, name: str, username: str, password: str, clientNonce: str | None = None
+    ) -> None:
+        """
+        @param clientNonce: The client's nonce; random by default (tests fix it to
+            replay the RFC examples).
+        """
         from scramp import ScramClient, ScramException
 
         super().__init__()
         self.name = name
         try:
-            self._client = ScramClient([name], username, password)
+            self._client = ScramClient([name], username, password, c_nonce=clientNonce)
         except ScramException as e:
             raise ValueError(f"cannot use this user name or password with {name}: {e}") from None
         self._state = "first"
