@@ -158,9 +158,9 @@ class VectorTests(SynchronousTestCase):
             )
             client.initialResponse()
             self.assertRaises(MalformedSASLChallenge, client.respond, serverFirst)
-        client = clientMechanism("SCRAM-SHA-256", "user", "pencil")
-        client.initialResponse()
-        self.assertRaises(AuthenticationFailed, client.respond, b"e=unknown-user")
+        refused = clientMechanism("SCRAM-SHA-256", "user", "pencil")
+        refused.initialResponse()
+        self.assertRaises(AuthenticationFailed, refused.respond, b"e=unknown-user")
 
     def test_unexpectedChallenges(self) -> None:
         """
