@@ -633,8 +633,10 @@ class ClientMechanism(Protocol):
         The decoded initial response to send on the C{AUTH} line, or L{None} for a
         mechanism that waits for the server's first challenge (CRAM-MD5, LOGIN).
 
-        A client that cannot send it on the line (too long) sends C{AUTH NAME} alone and
-        passes the server's empty challenge to L{respond}, which then answers with it.
+        A client that cannot send it on the line (too long: RFC 5034 section 4) sends
+        C{AUTH NAME} alone and passes the server's empty challenge to L{respond}, which
+        then answers with the same initial response, whether or not this method was
+        called first.
         """
 
     def respond(self, challenge: bytes) -> bytes:
@@ -669,22 +671,23 @@ class _ClientBase:
 class _OneMessageClient(_ClientBase):
     """
     PLAIN and EXTERNAL: one client message, sent as the initial response or in answer
-    to the server's empty challenge.
+    to the server's empty challenge (once).
     """
 
     def __init__(self, name: str, message: bytes) -> None:
         super().__init__()
         self.name = name
         self._message = message
+        self._answered = False
 
     def initialResponse(self) -> bytes | None:
         self._complete = True
         return self._message
 
     def respond(self, challenge: bytes) -> bytes:
-        if self._complete or challenge:
+        if self._answered or challenge:
             raise MalformedSASLChallenge(f"unexpected {self.name} challenge")
-        self._complete = True
+        self._answered = self._complete = True
         return self._message
 
 
@@ -753,20 +756,23 @@ class _SCRAMClient(_ClientBase):
             self._client = ScramClient([name], username, password, c_nonce=clientNonce)
         except ScramException as e:
             raise ValueError(f"cannot use this user name or password with {name}: {e}") from None
-        self._state = "first"
+        self._clientFirst: bytes | None = None
+        self._answeredEmpty = False
+        self._state = "server-first"
 
     def initialResponse(self) -> bytes | None:
-        if self._state != "first":
-            raise RuntimeError("initial response already sent")
-        self._state = "server-first"
-        first: str = self._client.get_client_first()
-        return first.encode("utf-8")
+        if self._clientFirst is None:
+            first: str = self._client.get_client_first()
+            self._clientFirst = first.encode("utf-8")
+        return self._clientFirst
 
     def respond(self, challenge: bytes) -> bytes:
         from scramp import ScramException
 
-        if self._state == "first" and not challenge:
-            # The server asks for the initial response we did not send on the line.
+        if self._state == "server-first" and not challenge and not self._answeredEmpty:
+            # The server asks for the initial response that was not sent on the line
+            # (an empty server-first message is never valid, so this is unambiguous).
+            self._answeredEmpty = True
             first = self.initialResponse()
             assert first is not None
             return first
