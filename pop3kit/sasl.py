@@ -42,6 +42,7 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
@@ -266,7 +267,7 @@ class _ServerBase:
         """
         raise RuntimeError(f"{self.name} does not use SCRAM keys")
 
-    def _guard(self, step: _StepFunction, data: bytes) -> Step:
+    def _guard(self, step: Callable[[bytes], Step], data: bytes) -> Step:
         """
         Run one step; any failure ends the exchange.
         """
@@ -275,10 +276,6 @@ class _ServerBase:
         except BaseException:
             self._finish()
             raise
-
-
-class _StepFunction(Protocol):
-    def __call__(self, data: bytes, /) -> Step: ...
 
 
 def _credentials(username: str, password: str) -> CheckCredentials:
