@@ -348,7 +348,8 @@ class _LoginServer(_ServerBase):
 
 
 _CRAM_RESPONSE = re.compile(rb"(.+) ([0-9a-fA-F]{32})", re.DOTALL)
-_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+# Printable ASCII but "<", ">" and "@": what fits the domain of a msg-id without ending it.
+_HOSTNAME = re.compile(r"[!-;=?A-~]+")
 
 
 class _CRAMMD5Server(_ServerBase):
@@ -590,8 +591,8 @@ def serverMechanism(
     Make the server side of one exchange of the mechanism C{name}.
 
     @param name: One of L{SERVER_MECHANISMS} (case-insensitive).
-    @param hostname: The server's host name, for the CRAM-MD5 challenge; letters,
-        digits, dots and dashes.
+    @param hostname: The server's host name, for the CRAM-MD5 challenge: printable
+        ASCII without spaces, C{<}, C{>} or C{@}.
     @param tlsIdentity: For EXTERNAL: the user name the TLS client certificate
         authenticates, or L{None} if there is none.
     @raise KeyError: (also a L{ValueError}) for an unknown mechanism.
