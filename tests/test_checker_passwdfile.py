@@ -398,6 +398,21 @@ class HashPasswordTests(SynchronousTestCase):
         )
         self.assertIs(verifyPassword("line\nbreak", hashPassword("line\nbreak", "PLAIN")), True)
 
+    def test_saslprep(self) -> None:
+        """
+        Every scheme stores the password prepared with SASLprep, as the server compares
+        it; C{PLAIN} keeps one that SASLprep prohibits as it is, the others refuse it.
+        """
+        stored = hashPassword("a\u00a0b\u00ad", "SSHA512")
+        self.assertIs(verifyPassword("a b", stored), True)
+        self.assertIs(verifyPassword("a\u00a0b\u00ad", stored), False)
+        self.assertEqual(hashPassword("a\u00a0b\u00ad", "PLAIN"), "{PLAIN}a b")
+        self.assertEqual(hashPassword("bell\x07", "PLAIN"), "{PLAIN}bell\x07")
+        self.assertEqual(hashPassword("\u00ad", "PLAIN"), "{PLAIN}\u00ad")
+        for scheme in ("SSHA512", "SHA512-CRYPT", "BLF-CRYPT"):
+            self.assertRaises(ValueError, hashPassword, "bell\x07", scheme)
+            self.assertRaises(ValueError, hashPassword, "\u00ad", scheme)
+
     def test_refused(self) -> None:
         """
         Unknown schemes, empty passwords and passwords a scheme cannot take raise
