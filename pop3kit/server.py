@@ -762,6 +762,11 @@ class POP3ServerFactory(ServerFactory):
             raise ValueError(f"allowCleartext must be one of {', '.join(CLEARTEXT_POLICIES)}")
         if maxBadCommands < 1 or maxFailedLogins < 1:
             raise ValueError("the bad-command and failed-login limits must be at least 1")
+        try:
+            # The host name goes into APOP and CRAM-MD5 challenges.
+            serverMechanism("CRAM-MD5", hostname=apopHost)
+        except ValueError:
+            raise ValueError(f"{apopHost!r} cannot be used in a challenge's host part") from None
         if sasl is None:
             sasl = DEFAULT_SASL_MECHANISMS
             if tls is not None and tls.clientCAPath is not None:

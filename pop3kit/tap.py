@@ -23,7 +23,7 @@ from pop3kit.backends.maildir import MaildirRealm
 from pop3kit.checkers.passwdfile import PasswdFileChecker
 from pop3kit.core import MAX_BAD_COMMANDS, MAX_FAILED_LOGINS, NEVER, Capabilities
 from pop3kit.cred import ChainedChecker
-from pop3kit.sasl import SERVER_MECHANISMS
+from pop3kit.sasl import SERVER_MECHANISMS, serverMechanism
 from pop3kit.server import (
     CLEARTEXT_POLICIES,
     DEFAULT_SASL_MECHANISMS,
@@ -171,6 +171,12 @@ class Options(usage.Options, AuthOptionMixin):
                 raise usage.UsageError(f"--{name} must be at least 1")
         if self["handshake-timeout"] <= 0:
             raise usage.UsageError("--handshake-timeout must be positive")
+        try:
+            serverMechanism("CRAM-MD5", hostname=self["apop-host"])
+        except ValueError:
+            raise usage.UsageError(
+                f"--apop-host {self['apop-host']!r} cannot be the host part of a challenge"
+            ) from None
         if self["allow-cleartext"] not in CLEARTEXT_POLICIES:
             raise usage.UsageError(
                 f"--allow-cleartext takes one of: {', '.join(CLEARTEXT_POLICIES)}"

@@ -152,6 +152,8 @@ class OptionsTests(TestCase):
             ("--max-bad-commands", "-1"),
             ("--failed-login-max-delay", "-1"),
             ("--handshake-timeout", "0"),
+            ("--apop-host", "a b"),
+            ("--apop-host", "x>y"),
         ):
             self.assertRaises(usage.UsageError, parse, *arguments)
 
