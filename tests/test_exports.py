@@ -45,6 +45,11 @@ PINNED = {
         "HANDSHAKE_TIMEOUT", "ServerTLS", "TLSConfigurationError", "TLSReloadService",
         "implicitTLSEndpoint", "isImplicitTLS", "isSecure", "peerIdentity",
     ],
+    "pop3kit.limits": [
+        "DEFAULT_FAILED_LOGIN_DELAY", "DEFAULT_MAX_FAILED_LOGIN_DELAY", "DEFAULT_MAX_PER_CLIENT",
+        "DEFAULT_MAX_UNAUTHENTICATED", "ConnectionLimiter", "IUnauthenticatedSession",
+        "failedLoginPenalty",
+    ],
     "pop3kit.checkers.passwdfile": [
         "ARGON2_MEMORY_COST", "ARGON2_PARALLELISM", "ARGON2_TIME_COST", "BCRYPT_COST",
         "DEFAULT_SCHEME", "HASH_SCHEMES", "SCRAM_ITERATIONS", "SHA_CRYPT_ROUNDS", "DuplicateUser",
