@@ -261,6 +261,11 @@ class Server:
             f"passwd-file:{data.passwd}",
             "--failed-login-delay",
             "0",
+            # Hundreds of benchmark clients connect at once from one address.
+            "--max-per-client",
+            "100000",
+            "--max-unauthenticated",
+            "100000",
         ]
         # The plugin (twisted/plugins/pop3kit_plugin.py) is found from the repository root.
         self.process = subprocess.Popen(

@@ -153,6 +153,20 @@ class ConnectionLimiter:
         )
 
     @property
+    def maxUnauthenticated(self) -> int:
+        """
+        The cap on connections waiting to log in, overall.
+        """
+        return self._maxUnauthenticated
+
+    @property
+    def maxPerClient(self) -> int:
+        """
+        The cap on connections waiting to log in, per client address.
+        """
+        return self._maxPerClient
+
+    @property
     def unauthenticated(self) -> int:
         """
         The number of connections admitted and not yet released or evicted.

@@ -84,6 +84,7 @@ from pop3kit.interfaces import (
     IMaildropLocker,
     ISCRAMKeySource,
 )
+from pop3kit.limits import ConnectionLimiter, failedLoginPenalty
 from pop3kit.locking import InProcessLocker, InProcessLoginHistory
 from pop3kit.sasl import (
     SERVER_MECHANISMS,
@@ -266,6 +267,7 @@ class POP3Server(LineReceiver):
         self._idleTimer = factory.clock.callLater(factory.timeout, self.timeoutConnection)
         if ISSLTransport.providedBy(self.transport):
             self._startHandshakeTimer()
+        factory.limiter.admit(self, self._peer)
         greeting = "POP3 server ready"
         if apop:
             self._apopTimestamp = makeAPOPTimestamp(factory.apopHost)
@@ -281,6 +283,7 @@ class POP3Server(LineReceiver):
             if timer is not None and timer.active():
                 timer.cancel()
         self._idleTimer = self._handshakeTimer = None
+        self.factory.limiter.release(self)
         self._deliverResponse()
         if not self._expunging:
             # An expunge under way keeps the lock until it is done (see _quit).
@@ -300,6 +303,19 @@ class POP3Server(LineReceiver):
         """
         if self._idleTimer is not None and self._idleTimer.active():
             self._idleTimer.reset(self.factory.timeout)
+
+    def evict(self) -> None:
+        """
+        Too many connections wait to log in and this one has been idle the longest: say
+        so and close it (see L{pop3kit.limits.ConnectionLimiter}).
+        """
+        if self._disconnected or self._transport.disconnecting:
+            return
+        _log.info("Closing idle unauthenticated connection from {peer}", peer=self._peer)
+        self._transport.write(
+            err("too many connections waiting to log in, try again later", ResponseCode.SYS_TEMP)
+        )
+        self._transport.loseConnection()
 
     def handshakeCompleted(self) -> None:
         """
@@ -340,8 +356,11 @@ class POP3Server(LineReceiver):
         Frame and queue the received octets, then process queued commands in order.
         """
         self.resetTimeout()
-        assert self._connection is not None
-        self._connection.receiveData(data)
+        connection = self._connection
+        assert connection is not None
+        if connection.state is State.AUTHORIZATION:
+            self.factory.limiter.touched(self)
+        connection.receiveData(data)
         self._deliverResponse()
         self._processQueue()
 
@@ -589,6 +608,7 @@ class POP3Server(LineReceiver):
         if self._disconnected:
             self._endSession()
             return None
+        factory.limiter.release(self)
         return connection.loggedIn(view)
 
     async def _checkLoginDelay(self, maildropId: str) -> None:
@@ -604,8 +624,13 @@ class POP3Server(LineReceiver):
         assert connection is not None
         connection.loginFailed()
         if error.code is ResponseCode.AUTH:
-            failures = await self.factory.loginHistory.recordFailure(self._peer)
-            delay = self.factory.failedLoginPenalty(failures)
+            factory = self.factory
+            failures = await factory.loginHistory.recordFailure(self._peer)
+            delay = failedLoginPenalty(
+                failures,
+                initial=factory.failedLoginDelay,
+                maximum=factory.maximumFailedLoginDelay,
+            )
             if delay > 0:
                 await deferLater(self.factory.clock, delay)
         return errorResponse(error)
@@ -722,6 +747,7 @@ class POP3ServerFactory(ServerFactory):
         maxBadCommands: int = MAX_BAD_COMMANDS,
         maxFailedLogins: int = MAX_FAILED_LOGINS,
         sasl: Sequence[str] | None = None,
+        limiter: ConnectionLimiter | None = None,
     ) -> None:
         """
         @param portal: Logs users in; its realm must provide L{IMailbox} avatars.
@@ -755,6 +781,8 @@ class POP3ServerFactory(ServerFactory):
             CRAM-MD5: one of hashed credentials; SCRAM: a checker providing
             L{ISCRAMKeySource}; EXTERNAL: TLS with client certificates).  L{None} for
             L{DEFAULT_SASL_MECHANISMS}, plus EXTERNAL with client certificates.
+        @param limiter: Caps the connections waiting to log in, closing the longest idle
+            one when full; L{None} for a L{ConnectionLimiter} with the default caps.
         """
         if timeout < MINIMUM_TIMEOUT:
             raise ValueError(f"the inactivity timeout must be at least {MINIMUM_TIMEOUT} s")
@@ -783,6 +811,7 @@ class POP3ServerFactory(ServerFactory):
         assert clock is not None
         self.portal = portal
         self.clock = clock
+        self.limiter = ConnectionLimiter(clock) if limiter is None else limiter
         self.locker: IMaildropLocker = locker if locker is not None else InProcessLocker()
         self.loginHistory: ILoginHistory = (
             loginHistory if loginHistory is not None else InProcessLoginHistory()
@@ -849,18 +878,6 @@ class POP3ServerFactory(ServerFactory):
         L{pop3kit.cred.ChainedChecker}), or L{None}: SCRAM is then not offered.
         """
         return _scramKeySource(self.portal.checkers.values())
-
-    def failedLoginPenalty(self, failures: int) -> float:
-        """
-        Seconds to wait before answering a failed login, the C{failures}th in a row from
-        one client address: C{failedLoginDelay}, doubling with each failure, at most
-        C{maximumFailedLoginDelay}.
-        """
-        if failures <= 0 or self.failedLoginDelay <= 0:
-            return 0.0
-        return float(
-            min(self.failedLoginDelay * 2 ** min(failures - 1, 32), self.maximumFailedLoginDelay)
-        )
 
     def apopAvailable(self) -> bool:
         """

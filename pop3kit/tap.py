@@ -23,6 +23,7 @@ from pop3kit.backends.maildir import MaildirRealm
 from pop3kit.checkers.passwdfile import PasswdFileChecker
 from pop3kit.core import MAX_BAD_COMMANDS, MAX_FAILED_LOGINS, NEVER, Capabilities
 from pop3kit.cred import ChainedChecker
+from pop3kit.limits import DEFAULT_MAX_PER_CLIENT, DEFAULT_MAX_UNAUTHENTICATED, ConnectionLimiter
 from pop3kit.sasl import SERVER_MECHANISMS, serverMechanism
 from pop3kit.server import (
     CLEARTEXT_POLICIES,
@@ -102,6 +103,21 @@ class Options(usage.Options, AuthOptionMixin):
             int,
         ],
         [
+            "max-unauthenticated",
+            None,
+            DEFAULT_MAX_UNAUTHENTICATED,
+            "Connections waiting to log in, overall, before the longest idle is closed.",
+            int,
+        ],
+        [
+            "max-per-client",
+            None,
+            DEFAULT_MAX_PER_CLIENT,
+            "Connections waiting to log in from one client address, before its longest "
+            "idle is closed.",
+            int,
+        ],
+        [
             "allow-cleartext",
             None,
             "loopback",
@@ -166,7 +182,12 @@ class Options(usage.Options, AuthOptionMixin):
             raise usage.UsageError(f"--timeout must be at least {MINIMUM_TIMEOUT:g} seconds")
         if self["failed-login-delay"] < 0 or self["failed-login-max-delay"] < 0:
             raise usage.UsageError("the failed-login delays must not be negative")
-        for name in ("max-failed-logins", "max-bad-commands"):
+        for name in (
+            "max-failed-logins",
+            "max-bad-commands",
+            "max-unauthenticated",
+            "max-per-client",
+        ):
             if self[name] < 1:
                 raise usage.UsageError(f"--{name} must be at least 1")
         if self["handshake-timeout"] <= 0:
@@ -316,6 +337,13 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     if len(checkers) > 1:
         checkers = [ChainedChecker(checkers)]
     realm = MaildirRealm(options["maildir-root"])
+    from twisted.internet import reactor
+
+    limiter = ConnectionLimiter(
+        reactor,  # type: ignore[arg-type]
+        maxUnauthenticated=options["max-unauthenticated"],
+        maxPerClient=options["max-per-client"],
+    )
     return POP3ServerFactory(
         Portal(realm, checkers),
         timeout=options["timeout"],
@@ -327,6 +355,7 @@ def makeFactory(options: Options) -> POP3ServerFactory:
         sasl=options["sasl"],
         handshakeTimeout=options["handshake-timeout"],
         tls=options["tls"],
+        limiter=limiter,
         loginDelay=options["login-delay"],
         expire=options["expire"],
         implementation=options["implementation"],
