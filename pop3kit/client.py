@@ -665,6 +665,14 @@ class POP3Client(Protocol):
         if self.transport is not None and not self._closed:
             cast(ITCPTransport, self.transport).abortConnection()
 
+    def abort(self) -> None:
+        """
+        Close the connection at once, without QUIT, so the server deletes nothing
+        (RFC 1939 section 6).  Commands still waiting fail with L{ConnectionLost}.
+        """
+        if self.transport is not None and not self._closed:
+            cast(ITCPTransport, self.transport).abortConnection()
+
     def waitForGreeting(self) -> Deferred[bytes]:
         """
         A L{Deferred} firing with the greeting line (or failing if the connection closes
