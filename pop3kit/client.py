@@ -42,12 +42,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast, overload
 from typing import Protocol as _TypingProtocol
 
 from OpenSSL import SSL
+from service_identity import VerificationError
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionLost, TimeoutError
 from twisted.internet.interfaces import (
     IConsumer,
     IDelayedCall,
     IHandshakeListener,
+    INegotiated,
     IOpenSSLClientConnectionCreator,
     IPushProducer,
     IReactorTime,
@@ -586,6 +588,7 @@ class POP3Client(Protocol):
         self._capabilities: dict[str, list[str]] | None = None
         self._pipelining = False
         self._secure = False
+        self._tlsPending = False
         self._timer: IDelayedCall | None = None
         self._readingPaused = False
         self._closed = False
@@ -602,8 +605,9 @@ class POP3Client(Protocol):
         """
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)
-        if ISSLTransport.providedBy(self.transport):
-            self._secure = True
+        if INegotiated.providedBy(self.transport) or ISSLTransport.providedBy(self.transport):
+            # Implicit TLS: secure once handshakeCompleted says so.
+            self._tlsPending = True
         self._updateTimer()
 
     def handshakeCompleted(self) -> None:
@@ -611,6 +615,7 @@ class POP3Client(Protocol):
         The TLS handshake is done (implicit TLS, or after STLS).
         """
         self._secure = True
+        self._tlsPending = False
         request, self._handshake = self._handshake, None
         if request is None:
             return
@@ -650,7 +655,8 @@ class POP3Client(Protocol):
         if self._closeReason is not None:
             return self._closeReason
         what = request.redacted.decode("ascii", "replace")
-        if isinstance(reason.value, SSL.Error):
+        handshaking = (self._tlsPending or self._handshake is not None) and not self._secure
+        if handshaking or isinstance(reason.value, SSL.Error | VerificationError):
             return TLSFailed(f"TLS failed while waiting for the answer to {what}: {reason.value}")
         return ConnectionLost(
             f"connection lost while waiting for the answer to {what}: {reason.getErrorMessage()}"
@@ -672,6 +678,16 @@ class POP3Client(Protocol):
         """
         if self.transport is not None and not self._closed:
             cast(ITCPTransport, self.transport).abortConnection()
+
+    def whenClosed(self) -> Deferred[None]:
+        """
+        A L{Deferred} firing once the connection is closed, however that happens.
+        """
+        if self._closed:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._whenClosed.append(d)
+        return d
 
     def waitForGreeting(self) -> Deferred[bytes]:
         """
