@@ -192,7 +192,10 @@ def _makeParser() -> argparse.ArgumentParser:
         type=str.upper,
         choices=passwdfile.HASH_SCHEMES,
         default=passwdfile.DEFAULT_SCHEME,
-        help="the password scheme (default: %(default)s)",
+        help=(
+            "the password scheme (default: %(default)s, which also serves SASL SCRAM "
+            "logins; APOP and CRAM-MD5 need PLAIN)"
+        ),
     )
 
     def userCommand(

@@ -2,8 +2,9 @@
 Credentials for POP3 logins.
 
 C{USER}/C{PASS} logins use Twisted's own L{twisted.cred.credentials.UsernamePassword};
-C{APOP} logins use L{APOPCredentials}, which a checker can verify only if it knows the
-user's password in clear text (see L{pop3kit.checkers.passwdfile.PasswdFileChecker}).
+C{APOP} logins use L{APOPCredentials} and SASL C{CRAM-MD5} logins L{CRAMMD5Credentials};
+a checker can verify those only if it knows the user's password in clear text (see
+L{pop3kit.checkers.passwdfile.PasswdFileChecker}).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred, maybeDeferred
 from zope.interface import Interface, implementer
 
-__all__ = ["APOPCredentials", "ChainedChecker"]
+__all__ = ["APOPCredentials", "CRAMMD5Credentials", "ChainedChecker"]
 
 
 @implementer(IUsernameHashedPassword)
@@ -64,6 +65,53 @@ class APOPCredentials:
         anybody who replays it against the same timestamp.
         """
         return f"<APOPCredentials username={self.username!r} digest=<redacted>>"
+
+
+@implementer(IUsernameHashedPassword)
+class CRAMMD5Credentials:
+    """
+    The credentials of a SASL C{CRAM-MD5} exchange (RFC 2195).
+
+    The client proves that it knows the shared secret by sending the hex HMAC-MD5 of the
+    server's challenge, keyed with the secret.  Twisted's own
+    L{twisted.cred.credentials.CramMD5Credentials} is not used: it makes its challenge
+    with a predictable random generator, compares in variable time and takes only
+    L{bytes} passwords.
+
+    @ivar challenge: The challenge the server sent, e.g. C{b"<1896.697170952@host>"}.
+    @ivar username: The user name the client sent, UTF-8.
+    @ivar response: The hex digest the client sent.
+    """
+
+    def __init__(self, challenge: bytes, username: bytes, response: bytes) -> None:
+        """
+        @param challenge: The challenge the server sent, angle brackets included.
+        @param username: The user name the client sent, UTF-8.
+        @param response: The hex digest the client sent (upper or lower case).
+        """
+        self.challenge = challenge
+        self.username = username
+        self.response = response
+
+    def checkPassword(self, password: str | bytes) -> bool:
+        """
+        Check the client's digest against a clear-text password, in constant time.
+
+        @param password: The user's clear-text password; L{str} is encoded as UTF-8.
+        @return: C{True} if the digest is the HMAC-MD5 of the challenge keyed with
+            C{password}.
+        """
+        if isinstance(password, str):
+            password = password.encode("utf-8")
+        # RFC 2195 mandates HMAC-MD5.
+        expected = hmac.new(password, self.challenge, hashlib.md5).hexdigest()
+        return hmac.compare_digest(expected.encode("ascii"), self.response.lower())
+
+    def __repr__(self) -> str:
+        """
+        Show the user name but never the digest.
+        """
+        return f"<CRAMMD5Credentials username={self.username!r} response=<redacted>>"
 
 
 @implementer(ICredentialsChecker)

@@ -1,5 +1,6 @@
 """
-The interfaces a storage backend, a maildrop lock and the login bookkeeping implement.
+The interfaces a storage backend, a maildrop lock, the login bookkeeping and a store of
+SCRAM keys implement.
 
 Every method returns a L{Deferred}; a synchronous implementation returns
 C{succeed(value)} or C{fail(error)}.  Errors are the types of L{pop3kit.errors}, which carry
@@ -15,6 +16,7 @@ from typing import BinaryIO
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
+from pop3kit._scram import SCRAMKeys
 from pop3kit.core import MessageInfo
 
 
@@ -114,4 +116,27 @@ class ILoginHistory(Interface):  # type: ignore[misc]
     def recordLogin(avatarId: str, when: float) -> Deferred[None]:
         """
         Remember a successful login of C{avatarId} at C{when}.
+        """
+
+
+class ISCRAMKeySource(Interface):  # type: ignore[misc]
+    """
+    A store of SCRAM keys (RFC 5802), which the server asks during a C{SCRAM-SHA-1} or
+    C{SCRAM-SHA-256} login.  A checker of the server's portal that also provides this
+    interface (as L{pop3kit.checkers.passwdfile.PasswdFileChecker} does) enables SCRAM.
+    """
+
+    def scramKeys(username: str, mechanism: str) -> Deferred[SCRAMKeys | None]:
+        """
+        The SCRAM keys of one user for one mechanism.
+
+        Fires with L{None} for an unknown user, and for a user who has no keys for this
+        mechanism (a password stored as an Argon2 hash, say, or SCRAM-SHA-256 keys when
+        SCRAM-SHA-1 is asked for); the server then goes on with dummy keys, so the
+        client cannot tell, and the login fails at the end.  Fails (typically with
+        L{pop3kit.errors.TemporaryFailure}) if the store cannot be read.
+
+        @param username: The user name, prepared with SASLprep
+            (L{pop3kit.sasl.prepareUsername}).
+        @param mechanism: C{"SCRAM-SHA-1"} or C{"SCRAM-SHA-256"}.
         """

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 import stat
 import subprocess
@@ -40,7 +41,18 @@ from pop3kit.checkers.passwdfile import (
     validateUserName,
     verifyPassword,
 )
-from pop3kit.cred import APOPCredentials
+from pop3kit.cred import APOPCredentials, CRAMMD5Credentials
+from pop3kit.errors import AuthenticationFailed
+from pop3kit.interfaces import ISCRAMKeySource
+from pop3kit.sasl import (
+    Challenge,
+    NeedSCRAMKeys,
+    SCRAMKeys,
+    Step,
+    Verified,
+    clientMechanism,
+    serverMechanism,
+)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -84,6 +96,20 @@ SHA512 = (
 )
 SHA256 = "{SHA256}XohImNooBHFR0OVvjcYpJ3NgPQ1qq73WKhHvch0VQtg="
 SHA = "{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g="
+# Dovecot's own test vectors (src/auth/test-password-scheme.c), password "test".
+DOVECOT_SCRAM_SHA1 = (
+    "{SCRAM-SHA-1}4096,GetyLXdBuHzf1FWf8SLz2Q==,NA/OqmF4hhrsrB9KR7po+dliTGM=,"
+    "QBiURvQaE6H6qYTmeghDHLANBFQ="
+)
+DOVECOT_SCRAM_SHA256 = (
+    "{SCRAM-SHA-256}4096,LfNGSFqiFykEZ1xDAYlnKQ==,HACNf9CII7cMz3XjRy/Oh3Ae2LHApoDyNw74d3YtFws=,"
+    "AQH0j7Hf8J12g8eNBadvzlNB2am3PxgNwFCFd3RxEaw="
+)
+# The RFC 7677 section 3 example (password "pencil"), as GNU SASL's test suite writes it.
+RFC7677_ENTRY = (
+    "{SCRAM-SHA-256}4096,W22ZaJ0SNY7soEsUEjb6gQ==,WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=,"
+    "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
+)
 
 
 class SynchronousThreadPool(ThreadPool):
@@ -292,12 +318,31 @@ class HashPasswordTests(SynchronousTestCase):
 
     def test_default(self) -> None:
         """
-        The default is Argon2id with the documented cost, in the form libsodium (and so
-        Dovecot) reads, and independently verifiable with argon2-cffi.
+        The default is SCRAM-SHA-256 in Dovecot's form, with a 16-octet salt and 4096
+        iterations, whose keys an independent computation (hashlib) reproduces.
+        """
+        stored = hashPassword("correct horse")
+        prefix = "{SCRAM-SHA-256}4096,"
+        self.assertTrue(stored.startswith(prefix), stored)
+        salt, storedKey, serverKey = (
+            base64.b64decode(field, validate=True) for field in stored[len(prefix) :].split(",")
+        )
+        self.assertEqual(len(salt), 16)
+        salted = hashlib.pbkdf2_hmac("sha256", b"correct horse", salt, 4096)
+        clientKey = hmac.new(salted, b"Client Key", "sha256").digest()
+        self.assertEqual(storedKey, hashlib.sha256(clientKey).digest())
+        self.assertEqual(serverKey, hmac.new(salted, b"Server Key", "sha256").digest())
+        self.assertIs(verifyPassword("correct horse", stored), True)
+        self.assertIs(verifyPassword("wrong horse", stored), False)
+
+    def test_argon2id(self) -> None:
+        """
+        C{ARGON2ID} has the documented cost, in the form libsodium (and so Dovecot)
+        reads, and is independently verifiable with argon2-cffi.
         """
         from argon2 import PasswordHasher
 
-        stored = hashPassword("correct horse")
+        stored = hashPassword("correct horse", "ARGON2ID")
         prefix = "{ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$"
         self.assertTrue(stored.startswith(prefix), stored)
         self.assertIs(PasswordHasher().verify(stored[len("{ARGON2ID}") :], "correct horse"), True)
@@ -521,7 +566,7 @@ class PasswdFileCheckerTests(CheckerTestsMixin):
         _schemes._dummyVerifier.cache_clear()
         self.addCleanup(_schemes._dummyVerifier.cache_clear)
         _schemes._dummyVerifier()
-        self.assertEqual(schemes, ["ARGON2ID"])
+        self.assertEqual(schemes, ["SCRAM-SHA-256"])
 
     def test_reloadOnChange(self) -> None:
         """
@@ -691,6 +736,238 @@ class PasswdFileCheckerTests(CheckerTestsMixin):
         """
         self.writeFile("alice:{PLAIN}pw\n")
         self.failureResultOf(self.checker().requestAvatarId(Anonymous()), UnhandledCredentials)
+
+
+class SCRAMSchemeTests(SynchronousTestCase):
+    """
+    Tests for the C{SCRAM-SHA-1} and C{SCRAM-SHA-256} password schemes.
+    """
+
+    def test_dovecotVectors(self) -> None:
+        """
+        The entries of Dovecot's own test suite (C{test-password-scheme.c}) verify.
+        """
+        for stored in (DOVECOT_SCRAM_SHA1, DOVECOT_SCRAM_SHA256):
+            self.assertIs(verifyPassword("test", stored), True, stored)
+            self.assertIs(verifyPassword("Test", stored), False, stored)
+            self.assertIs(verifyPassword("", stored), False, stored)
+
+    def test_rfc7677Keys(self) -> None:
+        """
+        The keys of the RFC 7677 example (as GNU SASL's C{--mkpasswd} writes them) verify
+        the example's password, and the scheme name is case-insensitive.
+        """
+        self.assertIs(verifyPassword("pencil", RFC7677_ENTRY), True)
+        self.assertIs(verifyPassword("pencil", RFC7677_ENTRY.replace("SCRAM", "scram")), True)
+        self.assertIs(verifyPassword("pencil ", RFC7677_ENTRY), False)
+
+    def test_malformed(self) -> None:
+        """
+        Malformed entries, and entries with parameters scramp refuses (fewer than 4096
+        iterations, a salt shorter than 12 octets, keys of another hash), are refused.
+        """
+        salt16 = base64.b64encode(b"s" * 16).decode()
+        key20 = base64.b64encode(b"k" * 20).decode()
+        key32 = base64.b64encode(b"k" * 32).decode()
+        for stored in (
+            "{SCRAM-SHA-256}",
+            "{SCRAM-SHA-256}4096",
+            f"{{SCRAM-SHA-256}}4096,{salt16},{key32}",
+            f"{{SCRAM-SHA-256}}4096,{salt16},{key32},{key32},x",
+            f"{{SCRAM-SHA-256}}-1,{salt16},{key32},{key32}",
+            f"{{SCRAM-SHA-256}}x,{salt16},{key32},{key32}",
+            f"{{SCRAM-SHA-256}}4096,not base64!,{key32},{key32}",
+            f"{{SCRAM-SHA-256}}1000,{salt16},{key32},{key32}",
+            f"{{SCRAM-SHA-256}}4096,c2FsdA==,{key32},{key32}",
+            f"{{SCRAM-SHA-256}}4096,{salt16},{key20},{key20}",
+            f"{{SCRAM-SHA-1}}4096,{salt16},{key32},{key32}",
+            f"{{SCRAM-SHA-256}}4096,{salt16},{key32},{key20}",
+            f"{{SCRAM-SHA-256.hex}}4096,{salt16},{key32},{key32}",
+        ):
+            self.assertRaises(ValueError, verifyPassword, "password", stored)
+
+    def test_hashRoundTrip(self) -> None:
+        """
+        L{hashPassword} writes both SCRAM schemes with a fresh 16-octet salt and
+        L{passwdfile.SCRAM_ITERATIONS}, and the keys match those of L{SCRAMKeys}.
+        """
+        for scheme in ("SCRAM-SHA-1", "SCRAM-SHA-256"):
+            stored = hashPassword("pencil", scheme)
+            prefix = "{" + scheme + "}4096,"
+            self.assertTrue(stored.startswith(prefix), stored)
+            saltText, storedKey, serverKey = stored[len(prefix) :].split(",")
+            salt = base64.b64decode(saltText)
+            self.assertEqual(len(salt), 16)
+            keys = SCRAMKeys.fromPassword("pencil", scheme, salt=salt)
+            self.assertEqual(base64.b64decode(storedKey), keys.storedKey)
+            self.assertEqual(base64.b64decode(serverKey), keys.serverKey)
+            self.assertNotEqual(stored, hashPassword("pencil", scheme))
+
+    def test_saslprep(self) -> None:
+        """
+        New SCRAM entries hash the password prepared with SASLprep, as SCRAM clients
+        prepare it (RFC 4013's example: a soft hyphen maps to nothing); a password
+        SASLprep prohibits cannot be hashed, and as a candidate it is simply wrong.
+        """
+        stored = hashPassword("I\u00adX", "SCRAM-SHA-256")
+        self.assertIs(verifyPassword("IX", stored), True)
+        self.assertIs(verifyPassword("I\u00adX", stored), True)
+        self.assertRaises(ValueError, hashPassword, "bell\x07", "SCRAM-SHA-256")
+        self.assertRaises(ValueError, hashPassword, "\u00ad", "SCRAM-SHA-256")
+        self.assertIs(verifyPassword("bell\x07", stored), False)
+        self.assertIs(verifyPassword(b"\xff", stored), False)
+
+
+class SCRAMKeySourceTests(CheckerTestsMixin):
+    """
+    Tests for L{PasswdFileChecker} as an L{ISCRAMKeySource}.
+    """
+
+    def keys(self, checker: PasswdFileChecker, user: str, mechanism: str) -> SCRAMKeys | None:
+        """
+        Look up keys; the result must be available at once.
+        """
+        result = self.successResultOf(checker.scramKeys(user, mechanism))
+        assert result is None or isinstance(result, SCRAMKeys)
+        return result
+
+    def test_interface(self) -> None:
+        """
+        The checker provides L{ISCRAMKeySource}.
+        """
+        self.assertTrue(verifyObject(ISCRAMKeySource, self.checker()))
+
+    def test_storedKeys(self) -> None:
+        """
+        A SCRAM entry gives its stored keys for its own mechanism only, at once.
+        """
+        self.writeFile(f"alice:{DOVECOT_SCRAM_SHA256}\nbob:{DOVECOT_SCRAM_SHA1}\n")
+        checker = self.checker()
+        alice = self.keys(checker, "alice", "SCRAM-SHA-256")
+        assert alice is not None
+        self.assertEqual(alice, SCRAMKeys.fromPassword("test", "SCRAM-SHA-256", salt=alice.salt))
+        self.assertEqual(base64.b64encode(alice.salt), b"LfNGSFqiFykEZ1xDAYlnKQ==")
+        self.assertIsNone(self.keys(checker, "alice", "SCRAM-SHA-1"))
+        bob = self.keys(checker, "bob", "scram-sha-1")
+        assert bob is not None
+        self.assertEqual(bob, SCRAMKeys.fromPassword("test", "SCRAM-SHA-1", salt=bob.salt))
+        self.assertIsNone(self.keys(checker, "bob", "SCRAM-SHA-256"))
+        self.assertEqual(self.reactor.pool.calls, [])
+
+    def test_plainEntry(self) -> None:
+        """
+        A C{PLAIN} entry gives keys derived from the password in the thread pool, with
+        a salt that is the same on every lookup and differs between users.
+        """
+        self.writeFile("alice:{PLAIN}pencil\nbob:{PLAIN}pencil\n")
+        checker = self.checker()
+        for mechanism in ("SCRAM-SHA-1", "SCRAM-SHA-256"):
+            first = self.keys(checker, "alice", mechanism)
+            assert first is not None
+            self.assertEqual(first.iterations, passwdfile.SCRAM_ITERATIONS)
+            self.assertEqual(first, SCRAMKeys.fromPassword("pencil", mechanism, salt=first.salt))
+            self.assertEqual(self.keys(checker, "alice", mechanism), first)
+            other = self.keys(checker, "bob", mechanism)
+            assert other is not None
+            self.assertNotEqual(other.salt, first.salt)
+        self.assertNotEqual(self.reactor.pool.calls, [])
+
+    def test_noKeys(self) -> None:
+        """
+        Unknown users, users whose password is hashed otherwise, unusable entries,
+        C{PLAIN} passwords that are not UTF-8 or that SASLprep prohibits, and unknown
+        mechanisms give L{None}.
+        """
+        self.writeFile(
+            "argon:" + ARGON2ID[1] + "\n"
+            "ssha:" + SSHA + "\n"
+            "empty:\n"
+            "broken:{SCRAM-SHA-256}4096\n"
+            "binary:{PLAIN.hex}ff00\n"
+            "control:{PLAIN.b64}" + base64.b64encode(b"a\x07b").decode() + "\n"
+            "plain:{PLAIN}pencil\n"
+        )
+        checker = self.checker()
+        with capturedLogs():
+            for user in ("nobody", "argon", "ssha", "empty", "broken", "binary", "control"):
+                self.assertIsNone(self.keys(checker, user, "SCRAM-SHA-256"), user)
+        self.assertIsNone(self.keys(checker, "plain", "SCRAM-SHA-512"))
+
+    def test_scramEntryPasswordLogin(self) -> None:
+        """
+        A user stored with SCRAM keys can still log in with C{USER}/C{PASS}, verified in
+        the thread pool.
+        """
+        self.writeFile(f"alice:{DOVECOT_SCRAM_SHA256}\n")
+        checker = self.checker()
+        self.assertEqual(self.login(checker, UsernamePassword(b"alice", b"test")), "alice")
+        self.assertRefused(checker, UsernamePassword(b"alice", b"tset"))
+        self.assertNotEqual(self.reactor.pool.calls, [])
+
+    def test_scramExchange(self) -> None:
+        """
+        A whole SCRAM exchange against the checker's keys: the client's and server's
+        mechanisms agree for a SCRAM entry and for a C{PLAIN} one, and a wrong password
+        fails.
+        """
+        self.writeFile(f"alice:{DOVECOT_SCRAM_SHA256}\nbob:{{PLAIN}}pencil\n")
+        checker = self.checker()
+        for user, password in (("alice", "test"), ("bob", "pencil")):
+            for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-1"):
+                if (user, mechanism) == ("alice", "SCRAM-SHA-1"):
+                    continue
+                self.assertEqual(self.exchange(checker, mechanism, user, password), Verified(user))
+                self.assertRaises(
+                    AuthenticationFailed, self.exchange, checker, mechanism, user, "wrong"
+                )
+        self.assertRaises(
+            AuthenticationFailed, self.exchange, checker, "SCRAM-SHA-1", "alice", "test"
+        )
+
+    def exchange(
+        self, checker: PasswdFileChecker, mechanism: str, user: str, password: str
+    ) -> Step:
+        """
+        Run a SCRAM exchange between pop3kit's client and server mechanisms, with keys
+        from C{checker}.
+        """
+        server = serverMechanism(mechanism)
+        client = clientMechanism(mechanism, user, password)
+        step = server.start(client.initialResponse())
+        assert isinstance(step, NeedSCRAMKeys)
+        step = server.keysFound(self.keys(checker, step.username, step.mechanism))
+        while isinstance(step, Challenge):
+            step = server.respond(client.respond(step.data))
+        self.assertTrue(client.complete)
+        return step
+
+
+class CRAMMD5Tests(CheckerTestsMixin):
+    """
+    Tests for L{PasswdFileChecker} with SASL C{CRAM-MD5} credentials.
+    """
+
+    def test_plainEntry(self) -> None:
+        """
+        The RFC 2195 example logs in against a C{PLAIN} entry, in place; a wrong digest
+        fails.
+        """
+        self.writeFile("tim:{PLAIN}tanstaaftanstaaf\n")
+        checker = self.checker()
+        challenge = b"<1896.697170952@postoffice.reston.mci.net>"
+        good = CRAMMD5Credentials(challenge, b"tim", b"b913a602c7eda7a495b4e6e7334d3890")
+        self.assertEqual(self.login(checker, good), "tim")
+        self.assertEqual(self.reactor.pool.calls, [])
+        self.assertRefused(checker, CRAMMD5Credentials(challenge, b"tim", b"0" * 32))
+
+    def test_hashedEntry(self) -> None:
+        """
+        CRAM-MD5 cannot be checked against a SCRAM entry (or any hash): it fails.
+        """
+        self.writeFile(f"tim:{DOVECOT_SCRAM_SHA256}\n")
+        challenge = b"<1896.697170952@postoffice.reston.mci.net>"
+        digest = hmac.new(b"test", challenge, "md5").hexdigest().encode()
+        self.assertRefused(self.checker(), CRAMMD5Credentials(challenge, b"tim", digest))
 
 
 class APOPTests(CheckerTestsMixin):

@@ -102,7 +102,7 @@ class UserAddTests(CLITestCase):
         self.assertIn("alice", out)
         self.assertEqual(stat.S_IMODE(os.stat(self.passwd).st_mode), 0o600)
         with open(self.passwd) as f:
-            self.assertTrue(f.read().startswith("alice:{ARGON2ID}$argon2id$"))
+            self.assertTrue(f.read().startswith("alice:{SCRAM-SHA-256}4096,"))
         self.assertTrue(self.login("alice", " pass word "))
         self.assertFalse(self.login("alice", "pass word"))
         self.assertFalse(self.login("alice", "ignored"))

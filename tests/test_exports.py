@@ -42,10 +42,16 @@ PINNED = {
         "DEFAULT_SIZE_CACHE_ENTRIES", "MaildirMailbox", "MaildirRealm", "SizeCache",
         "deliver", "mailboxPath",
     ],
-    "pop3kit.cred": ["APOPCredentials", "ChainedChecker"],
+    "pop3kit.cred": ["APOPCredentials", "CRAMMD5Credentials", "ChainedChecker"],
+    "pop3kit.sasl": [
+        "CLIENT_PREFERENCE", "SERVER_MECHANISMS", "Challenge", "CheckCredentials",
+        "ClientMechanism", "MalformedSASLChallenge", "MalformedSASLResponse",
+        "NeedSCRAMKeys", "SCRAMKeys", "ServerMechanism", "Step", "Verified",
+        "clientMechanism", "preparePassword", "prepareUsername", "serverMechanism",
+    ],
     "pop3kit.checkers.passwdfile": [
         "ARGON2_MEMORY_COST", "ARGON2_PARALLELISM", "ARGON2_TIME_COST", "BCRYPT_COST",
-        "DEFAULT_SCHEME", "HASH_SCHEMES", "SHA_CRYPT_ROUNDS", "DuplicateUser",
+        "DEFAULT_SCHEME", "HASH_SCHEMES", "SCRAM_ITERATIONS", "SHA_CRYPT_ROUNDS", "DuplicateUser",
         "PasswdFileChecker", "PasswdFileCheckerFactory", "UnknownUser", "addUser",
         "hashPassword", "listUsers", "removeUser", "setPassword", "validateUserName",
         "verifyPassword",

@@ -16,17 +16,41 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pop3kit._scram import SCRAM_HASHES, SCRAMKeys, _saslprep, derivedSalt
+
 if TYPE_CHECKING:
     pass
 
-DEFAULT_SCHEME = "ARGON2ID"
+DEFAULT_SCHEME = "SCRAM-SHA-256"
 """
-The scheme L{hashPassword} uses unless told otherwise.
+The scheme L{hashPassword} uses unless told otherwise.  SCRAM-SHA-256 keys serve every
+login a pop3kit server offers except C{APOP} and C{CRAM-MD5}: C{USER}/C{PASS}, SASL
+C{PLAIN} and C{LOGIN} (verified like any hash), and SASL C{SCRAM-SHA-256}, which never
+sends the password and also proves the server's knowledge of it to the client.  The
+price: with its 4096 PBKDF2 iterations, a stolen file is cheaper to attack than one of
+C{ARGON2ID} hashes.  Choose C{ARGON2ID} for accounts that log in only with a password
+sent in clear (over TLS).
 """
 
-HASH_SCHEMES = ("ARGON2ID", "SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "SSHA512", "PLAIN")
+HASH_SCHEMES = (
+    "SCRAM-SHA-256",
+    "ARGON2ID",
+    "SHA512-CRYPT",
+    "SHA256-CRYPT",
+    "BLF-CRYPT",
+    "SSHA512",
+    "SCRAM-SHA-1",
+    "PLAIN",
+)
 """
-The schemes L{hashPassword} can write, best first.
+The schemes L{hashPassword} can write, the default first.
+"""
+
+SCRAM_ITERATIONS = 4096
+"""
+The PBKDF2 iteration count of new C{SCRAM-SHA-1} and C{SCRAM-SHA-256} entries: RFC 7677's
+minimum and Dovecot's default.  A client spends this on each login, and the server on
+each clear-text login of such a user (a few milliseconds).
 """
 
 ARGON2_MEMORY_COST = 19456
@@ -81,10 +105,12 @@ class _Verifier:
     @ivar check: Compare a candidate password against the stored one.
     @ivar plaintext: The clear-text password for C{PLAIN} schemes (so C{APOP} can be
         checked and verification needs no thread), else L{None}.
+    @ivar scram: For the C{SCRAM-*} schemes, the mechanism and the stored keys.
     """
 
     check: Callable[[bytes], bool]
     plaintext: bytes | None = None
+    scram: tuple[str, SCRAMKeys] | None = None
 
 
 def _plainVerifier(stored: bytes) -> _Verifier:
@@ -183,6 +209,34 @@ _CRYPT_PREFIXES = {
 _ENCODINGS = {"B64": "base64", "BASE64": "base64", "HEX": "hex"}
 
 
+def _scramVerifier(mechanism: str, data: str) -> _Verifier:
+    """
+    Parse Dovecot's SCRAM field C{iterations,b64(salt),b64(StoredKey),b64(ServerKey)}.
+    """
+    fields = data.split(",")
+    if len(fields) != 4 or not fields[0].isdigit() or not fields[0].isascii():
+        raise _BadEntry(f"malformed {mechanism} entry")
+    try:
+        salt, storedKey, serverKey = (base64.b64decode(f, validate=True) for f in fields[1:])
+        keys = SCRAMKeys(int(fields[0]), salt, storedKey, serverKey)
+    except (ValueError, binascii.Error) as e:
+        raise _BadEntry(f"unusable {mechanism} entry: {e}") from None
+    if not keys.matchesMechanism(mechanism):
+        raise _BadEntry(f"{mechanism} keys have the wrong length")
+
+    def check(candidate: bytes) -> bool:
+        try:
+            derived = SCRAMKeys.fromPassword(
+                candidate.decode("utf-8"), mechanism, iterations=keys.iterations, salt=keys.salt
+            )
+        except ValueError:
+            # Not UTF-8, or prohibited by SASLprep: no SCRAM client could use it either.
+            return False
+        return hmac.compare_digest(derived.storedKey, keys.storedKey)
+
+    return _Verifier(check, scram=(mechanism, keys))
+
+
 def _parseStored(field: str) -> _Verifier:
     """
     Parse one password field.
@@ -212,6 +266,8 @@ def _parseStored(field: str) -> _Verifier:
         return _digestVerifier(algorithm, data, encoding, salted)
     if encoding:
         raise _BadEntry(f"unknown password scheme {scheme!r}")
+    if base in SCRAM_HASHES:
+        return _scramVerifier(base, data)
     if base == "CRYPT":
         return _cryptVerifier(data)
     if base in _CRYPT_PREFIXES:
@@ -258,6 +314,28 @@ def _checkUnknownUser(password: bytes) -> bool:
     return False
 
 
+def _derivedSCRAMKeys(username: str, mechanism: str, plaintext: bytes) -> SCRAMKeys | None:
+    """
+    SCRAM keys for a user whose password is stored in clear, with a salt that stays the
+    same for the user while the process runs.  Remembered, since each derivation costs
+    a PBKDF2.
+
+    @return: The keys, or L{None} if the password is not UTF-8 or SASLprep prohibits it.
+    """
+    return _derivedSCRAMKeysCached(username, mechanism.upper(), plaintext)
+
+
+@functools.lru_cache(maxsize=1024)
+def _derivedSCRAMKeysCached(username: str, mechanism: str, plaintext: bytes) -> SCRAMKeys | None:
+    try:
+        password = plaintext.decode("utf-8")
+        return SCRAMKeys.fromPassword(
+            password, mechanism, iterations=SCRAM_ITERATIONS, salt=derivedSalt(username, mechanism)
+        )
+    except ValueError:
+        return None
+
+
 # --- writing ----------------------------------------------------------------------------
 
 
@@ -270,10 +348,15 @@ def hashPassword(password: str, scheme: str = DEFAULT_SCHEME) -> str:
 
     @param password: The new password.
     @param scheme: One of L{HASH_SCHEMES} (case-insensitive).  C{PLAIN} writes
-        C{{PLAIN.b64}} when the password contains C{:}, a line break or NUL.
-    @return: The password field, e.g. C{"{ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$..."}.
+        C{{PLAIN.b64}} when the password contains C{:}, a line break or NUL.  The
+        C{SCRAM-*} schemes write Dovecot's
+        C{{SCRAM-SHA-256}iterations,salt,StoredKey,ServerKey} (base64, a 16-octet salt,
+        L{SCRAM_ITERATIONS}), from the password prepared with SASLprep (RFC 4013) as
+        every SCRAM client prepares it.
+    @return: The password field, e.g. C{"{SCRAM-SHA-256}4096,..."}.
     @raise ValueError: For an unknown scheme, an empty password, a password that the
-        scheme cannot hash (a NUL byte for the SHA crypts), or one longer than the 72
+        scheme cannot hash (a NUL byte for the SHA crypts; for SCRAM, a character
+        SASLprep prohibits, such as a control character), or one longer than the 72
         bytes that C{BLF-CRYPT} uses.
     """
     from passlib.hash import argon2, bcrypt, ldap_salted_sha512, sha256_crypt, sha512_crypt
@@ -288,6 +371,18 @@ def hashPassword(password: str, scheme: str = DEFAULT_SCHEME) -> str:
         if any(bad in password for bad in _FORBIDDEN_IN_FIELD):
             return "{PLAIN.b64}" + base64.b64encode(secret).decode("ascii")
         return "{PLAIN}" + password
+    if scheme in SCRAM_HASHES:
+        try:
+            prepared = _saslprep(password)
+        except ValueError as e:
+            raise ValueError(f"{scheme} cannot take this password: {e}") from None
+        if not prepared:
+            raise ValueError("password is empty after SASLprep")
+        keys = SCRAMKeys.fromPassword(prepared, scheme, iterations=SCRAM_ITERATIONS)
+        fields = [str(keys.iterations)] + [
+            base64.b64encode(k).decode("ascii") for k in (keys.salt, keys.storedKey, keys.serverKey)
+        ]
+        return "{" + scheme + "}" + ",".join(fields)
     if scheme == "SSHA512":
         hashed: str = ldap_salted_sha512.using(salt_size=16).hash(secret)
         return hashed  # passlib writes the "{SSHA512}" prefix itself

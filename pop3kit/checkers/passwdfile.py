@@ -16,7 +16,10 @@ Supported schemes, as Dovecot writes them (names are case-insensitive):
     C{ARGON2ID}, C{ARGON2I};
   - C{SSHA512}, C{SSHA256}, C{SSHA}, C{SHA512}, C{SHA256}, C{SHA} (alias C{SHA1}):
     base64 by default, hex with a C{.hex} suffix (or, for the unsalted ones, when the
-    length says so, as Dovecot does).
+    length says so, as Dovecot does);
+  - C{SCRAM-SHA-256} and C{SCRAM-SHA-1}: C{iterations,salt,StoredKey,ServerKey}, the
+    last three in base64, as Dovecot writes them.  These serve SASL SCRAM logins (see
+    L{PasswdFileChecker.scramKeys}) and are verified like any hash for the others.
 
 A user whose entry cannot be understood cannot log in, and a warning naming the file, the
 line and the user (never the password field) is logged.
@@ -45,6 +48,7 @@ from twisted.logger import Logger
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
+from pop3kit._scram import SCRAM_HASHES, SCRAMKeys
 from pop3kit.checkers._editing import (
     DuplicateUser,
     UnknownUser,
@@ -62,15 +66,18 @@ from pop3kit.checkers._schemes import (
     BCRYPT_COST,
     DEFAULT_SCHEME,
     HASH_SCHEMES,
+    SCRAM_ITERATIONS,
     SHA_CRYPT_ROUNDS,
     _BadEntry,
     _checkUnknownUser,
+    _derivedSCRAMKeys,
     _parseStored,
     _safeCheck,
     _Verifier,
     hashPassword,
     verifyPassword,
 )
+from pop3kit.interfaces import ISCRAMKeySource
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorThreads
@@ -82,6 +89,7 @@ __all__ = [
     "BCRYPT_COST",
     "DEFAULT_SCHEME",
     "HASH_SCHEMES",
+    "SCRAM_ITERATIONS",
     "SHA_CRYPT_ROUNDS",
     "DuplicateUser",
     "PasswdFileChecker",
@@ -100,7 +108,7 @@ _FAILURE_MESSAGE = "Authentication failed."
 _log = Logger()
 
 
-@implementer(ICredentialsChecker)
+@implementer(ICredentialsChecker, ISCRAMKeySource)
 class PasswdFileChecker:
     """
     Check passwords against a Dovecot C{passwd-file}.
@@ -111,8 +119,12 @@ class PasswdFileChecker:
     unknown user costs a verification against a dummy hash of L{DEFAULT_SCHEME}, so that
     the time taken does not tell whether the user exists.
 
-    C{APOP} credentials (L{IUsernameHashedPassword}) can only be checked for users whose
-    password is stored in a C{PLAIN} scheme; for any other user they fail.
+    C{APOP} and SASL C{CRAM-MD5} credentials (L{IUsernameHashedPassword}) can only be
+    checked for users whose password is stored in a C{PLAIN} scheme; for any other user
+    they fail.
+
+    As an L{ISCRAMKeySource} it serves SASL C{SCRAM-SHA-1} and C{SCRAM-SHA-256} logins:
+    see L{scramKeys}.
 
     The avatar ID is the user name as a L{str}.
     """
@@ -244,6 +256,42 @@ class PasswdFileChecker:
             return maybeDeferred(hp.checkPassword, verifier.plaintext).addCallback(_matched, name)
         return fail(UnhandledCredentials(f"cannot check {credentials!r}"))
 
+    def scramKeys(self, username: str, mechanism: str) -> Deferred[SCRAMKeys | None]:
+        """
+        The SCRAM keys of C{username} for C{mechanism}.
+
+        A C{SCRAM-SHA-256} or C{SCRAM-SHA-1} entry gives its stored keys, for its own
+        mechanism only.  A C{PLAIN} entry gives keys derived from the password, with a
+        salt derived from the user name and a secret of the process, so that repeated
+        logins see the same salt while the process runs; the derivation (a PBKDF2 of
+        L{SCRAM_ITERATIONS}) runs in the reactor's thread pool and is remembered.  Any
+        other entry, and an unknown user, give L{None}.
+
+        @param username: The user name, prepared with SASLprep.
+        @param mechanism: C{"SCRAM-SHA-1"} or C{"SCRAM-SHA-256"} (case-insensitive).
+        @return: A L{Deferred} firing with the keys or L{None}.
+        """
+        mechanism = mechanism.upper()
+        if mechanism not in SCRAM_HASHES:
+            return succeed(None)
+        self._reload()
+        verifier = self._entries.get(username)
+        if verifier is None:
+            return succeed(None)
+        if verifier.scram is not None:
+            storedMechanism, keys = verifier.scram
+            return succeed(keys if storedMechanism == mechanism else None)
+        if verifier.plaintext is not None:
+            return deferToThreadPool(
+                self._reactor,
+                self._reactor.getThreadPool(),
+                _derivedSCRAMKeys,
+                username,
+                mechanism,
+                verifier.plaintext,
+            )
+        return succeed(None)
+
     def _inThread(self, f: Callable[..., bool], *args: object) -> Deferred[bool]:
         return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), f, *args)
 
@@ -264,9 +312,10 @@ class PasswdFileCheckerFactory:
     authHelp = """
 Checks user names and passwords against a Dovecot passwd-file: one
 'user:password' line per user (further ':'-separated fields are ignored),
-where the password is '{SCHEME}data' (ARGON2ID, SHA512-CRYPT, BLF-CRYPT,
-SSHA512, PLAIN and more) or a bare crypt(3) hash.  The file is re-read when it
-changes.  Create entries with 'pop3kit user add'.
+where the password is '{SCHEME}data' (SCRAM-SHA-256, ARGON2ID, SHA512-CRYPT,
+BLF-CRYPT, SSHA512, PLAIN and more) or a bare crypt(3) hash.  SCRAM-SHA-256,
+SCRAM-SHA-1 and PLAIN entries also serve SASL SCRAM logins.  The file is
+re-read when it changes.  Create entries with 'pop3kit user add'.
 """
     argStringFormat = "The path of a Dovecot passwd-file."
     credentialInterfaces = (IUsernamePassword, IUsernameHashedPassword)
