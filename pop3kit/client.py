@@ -38,8 +38,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast, overload
-from typing import Protocol as _TypingProtocol
+from typing import Any, BinaryIO, Literal, cast, overload
 
 from OpenSSL import SSL
 from service_identity import VerificationError
@@ -62,6 +61,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from pop3kit import sasl
 from pop3kit.core import (
     BodyData,
     ClientConnection,
@@ -75,13 +75,7 @@ from pop3kit.core import (
     formatCommand,
 )
 from pop3kit.errors import AuthenticationFailed, POP3Error, ResponseCode
-
-if TYPE_CHECKING:
-    from twisted.internet.interfaces import IReactorTCP
-
-    class _Reactor(IReactorTCP, IReactorTime):  # type: ignore[misc]
-        pass
-
+from pop3kit.sasl import ClientMechanism
 
 __all__ = [
     "CLEARTEXT_MECHANISMS",
@@ -113,10 +107,6 @@ MECHANISMS = frozenset(
 #: The login methods that send the password itself: refused without TLS unless the client
 #: allows clear-text logins (RFC 2595 section 2.3, RFC 8314 section 4).
 CLEARTEXT_MECHANISMS = frozenset({"user", "plain", "login"})
-
-#: SASL mechanisms in the order L{POP3Client.login} prefers them, when C{pop3kit.sasl}
-#: does not say otherwise.
-_SASL_PREFERENCE = ("SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN")
 
 _PEM_CERTIFICATE = re.compile(
     rb"-----BEGIN CERTIFICATE-----\s.+?\s-----END CERTIFICATE-----", re.DOTALL
@@ -203,74 +193,31 @@ class ResponseTooLarge(ClientError):
 
 
 # ---------------------------------------------------------------------------------------
-# SASL mechanisms, as pop3kit.sasl provides them
+# SASL mechanisms, from pop3kit.sasl
 # ---------------------------------------------------------------------------------------
-
-
-class ClientMechanism(_TypingProtocol):
-    """
-    The client side of a SASL mechanism, as L{POP3Client.authenticate} drives it.
-    """
-
-    @property
-    def name(self) -> str:
-        """
-        The mechanism's name, as in the SASL capability (C{"SCRAM-SHA-256"}).
-        """
-
-    def initialResponse(self) -> bytes | None:
-        """
-        The initial response (decoded), or L{None} for mechanisms that let the server
-        speak first.
-        """
-
-    def respond(self, challenge: bytes) -> bytes:
-        """
-        Answer a decoded challenge with a decoded response.
-
-        @raise AuthenticationFailed: when the server's message proves it does not know
-            the credentials (SCRAM's server signature); the exchange is cancelled.
-        """
-
-    @property
-    def complete(self) -> bool:
-        """
-        Whether the exchange has ended and the server has proved what it had to.
-        """
 
 
 def _saslMechanism(
     name: str, username: str, password: str, authzid: str, hostname: str | None
 ) -> ClientMechanism:
     """
-    Build a client mechanism from C{pop3kit.sasl}.
+    Build a client mechanism with L{pop3kit.sasl.clientMechanism}.
 
-    @raise MechanismUnavailable: when C{pop3kit.sasl} is not installed or does not know
-        C{name}.
+    @raise MechanismUnavailable: when C{pop3kit.sasl} does not know C{name}, or cannot
+        use these credentials with it (SCRAM with an authzid, a password SASLprep
+        prohibits).
     """
     try:
-        from pop3kit import sasl  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        raise MechanismUnavailable(f"SASL {name} needs pop3kit.sasl") from None
-    try:
-        mechanism = sasl.clientMechanism(
-            name, username, password, authzid=authzid, hostname=hostname
-        )
-    except (KeyError, ValueError) as e:
+        return sasl.clientMechanism(name, username, password, authzid=authzid, hostname=hostname)
+    except ValueError as e:  # KeyError for an unknown name is a ValueError there too
         raise MechanismUnavailable(f"SASL {name} is not available: {e}") from None
-    return cast(ClientMechanism, mechanism)
 
 
 def _saslPreference() -> tuple[str, ...]:
     """
-    The SASL mechanisms this installation can use, best first; empty without
-    C{pop3kit.sasl}.
+    The SASL mechanisms this client can use with a password, best first.
     """
-    try:
-        from pop3kit import sasl  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return ()
-    return tuple(getattr(sasl, "CLIENT_PREFERENCE", _SASL_PREFERENCE))
+    return sasl.CLIENT_PREFERENCE
 
 
 # ---------------------------------------------------------------------------------------

@@ -1046,3 +1046,45 @@ class STLSTests(FakeServerMixin, SynchronousTestCase):
         self.sent()
         client.login("alice", "secret", mechanism="user")
         self.assertEqual(self.sent(), b"USER alice\r\n")
+
+
+class SASLMechanismTests(FakeServerMixin, SynchronousTestCase):
+    """
+    C{login} with the mechanisms of L{pop3kit.sasl}.
+    """
+
+    def test_cramMD5(self) -> None:
+        """
+        CRAM-MD5 answers the RFC 2195 example challenge with the RFC's digest.
+        """
+        client = self.connect(capabilities=b"SASL CRAM-MD5 PLAIN\r\n", allowCleartextLogin=False)
+        d = client.login("tim", "tanstaaftanstaaf")
+        self.assertEqual(self.sent(), b"AUTH CRAM-MD5\r\n")
+        challenge = base64.b64encode(b"<1896.697170952@postoffice.reston.mci.net>")
+        self.server(b"+ " + challenge + b"\r\n")
+        self.assertEqual(base64.b64decode(self.sent()), b"tim b913a602c7eda7a495b4e6e7334d3890")
+        self.server(b"+OK\r\n")
+        self.assertEqual(self.sent(), b"STAT\r\n")
+        self.server(b"+OK 1 10\r\n")
+        self.assertEqual(self.successResultOf(d), (1, 10))
+
+    def test_plainAuthzid(self) -> None:
+        """
+        PLAIN sends authzid, user name and password on the AUTH line.
+        """
+        client = self.connect(capabilities=b"SASL PLAIN\r\n")
+        client.login("alice", "secret", authzid="shared")
+        self.assertEqual(
+            self.sent(), b"AUTH PLAIN " + base64.b64encode(b"shared\0alice\0secret") + b"\r\n"
+        )
+
+    def test_scramUnprovedServer(self) -> None:
+        """
+        A server that answers SCRAM's client-first with C{+OK} is not trusted.
+        """
+        client = self.connect(capabilities=b"SASL SCRAM-SHA-256\r\n", allowCleartextLogin=False)
+        d = client.login("alice", "secret")
+        self.assertTrue(self.sent().startswith(b"AUTH SCRAM-SHA-256 "))
+        self.server(b"+OK come in\r\n")
+        self.failureResultOf(d, AuthenticationFailed)
+        self.assertTrue(self.transport.lost)
