@@ -6,23 +6,28 @@ with certificates from L{tests._pki}.
 
 from __future__ import annotations
 
+import inspect
 import io
 import os
 from typing import Any, cast
 
-from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.checkers import ICredentialsChecker, InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet import reactor as _reactor
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.internet.ssl import CertificateOptions, PrivateCertificate
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, TestCase
+from zope.interface import implementer
 
 from pop3kit.backends.memory import MemoryMailbox, MemoryRealm
 from pop3kit.client import (
+    MECHANISMS,
     ClientState,
     POP3Client,
     ServerError,
@@ -32,6 +37,9 @@ from pop3kit.client import (
 )
 from pop3kit.core import canonicalForm
 from pop3kit.errors import ResponseCode
+from pop3kit.interfaces import ISCRAMKeySource
+from pop3kit.sasl import SCRAMKeys
+from pop3kit.server import POP3ServerFactory
 from tests._pki import PKI, Issued, sharedPKI
 from tests.test_server_loopback import TrackingFactory, dotLines
 
@@ -59,14 +67,23 @@ class LoopbackMixin:
     Start servers on 127.0.0.1 and close every connection at the end of the test.
     """
 
-    def pop3kitServer(self, messages: list[bytes] | None = None) -> TrackingFactory:
+    def pop3kitServer(
+        self,
+        messages: list[bytes] | None = None,
+        checker: ICredentialsChecker | None = None,
+        **kwargs: Any,
+    ) -> TrackingFactory:
         """
-        A pop3kit server factory with user C{alice}, password C{secret}.
+        A pop3kit server factory with user C{alice}, password C{secret}; C{kwargs} go to
+        L{POP3ServerFactory}.
         """
         self.mailbox = MemoryMailbox(MESSAGES if messages is None else messages)
         realm = MemoryRealm({"alice": self.mailbox})
-        checker = InMemoryUsernamePasswordDatabaseDontUse(alice=b"secret")
-        factory = TrackingFactory(Portal(realm, [checker]), clock=reactor, failedLoginDelay=0)
+        if checker is None:
+            checker = InMemoryUsernamePasswordDatabaseDontUse(alice=b"secret")
+        factory = TrackingFactory(
+            Portal(realm, [checker]), clock=reactor, failedLoginDelay=0, **kwargs
+        )
         cast(TestCase, self).addCleanup(self._closeServers, factory)
         return factory
 
@@ -230,38 +247,112 @@ class Pop3kitServerTests(LoopbackMixin, TestCase):
         self.assertEqual((await client.login("alice", "secret"))[0], 3)
         await client.quit()
 
-    async def test_stlsWithPop3kitServer(self) -> None:
+
+def _factoryTakes(name: str) -> bool:
+    """
+    Whether L{POP3ServerFactory} has the keyword argument C{name} (pop3kit's server gains
+    STLS and SASL on another branch; these tests run once it has them).
+    """
+    return name in inspect.signature(POP3ServerFactory.__init__).parameters
+
+
+class StaticTLS:
+    """
+    The TLS configuration pop3kit's server asks for: one certificate, no client CA.
+    """
+
+    clientCAPath = None
+
+    def __init__(self, issued: Issued) -> None:
+        self._options = serverOptions(issued)
+
+    def contextFactory(self) -> CertificateOptions:
+        return self._options
+
+
+@implementer(ICredentialsChecker, ISCRAMKeySource)
+class SCRAMChecker:
+    """
+    A checker for C{alice}/C{secret} that also hands out her SCRAM keys.
+    """
+
+    credentialInterfaces = (IUsernamePassword,)
+
+    def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[bytes | tuple[()]]:
+        if credentials.username == b"alice" and credentials.checkPassword(b"secret"):
+            return succeed(b"alice")
+        return fail(UnauthorizedLogin())
+
+    def scramKeys(self, username: str, mechanism: str) -> Deferred[SCRAMKeys | None]:
+        if username != "alice":
+            return succeed(None)
+        return succeed(SCRAMKeys.fromPassword("secret", mechanism))
+
+
+class Pop3kitSTLSAndSASLTests(LoopbackMixin, TestCase):
+    """
+    STLS and SASL with pop3kit's own server, once it offers them.
+    """
+
+    async def test_stls(self) -> None:
         """
-        STLS with pop3kit's server, once it offers STLS: the session is secure and the
-        capabilities after the handshake no longer offer STLS.
+        Required STLS is negotiated and verified; the capabilities after the handshake
+        no longer offer STLS; the best login method works inside TLS.
         """
-        factory = self.pop3kitServer()
+        if not _factoryTakes("tls"):
+            raise SkipTest("pop3kit's server has no STLS yet")
         pki, issued = sharedPKI()
-        if not _configureSTLS(factory, issued):
-            raise SkipTest("pop3kit's server cannot be configured for STLS yet")
-        port = self.listen(factory)
-        probe = self.track(await connect(reactor, "127.0.0.1", port, tls="none"))
-        offered = "STLS" in await probe.capabilities()
-        await probe.quit()
-        if not offered:
-            raise SkipTest("pop3kit's server does not offer STLS")
-        client = self.track(await connect(reactor, "127.0.0.1", port, cafile=pki.ca.certificate))
+        port = self.listen(self.pop3kitServer(tls=StaticTLS(issued), allowCleartext="never"))
+        client = self.track(
+            await connect(
+                reactor, "127.0.0.1", port, cafile=pki.ca.certificate, hostname="localhost"
+            )
+        )
         self.assertTrue(client.isSecure)
-        self.assertNotIn("STLS", await client.capabilities())
+        capabilities = await client.capabilities()
+        self.assertNotIn("STLS", capabilities)
+        self.assertIn("USER", capabilities)
         self.assertEqual((await client.login("alice", "secret"))[0], 3)
         await client.quit()
 
+    async def test_mechanisms(self) -> None:
+        """
+        Every login method the server offers logs in, and a wrong password fails with
+        C{[AUTH]} for each.
+        """
+        port = self.listen(self.pop3kitServer(checker=SCRAMChecker()))
+        probe = self.track(await connect(reactor, "127.0.0.1", port, tls="none"))
+        offered = [name.lower() for name in (await probe.capabilities()).get("SASL", [])]
+        await probe.quit()
+        if not offered:
+            raise SkipTest("pop3kit's server offers no SASL yet")
+        self.assertIn("scram-sha-256", offered)
+        for mechanism in ["user", *offered]:
+            if mechanism not in MECHANISMS:
+                continue
+            client = self.track(await connect(reactor, "127.0.0.1", port, tls="none"))
+            try:
+                await client.login("alice", "wrong", mechanism=mechanism)
+            except ServerError as e:
+                self.assertIs(e.code, ResponseCode.AUTH, mechanism)
+            else:
+                self.fail(f"{mechanism} accepted a wrong password")
+            count, _ = await client.login("alice", "secret", mechanism=mechanism)
+            self.assertEqual(count, 3, mechanism)
+            await client.quit()
 
-def _configureSTLS(factory: Any, issued: Issued) -> bool:
-    """
-    Give pop3kit's server factory TLS options for STLS, if it has a way to take them.
-    """
-    options = serverOptions(issued)
-    for name in ("contextFactory", "tlsContextFactory", "stlsContextFactory"):
-        if hasattr(factory, name):
-            setattr(factory, name, options)
-            return True
-    return False
+    async def test_bestIsSCRAM(self) -> None:
+        """
+        With no mechanism named, SCRAM-SHA-256 is chosen and the server proves itself.
+        """
+        port = self.listen(self.pop3kitServer(checker=SCRAMChecker()))
+        client = self.track(
+            await connect(reactor, "127.0.0.1", port, tls="none", allowCleartextLogin=False)
+        )
+        if "SCRAM-SHA-256" not in (await client.capabilities()).get("SASL", []):
+            raise SkipTest("pop3kit's server offers no SCRAM yet")
+        self.assertEqual((await client.login("alice", "secret"))[0], 3)
+        await client.quit()
 
 
 class ImplicitTLSTests(LoopbackMixin, TestCase):
