@@ -12,28 +12,46 @@ itself.  Compose it into an application with L{POP3ServerFactory}::
 
 from __future__ import annotations
 
+import base64
+import ipaddress
 import secrets
 import time
-from collections.abc import Callable
-from typing import BinaryIO, Protocol, cast
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from typing import BinaryIO, Literal, Protocol, cast
 
 from twisted.cred.credentials import IUsernameHashedPassword, IUsernamePassword, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
-from twisted.internet.defer import Deferred, fail
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IHandshakeListener,
+    IOpenSSLServerConnectionCreator,
+    IReactorTime,
+    ISSLTransport,
+    ITCPTransport,
+    ITLSTransport,
+)
 from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from pop3kit._streaming import Consumer, MessageSender, TransferInterrupted
 from pop3kit.core import (
+    MAX_BAD_COMMANDS,
     MAX_COMMAND_LINE,
+    MAX_FAILED_LOGINS,
     Apop,
+    Auth,
     Capabilities,
     Command,
+    LineTooLong,
     MaildropView,
     MessageEncoder,
     MessageInfo,
@@ -42,7 +60,10 @@ from pop3kit.core import (
     Retr,
     ServerConnection,
     State,
+    Stls,
     Top,
+    continuation,
+    decodeBase64,
     err,
     errorResponse,
     ok,
@@ -52,11 +73,29 @@ from pop3kit.errors import (
     AuthenticationFailed,
     LoginDelayed,
     POP3Error,
+    RemoteProtocolError,
     ResponseCode,
     TemporaryFailure,
 )
-from pop3kit.interfaces import ILoginHistory, IMailbox, IMaildropLock, IMaildropLocker
+from pop3kit.interfaces import (
+    ILoginHistory,
+    IMailbox,
+    IMaildropLock,
+    IMaildropLocker,
+    ISCRAMKeySource,
+)
 from pop3kit.locking import InProcessLocker, InProcessLoginHistory
+from pop3kit.sasl import (
+    SERVER_MECHANISMS,
+    Challenge,
+    CheckCredentials,
+    NeedSCRAMKeys,
+    SCRAMKeys,
+    preparePassword,
+    prepareUsername,
+    serverMechanism,
+)
+from pop3kit.tls import HANDSHAKE_TIMEOUT, peerIdentity
 
 #: RFC 1939 section 3: an autologout timer must be at least 10 minutes.
 MINIMUM_TIMEOUT = 600.0
@@ -66,6 +105,17 @@ _SMALL_MESSAGE = 64 * 1024
 
 #: Stop reading from a client that has this many command lines waiting.
 _MAX_PENDING_LINES = 64
+
+#: The cleartext-login policies: when USER/PASS and SASL PLAIN/LOGIN may be used before
+#: TLS is active.
+CleartextPolicy = Literal["never", "loopback", "always"]
+
+CLEARTEXT_POLICIES: tuple[CleartextPolicy, ...] = ("never", "loopback", "always")
+
+#: The SASL mechanisms offered by default, strongest first, when the checkers can verify
+#: them; EXTERNAL is added when TLS client certificates are requested.  CRAM-MD5, like
+#: APOP, is offered only when asked for: it needs passwords stored reversibly.
+DEFAULT_SASL_MECHANISMS: tuple[str, ...] = ("SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN", "LOGIN")
 
 _log = Logger()
 
@@ -122,6 +172,47 @@ def _peerKey(address: IAddress) -> str:
     return str(host) if host is not None else repr(address)
 
 
+def isLocal(address: IAddress) -> bool:
+    """
+    Whether a peer address is on this host: a loopback IP address or a UNIX socket.
+    """
+    if isinstance(address, UNIXAddress):
+        return True
+    if isinstance(address, IPv4Address | IPv6Address):
+        try:
+            return ipaddress.ip_address(address.host.partition("%")[0]).is_loopback
+        except ValueError:
+            return False
+    return False
+
+
+def _scramKeySource(checkers: Iterable[object]) -> ISCRAMKeySource | None:
+    for checker in checkers:
+        if ISCRAMKeySource.providedBy(checker):
+            return checker
+        inner = _scramKeySource(getattr(checker, "checkers", ()))
+        if inner is not None:
+            return inner
+    return None
+
+
+class ITLSProvider(Protocol):
+    """
+    What the server needs of its TLS configuration (see L{pop3kit.tls.ServerTLS}).
+
+    @ivar clientCAPath: The CA whose client certificates are requested (enabling SASL
+        EXTERNAL), or L{None}.
+    """
+
+    clientCAPath: str | None
+
+    def contextFactory(self) -> IOpenSSLServerConnectionCreator:
+        """
+        The TLS context for a new handshake.
+        """
+
+
+@implementer(IHandshakeListener)
 class POP3Server(LineReceiver):
     """
     One POP3 server session.
@@ -141,6 +232,8 @@ class POP3Server(LineReceiver):
         """
         self.factory = factory
         self._idleTimer: IDelayedCall | None = None
+        self._handshakeTimer: IDelayedCall | None = None
+        self._responseWaiter: Deferred[bytes | LineTooLong | None] | None = None
         self._connection: ServerConnection | None = None
         self._apopTimestamp: bytes | None = None
         self._busy = False
@@ -165,8 +258,14 @@ class POP3Server(LineReceiver):
             self.transport.setTcpNoDelay(True)
         factory = self.factory
         apop = factory.apopAvailable()
-        self._connection = ServerConnection(factory.capabilities())
+        self._connection = ServerConnection(
+            factory.capabilities(self.transport),
+            maxBadCommands=factory.maxBadCommands,
+            maxFailedLogins=factory.maxFailedLogins,
+        )
         self._idleTimer = factory.clock.callLater(factory.timeout, self.timeoutConnection)
+        if ISSLTransport.providedBy(self.transport):
+            self._startHandshakeTimer()
         greeting = "POP3 server ready"
         if apop:
             self._apopTimestamp = makeAPOPTimestamp(factory.apopHost)
@@ -178,9 +277,11 @@ class POP3Server(LineReceiver):
         Release the maildrop without entering UPDATE: nothing is deleted.
         """
         self._disconnected = True
-        timer, self._idleTimer = self._idleTimer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+        for timer in (self._idleTimer, self._handshakeTimer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._idleTimer = self._handshakeTimer = None
+        self._deliverResponse()
         if not self._expunging:
             # An expunge under way keeps the lock until it is done (see _quit).
             self._endSession()
@@ -199,6 +300,24 @@ class POP3Server(LineReceiver):
         """
         if self._idleTimer is not None and self._idleTimer.active():
             self._idleTimer.reset(self.factory.timeout)
+
+    def handshakeCompleted(self) -> None:
+        """
+        The TLS handshake is done: stop its timer.
+        """
+        timer, self._handshakeTimer = self._handshakeTimer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _startHandshakeTimer(self) -> None:
+        self._handshakeTimer = self.factory.clock.callLater(
+            self.factory.handshakeTimeout, self._handshakeTimedOut
+        )
+
+    def _handshakeTimedOut(self) -> None:
+        self._handshakeTimer = None
+        _log.info("TLS handshake from {peer} timed out", peer=self._peer)
+        self._transport.abortConnection()
 
     def _endSession(self) -> None:
         lock, self._lock = self._lock, None
@@ -223,6 +342,7 @@ class POP3Server(LineReceiver):
         self.resetTimeout()
         assert self._connection is not None
         self._connection.receiveData(data)
+        self._deliverResponse()
         self._processQueue()
 
     def lineReceived(self, line: bytes) -> None:
@@ -247,6 +367,9 @@ class POP3Server(LineReceiver):
                     break
                 if isinstance(event, bytes):
                     self._transport.write(event)
+                    if connection.closing:
+                        self._transport.loseConnection()
+                        break
                 else:
                     self._execute(event)
         finally:
@@ -283,7 +406,7 @@ class POP3Server(LineReceiver):
         if response is not None:
             self._transport.write(response)
         assert self._connection is not None
-        if self._connection.state is State.UPDATE:
+        if self._connection.state is State.UPDATE or self._connection.closing:
             self._transport.loseConnection()
             return
         self._processQueue()
@@ -295,15 +418,128 @@ class POP3Server(LineReceiver):
             return self._retrieve(command.message, command.lines)
         if isinstance(command, Pass):
             assert self._connection is not None and self._connection.pendingUser is not None
-            username = self._connection.pendingUser.encode("utf-8")
-            return Deferred.fromCoroutine(self._login(UsernamePassword(username, command.password)))
+            return Deferred.fromCoroutine(self._pass(self._connection.pendingUser, command))
+        if isinstance(command, Auth):
+            return Deferred.fromCoroutine(self._authenticate(command))
         if isinstance(command, Apop):
             return Deferred.fromCoroutine(self._apop(command))
         if isinstance(command, Quit):
             return Deferred.fromCoroutine(self._quit())
+        if isinstance(command, Stls):
+            self._startTLS()
+            return succeed(None)
         raise AssertionError(f"the core handed over an unexpected command {command!r}")
 
+    # TLS
+
+    def _startTLS(self) -> None:
+        tls = self.factory.tls
+        connection = self._connection
+        assert tls is not None and connection is not None
+        self._transport.write(ok("begin TLS negotiation"))
+        # Whatever the client sent after STLS in the clear is discarded here: it must
+        # never be executed inside the TLS session (the STARTTLS injection class).
+        connection.startedTLS()
+        cast(ITLSTransport, self.transport).startTLS(tls.contextFactory())
+        self._startHandshakeTimer()
+
     # Login
+
+    async def _pass(self, username: str, command: Pass) -> bytes | None:
+        try:
+            prepared = prepareUsername(username).encode("utf-8")
+            password = command.password
+            try:
+                text = password.decode("utf-8")
+            except UnicodeDecodeError:
+                pass  # A legacy 8-bit password: compared as it is.
+            else:
+                password = preparePassword(text).encode("utf-8")
+        except POP3Error as error:
+            return await self._loginFailed(error)
+        return await self._login(UsernamePassword(prepared, password))
+
+    async def _authenticate(self, command: Auth) -> bytes | None:
+        connection = self._connection
+        assert connection is not None and command.mechanism is not None
+        mechanism = serverMechanism(
+            command.mechanism,
+            hostname=self.factory.apopHost,
+            tlsIdentity=peerIdentity(self.transport),
+        )
+        if command.initialResponse is not None and not mechanism.clientFirst:
+            return err(f"{mechanism.name} does not take an initial response")
+        connection.beginExchange()
+        try:
+            step = mechanism.start(command.initialResponse)
+            while True:
+                if isinstance(step, Challenge):
+                    self._transport.write(continuation(base64.b64encode(step.data)))
+                    line = await self._nextResponse()
+                    if line is None:
+                        return None
+                    if isinstance(line, LineTooLong):
+                        raise RemoteProtocolError("SASL response too long")
+                    if line == b"*":
+                        return err("authentication cancelled")
+                    step = mechanism.respond(decodeBase64(line))
+                elif isinstance(step, NeedSCRAMKeys):
+                    step = mechanism.keysFound(await self._scramKeys(step))
+                elif isinstance(step, CheckCredentials):
+                    connection.endExchange()
+                    return await self._login(step.credentials)
+                else:
+                    connection.endExchange()
+                    return await self._enter(
+                        maybeDeferred(
+                            self.factory.portal.realm.requestAvatar, step.username, None, IMailbox
+                        )
+                    )
+        except AuthenticationFailed as error:
+            connection.endExchange()
+            return await self._loginFailed(error)
+        except POP3Error as error:
+            # A malformed exchange: no credentials were judged, so no penalty, but it
+            # counts against the connection's failed logins.
+            connection.loginFailed()
+            return errorResponse(error)
+        finally:
+            connection.endExchange()
+
+    def _nextResponse(self) -> Deferred[bytes | LineTooLong | None]:
+        assert self._connection is not None
+        line = self._connection.nextResponse()
+        if line is not None or self._disconnected:
+            return succeed(line)
+        self._responseWaiter = Deferred()
+        return self._responseWaiter
+
+    def _deliverResponse(self) -> None:
+        waiter = self._responseWaiter
+        assert self._connection is not None
+        if waiter is None:
+            return
+        if self._disconnected:
+            line = None
+        else:
+            line = self._connection.nextResponse()
+            if line is None:
+                return
+        self._responseWaiter = None
+        waiter.callback(line)
+
+    async def _scramKeys(self, step: NeedSCRAMKeys) -> SCRAMKeys | None:
+        source = self.factory.scramKeySource()
+        if source is None:
+            return None
+        try:
+            keys: SCRAMKeys | None = await source.scramKeys(step.username, step.mechanism)
+            return keys
+        except POP3Error:
+            raise
+        except Exception:
+            _log.failure("Looking up SCRAM keys failed")
+            raise TemporaryFailure() from None
 
     async def _apop(self, command: Apop) -> bytes | None:
         if self._apopTimestamp is None:
@@ -314,11 +550,16 @@ class POP3Server(LineReceiver):
         return await self._login(credentials)
 
     async def _login(self, credentials: object) -> bytes | None:
+        return await self._enter(self.factory.portal.login(credentials, None, IMailbox))
+
+    async def _enter(
+        self, avatarRequest: Deferred[tuple[object, IMailbox, Callable[[], object]]]
+    ) -> bytes | None:
         factory = self.factory
         connection = self._connection
         assert connection is not None
         try:
-            _, avatar, logout = await factory.portal.login(credentials, None, IMailbox)
+            _, avatar, logout = await avatarRequest
         except UnauthorizedLogin:
             return await self._loginFailed(AuthenticationFailed())
         except POP3Error as error:
@@ -363,9 +604,10 @@ class POP3Server(LineReceiver):
         assert connection is not None
         connection.loginFailed()
         if error.code is ResponseCode.AUTH:
-            await self.factory.loginHistory.recordFailure(self._peer)
-            if self.factory.failedLoginDelay > 0:
-                await deferLater(self.factory.clock, self.factory.failedLoginDelay)
+            failures = await self.factory.loginHistory.recordFailure(self._peer)
+            delay = self.factory.failedLoginPenalty(failures)
+            if delay > 0:
+                await deferLater(self.factory.clock, delay)
         return errorResponse(error)
 
     # Transaction
@@ -468,11 +710,18 @@ class POP3ServerFactory(ServerFactory):
         loginHistory: ILoginHistory | None = None,
         timeout: float = MINIMUM_TIMEOUT,
         failedLoginDelay: float = 2.0,
+        maximumFailedLoginDelay: float = 15.0,
         loginDelay: int | None = None,
         expire: int | str | None = None,
         implementation: str | None = None,
         apop: bool = False,
         apopHost: str = "pop3kit",
+        tls: ITLSProvider | None = None,
+        allowCleartext: CleartextPolicy = "loopback",
+        handshakeTimeout: float = HANDSHAKE_TIMEOUT,
+        maxBadCommands: int = MAX_BAD_COMMANDS,
+        maxFailedLogins: int = MAX_FAILED_LOGINS,
+        sasl: Sequence[str] | None = None,
     ) -> None:
         """
         @param portal: Logs users in; its realm must provide L{IMailbox} avatars.
@@ -482,7 +731,10 @@ class POP3ServerFactory(ServerFactory):
             default.
         @param timeout: Seconds of inactivity before a session is closed (at least 600, as
             RFC 1939 requires).
-        @param failedLoginDelay: Seconds to wait before answering a failed login.
+        @param failedLoginDelay: Seconds to wait before answering a client's first failed
+            login; the delay doubles with each further failure from the same client
+            address, up to C{maximumFailedLoginDelay}.  0 disables the delay.
+        @param maximumFailedLoginDelay: The longest failed-login delay, in seconds.
         @param loginDelay: Minimum seconds between two logins to one maildrop, announced
             as LOGIN-DELAY; L{None} for no limit.
         @param expire: Days messages are kept, or C{"NEVER"}, announced as EXPIRE; with
@@ -490,9 +742,35 @@ class POP3ServerFactory(ServerFactory):
         @param implementation: Text announced as IMPLEMENTATION; L{None} for none.
         @param apop: Offer APOP when the portal can check hashed credentials.
         @param apopHost: The host part of the APOP timestamp.
+        @param tls: The certificate for STLS (and for implicit-TLS listeners, which need
+            nothing else from the factory); L{None} to offer no STLS.
+        @param allowCleartext: When passwords may be sent before TLS is active (USER/PASS,
+            SASL PLAIN and LOGIN): C{"never"}, C{"loopback"} (connections from this host
+            count as secure, as in Dovecot) or C{"always"}.
+        @param handshakeTimeout: Seconds a client has to complete a TLS handshake.
+        @param maxBadCommands: Close a session after this many invalid commands.
+        @param maxFailedLogins: Close a session after this many failed logins.
+        @param sasl: The SASL mechanisms to offer, in the order CAPA lists them, each only
+            when the portal can verify it (PLAIN and LOGIN: a checker of plain passwords;
+            CRAM-MD5: one of hashed credentials; SCRAM: a checker providing
+            L{ISCRAMKeySource}; EXTERNAL: TLS with client certificates).  L{None} for
+            L{DEFAULT_SASL_MECHANISMS}, plus EXTERNAL with client certificates.
         """
         if timeout < MINIMUM_TIMEOUT:
             raise ValueError(f"the inactivity timeout must be at least {MINIMUM_TIMEOUT} s")
+        if allowCleartext not in CLEARTEXT_POLICIES:
+            raise ValueError(f"allowCleartext must be one of {', '.join(CLEARTEXT_POLICIES)}")
+        if maxBadCommands < 1 or maxFailedLogins < 1:
+            raise ValueError("the bad-command and failed-login limits must be at least 1")
+        if sasl is None:
+            sasl = DEFAULT_SASL_MECHANISMS
+            if tls is not None and tls.clientCAPath is not None:
+                sasl += ("EXTERNAL",)
+        mechanisms = tuple(name.upper() for name in sasl)
+        unknown = sorted(set(mechanisms) - set(SERVER_MECHANISMS))
+        if unknown:
+            raise ValueError(f"unknown SASL mechanisms: {', '.join(unknown)}")
+        self.sasl = mechanisms
         if clock is None:
             from twisted.internet import reactor
 
@@ -506,6 +784,12 @@ class POP3ServerFactory(ServerFactory):
         )
         self.timeout = timeout
         self.failedLoginDelay = failedLoginDelay
+        self.maximumFailedLoginDelay = maximumFailedLoginDelay
+        self.tls = tls
+        self.allowCleartext = allowCleartext
+        self.handshakeTimeout = handshakeTimeout
+        self.maxBadCommands = maxBadCommands
+        self.maxFailedLogins = maxFailedLogins
         self.loginDelay = loginDelay
         self.expire = expire
         self.apop = apop
@@ -517,19 +801,60 @@ class POP3ServerFactory(ServerFactory):
             implementation=implementation,
         )
 
-    def capabilities(self) -> Capabilities:
+    def capabilities(self, transport: object = None) -> Capabilities:
         """
-        What this server announces with CAPA now: USER only when a checker takes plain
-        passwords.
+        What this server offers on a connection over C{transport} as it starts: USER only
+        when a checker takes plain passwords; STLS when a certificate is configured and
+        the transport can start TLS; passwords in the clear as C{allowCleartext} says.
+
+        @param transport: The connection's transport, or L{None} for a connection with
+            neither TLS nor the means to start it, from a remote host.
         """
-        user = IUsernamePassword in self.portal.listCredentialsInterfaces()
-        if user == self._capabilities.user:
-            return self._capabilities
-        return Capabilities(
-            user=user,
-            loginDelay=self._capabilities.loginDelay,
-            expire=self._capabilities.expire,
-            implementation=self._capabilities.implementation,
+        secure = ISSLTransport.providedBy(transport)
+        local = transport is not None and isLocal(cast(_Transport, transport).getPeer())
+        interfaces = self.portal.listCredentialsInterfaces()
+        return replace(
+            self._capabilities,
+            user=IUsernamePassword in interfaces,
+            sasl=self._usableMechanisms(interfaces),
+            stls=self.tls is not None and not secure and ITLSTransport.providedBy(transport),
+            tls=secure,
+            cleartext=self.allowCleartext == "always"
+            or (self.allowCleartext == "loopback" and local),
+        )
+
+    def _usableMechanisms(self, interfaces: Sequence[object]) -> tuple[str, ...]:
+        scram = self.scramKeySource() is not None
+        external = self.tls is not None and self.tls.clientCAPath is not None
+
+        def usable(name: str) -> bool:
+            if name in ("PLAIN", "LOGIN"):
+                return IUsernamePassword in interfaces
+            if name == "CRAM-MD5":
+                return IUsernameHashedPassword in interfaces
+            if name == "EXTERNAL":
+                return external
+            return scram
+
+        return tuple(name for name in self.sasl if usable(name))
+
+    def scramKeySource(self) -> ISCRAMKeySource | None:
+        """
+        The portal's checker that provides SCRAM keys (itself, or inside a
+        L{pop3kit.cred.ChainedChecker}), or L{None}: SCRAM is then not offered.
+        """
+        return _scramKeySource(self.portal.checkers.values())
+
+    def failedLoginPenalty(self, failures: int) -> float:
+        """
+        Seconds to wait before answering a failed login, the C{failures}th in a row from
+        one client address: C{failedLoginDelay}, doubling with each failure, at most
+        C{maximumFailedLoginDelay}.
+        """
+        if failures <= 0 or self.failedLoginDelay <= 0:
+            return 0.0
+        return float(
+            min(self.failedLoginDelay * 2 ** min(failures - 1, 32), self.maximumFailedLoginDelay)
         )
 
     def apopAvailable(self) -> bool:

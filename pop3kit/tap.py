@@ -20,9 +20,16 @@ from twisted.python import usage
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit.backends.maildir import MaildirRealm
 from pop3kit.checkers.passwdfile import PasswdFileChecker
-from pop3kit.core import NEVER, Capabilities
+from pop3kit.core import MAX_BAD_COMMANDS, MAX_FAILED_LOGINS, NEVER, Capabilities
 from pop3kit.cred import ChainedChecker
-from pop3kit.server import MINIMUM_TIMEOUT, POP3ServerFactory
+from pop3kit.sasl import SERVER_MECHANISMS
+from pop3kit.server import (
+    CLEARTEXT_POLICIES,
+    DEFAULT_SASL_MECHANISMS,
+    HANDSHAKE_TIMEOUT,
+    MINIMUM_TIMEOUT,
+    POP3ServerFactory,
+)
 
 #: The default listening endpoint: loopback only, an unprivileged port.
 DEFAULT_LISTEN = "tcp:1110:interface=127.0.0.1"
@@ -57,7 +64,57 @@ class Options(usage.Options, AuthOptionMixin):
         ["maildir-root", None, None, "Directory holding one Maildir per user (DIR/alice/)."],
         ["data-dir", None, DEFAULT_DATA_DIR, "Base directory of the zero-configuration mode."],
         ["timeout", None, MINIMUM_TIMEOUT, "Inactivity timeout in seconds (at least 600).", float],
-        ["failed-login-delay", None, 2.0, "Seconds before answering a failed login.", float],
+        [
+            "failed-login-delay",
+            None,
+            2.0,
+            "Seconds before answering a client's first failed login; doubles with each "
+            "further failure from its address.",
+            float,
+        ],
+        [
+            "failed-login-max-delay",
+            None,
+            15.0,
+            "The longest failed-login delay, in seconds.",
+            float,
+        ],
+        [
+            "max-failed-logins",
+            None,
+            MAX_FAILED_LOGINS,
+            "Failed logins before a connection is closed.",
+            int,
+        ],
+        [
+            "max-bad-commands",
+            None,
+            MAX_BAD_COMMANDS,
+            "Invalid commands before a connection is closed.",
+            int,
+        ],
+        [
+            "allow-cleartext",
+            None,
+            "loopback",
+            "When passwords may be sent without TLS (USER/PASS, SASL PLAIN and LOGIN): "
+            "never, loopback (connections from this host) or always.",
+        ],
+        [
+            "sasl",
+            None,
+            None,
+            "Comma-separated SASL mechanisms to offer, of "
+            f"{', '.join(SERVER_MECHANISMS)}.  Default: "
+            f"{','.join(DEFAULT_SASL_MECHANISMS)} (plus EXTERNAL with --tls-client-ca).",
+        ],
+        [
+            "handshake-timeout",
+            None,
+            HANDSHAKE_TIMEOUT,
+            "Seconds a client has to complete a TLS handshake.",
+            float,
+        ],
         ["login-delay", None, None, "Minimum seconds between logins (LOGIN-DELAY).", int],
         ["expire", None, None, "Days mail is kept, or 'never' (announced as EXPIRE)."],
         ["implementation", None, None, "Text announced as IMPLEMENTATION in CAPA."],
@@ -84,8 +141,26 @@ class Options(usage.Options, AuthOptionMixin):
         """
         if self["timeout"] < MINIMUM_TIMEOUT:
             raise usage.UsageError(f"--timeout must be at least {MINIMUM_TIMEOUT:g} seconds")
-        if self["failed-login-delay"] < 0:
-            raise usage.UsageError("--failed-login-delay must not be negative")
+        if self["failed-login-delay"] < 0 or self["failed-login-max-delay"] < 0:
+            raise usage.UsageError("the failed-login delays must not be negative")
+        for name in ("max-failed-logins", "max-bad-commands"):
+            if self[name] < 1:
+                raise usage.UsageError(f"--{name} must be at least 1")
+        if self["handshake-timeout"] <= 0:
+            raise usage.UsageError("--handshake-timeout must be positive")
+        if self["allow-cleartext"] not in CLEARTEXT_POLICIES:
+            raise usage.UsageError(
+                f"--allow-cleartext takes one of: {', '.join(CLEARTEXT_POLICIES)}"
+            )
+        if self["sasl"] is not None:
+            mechanisms = [name.strip().upper() for name in self["sasl"].split(",") if name.strip()]
+            unknown = sorted(set(mechanisms) - set(SERVER_MECHANISMS))
+            if unknown:
+                raise usage.UsageError(
+                    f"unknown SASL mechanisms: {', '.join(unknown)} "
+                    f"(known: {', '.join(SERVER_MECHANISMS)})"
+                )
+            self["sasl"] = mechanisms
         if self["expire"] is not None:
             self["expire"] = _parseExpire(self["expire"])
         try:
@@ -187,6 +262,12 @@ def makeFactory(options: Options) -> POP3ServerFactory:
         Portal(realm, checkers),
         timeout=options["timeout"],
         failedLoginDelay=options["failed-login-delay"],
+        maximumFailedLoginDelay=options["failed-login-max-delay"],
+        maxFailedLogins=options["max-failed-logins"],
+        maxBadCommands=options["max-bad-commands"],
+        allowCleartext=options["allow-cleartext"],
+        sasl=options["sasl"],
+        handshakeTimeout=options["handshake-timeout"],
         loginDelay=options["login-delay"],
         expire=options["expire"],
         implementation=options["implementation"],

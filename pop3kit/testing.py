@@ -374,11 +374,13 @@ class ConnectedServer:
     @ivar greeting: The greeting the server sent on connection.
     """
 
-    def __init__(self, factory: ServerFactory, peerHost: str = "192.0.2.1") -> None:
+    def __init__(self, factory: ServerFactory, peerHost: str = "127.0.0.1") -> None:
         """
         @param factory: Builds the server protocol, typically a
             L{pop3kit.server.POP3ServerFactory}.
-        @param peerHost: The client address the server sees.
+        @param peerHost: The client address the server sees.  The default, loopback,
+            counts as secure under the default cleartext policy, so USER/PASS works
+            without TLS; give a remote address to test the policy.
         """
         self.transport = StringTransport(peerAddress=IPv4Address("TCP", peerHost, 40000))
         protocol = factory.buildProtocol(self.transport.getPeer())

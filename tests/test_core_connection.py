@@ -261,7 +261,16 @@ class CapabilityTests(SynchronousTestCase):
         """
         self.assertEqual(
             Capabilities().lines(State.AUTHORIZATION),
-            [b"TOP", b"USER", b"UIDL", b"RESP-CODES", b"AUTH-RESP-CODE", b"PIPELINING"],
+            [
+                b"TOP",
+                b"USER",
+                b"UIDL",
+                b"RESP-CODES",
+                b"AUTH-RESP-CODE",
+                b"PIPELINING",
+                b"UTF8 USER",
+                b"LANG",
+            ],
         )
 
     def test_configured(self) -> None:

@@ -11,14 +11,16 @@ from twisted.trial.unittest import SynchronousTestCase
 
 PINNED = {
     "pop3kit.core": [
-        "KEYWORDS", "LEGAL_COMMANDS", "MAX_COMMAND_LINE", "MAX_RESPONSE_LINE",
-        "MAX_UID_LENGTH", "NEVER", "Apop", "AuthenticationFailed", "Capa", "Capabilities",
-        "Command", "Dele", "IllegalCommand", "LineFramer", "LineTooLong", "List",
-        "LoginDelayed", "MaildropInUse", "MaildropView", "MessageEncoder", "MessageInfo",
-        "MessageUnavailable", "MultilineDecoder", "NoSuchMessage", "Noop", "POP3Error",
-        "Pass", "PermanentFailure", "Quit", "RemoteProtocolError", "ResponseCode", "Retr",
-        "Rset", "ServerConnection", "Stat", "State", "TemporaryFailure", "Top", "Uidl",
-        "User", "WireSizeCounter", "canonicalForm", "continuation", "encodeLines",
+        "CLEARTEXT_MECHANISMS", "KEYWORDS", "LANGUAGES", "LEGAL_COMMANDS",
+        "MAX_BAD_COMMANDS", "MAX_COMMAND_LINE", "MAX_FAILED_LOGINS", "MAX_RESPONSE_LINE",
+        "MAX_SASL_LINE", "MAX_UID_LENGTH", "NEVER", "Apop", "Auth", "AuthenticationFailed",
+        "Capa", "Capabilities", "Command", "Dele", "IllegalCommand", "Lang", "LineFramer",
+        "LineTooLong", "List", "LoginDelayed", "MaildropInUse", "MaildropView",
+        "MessageEncoder", "MessageInfo", "MessageUnavailable", "MultilineDecoder",
+        "NoSuchMessage", "Noop", "POP3Error", "Pass", "PermanentFailure", "Quit",
+        "RemoteProtocolError", "ResponseCode", "Retr", "Rset", "ServerConnection", "Stat",
+        "State", "Stls", "TemporaryFailure", "Top", "Uidl", "User", "Utf8",
+        "WireSizeCounter", "canonicalForm", "continuation", "decodeBase64", "encodeLines",
         "encodeMessage", "err", "errorResponse", "isLegal", "isValidUid", "multiline", "ok",
         "parseCommand", "wireSize",
         # The client side of the core.
@@ -48,6 +50,10 @@ PINNED = {
         "ClientMechanism", "MalformedSASLChallenge", "MalformedSASLResponse",
         "NeedSCRAMKeys", "SCRAMKeys", "ServerMechanism", "Step", "Verified",
         "clientMechanism", "preparePassword", "prepareUsername", "serverMechanism",
+    ],
+    "pop3kit.tls": [
+        "HANDSHAKE_TIMEOUT", "ServerTLS", "TLSConfigurationError", "TLSReloadService",
+        "implicitTLSEndpoint", "isImplicitTLS", "isSecure", "peerIdentity",
     ],
     "pop3kit.checkers.passwdfile": [
         "ARGON2_MEMORY_COST", "ARGON2_PARALLELISM", "ARGON2_TIME_COST", "BCRYPT_COST",

@@ -26,7 +26,8 @@ arguments = st.one_of(
 )
 keywords = st.sampled_from(
     ["USER", "PASS", "APOP", "QUIT", "STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "TOP",
-     "UIDL", "CAPA", "STLS", "AUTH", "XYZZY", "user", "rEtR"]
+     "UIDL", "CAPA", "STLS", "AUTH", "AUTH PLAIN", "AUTH LOGIN", "AUTH SCRAM-SHA-256",
+     "UTF8", "LANG", "XYZZY", "user", "rEtR"]
 )  # fmt: skip
 commandLines = st.one_of(
     st.builds(lambda k, a: (k + " " + a).encode() if a else k.encode(), keywords, arguments),
@@ -54,7 +55,8 @@ def statusLines(response: bytes) -> list[bytes]:
 _MULTILINE_STARTS = re.compile(
     rb"\+OK (\d+ messages \(\d+ octets\)"  # LIST
     rb"|\d+ octets"  # RETR
-    rb"|capability list follows|unique-id listing follows|top of message follows)"
+    rb"|capability list follows|unique-id listing follows|top of message follows"
+    rb"|SASL mechanisms follow|language listing follows)"
 )
 
 
@@ -71,26 +73,42 @@ class SessionFuzzTests(SynchronousTestCase):
     @given(sessions, st.booleans())
     def test_anySession(self, lines: list[bytes], pipelined: bool) -> None:
         """
-        One well-formed status line per command line, no internal failure, and messages
-        are removed only after QUIT.
+        One well-formed status line (or SASL challenge) per command line, no internal
+        failure, and messages are removed only after QUIT.
         """
         realm = MemoryRealm()
         mailbox = realm.getMailbox("alice")
         for message in MESSAGES:
             mailbox.deliver(message)
         checker = InMemoryUsernamePasswordDatabaseDontUse(alice=b"secret")
-        factory = POP3ServerFactory(Portal(realm, [checker]), clock=Clock(), failedLoginDelay=0)
+        # The limits on bad commands and failed logins have tests of their own.
+        factory = POP3ServerFactory(
+            Portal(realm, [checker]),
+            clock=Clock(),
+            failedLoginDelay=0,
+            maxBadCommands=10**6,
+            maxFailedLogins=10**6,
+        )
         connection = ConnectedServer(factory)
         if pipelined:
             response = connection.send(b"".join(line + b"\r\n" for line in lines))
         else:
             response = b"".join(connection.send(line + b"\r\n") for line in lines)
         status = statusLines(response)
-        quitAt = next((i for i, line in enumerate(lines) if line.upper() == b"QUIT"), None)
+        # A QUIT line answering a SASL challenge is a response, not a command.
+        quitAt = next(
+            (
+                i
+                for i, line in enumerate(lines)
+                if line.rstrip(b" ").upper() == b"QUIT"
+                and not (0 < i <= len(status) and status[i - 1].startswith(b"+ "))
+            ),
+            None,
+        )
         expected = len(lines) if quitAt is None else quitAt + 1
         self.assertEqual(len(status), expected, (lines, response))
         for line in status:
-            self.assertTrue(line.startswith((b"+OK ", b"-ERR ")), line)
+            self.assertTrue(line.startswith((b"+OK ", b"-ERR ", b"+ ")), line)
             self.assertLessEqual(len(line) + 2, 512)
         self.assertEqual(self.flushLoggedErrors(), [])
         self.assertNotIn(b"Traceback", response)

@@ -41,6 +41,7 @@ class Harness:
         for message in messages:
             self.mailbox.deliver(message)
         self.checker = InMemoryUsernamePasswordDatabaseDontUse(alice=b"secret", bob=b"hunter2")
+        options.setdefault("allowCleartext", "always")
         self.factory = POP3ServerFactory(
             Portal(self.realm, [self.checker]),
             clock=self.clock,
@@ -549,7 +550,7 @@ class PipeliningTests(SynchronousTestCase):
         Thousands of pipelined commands that complete synchronously are answered without
         recursing once per command.
         """
-        harness = Harness(failedLoginDelay=0)
+        harness = Harness(failedLoginDelay=0, maxFailedLogins=10**6)
         connection = harness.connect()
         response = connection.send(b"USER alice\r\nPASS wrong\r\n" * 3000 + b"NOOP\r\n")
         self.assertEqual(response.count(b"-ERR [AUTH] "), 3000)
@@ -597,7 +598,7 @@ class PipeliningTests(SynchronousTestCase):
         """
         harness = Harness()
         connection = harness.connect()
-        connection.send(b"USER alice\r\nPASS bad\r\n" + b"NOOP\r\n" * 200)
+        connection.send(b"USER alice\r\nPASS bad\r\n" + b"CAPA\r\n" * 200)
         self.assertEqual(connection.transport.producerState, "paused")
         harness.clock.advance(2)
         connection.read()

@@ -585,7 +585,9 @@ class PipeliningTests(TestCase):
             for message in PIPELINE_MESSAGES:
                 realm.getMailbox(user).deliver(message)
         checker = InMemoryUsernamePasswordDatabaseDontUse(alice=b"secret", bob=b"hunter2")
-        factory = POP3ServerFactory(Portal(realm, [checker]), clock=clock, failedLoginDelay=0)
+        factory = POP3ServerFactory(
+            Portal(realm, [checker]), clock=clock, failedLoginDelay=0, allowCleartext="always"
+        )
         commands = pipelineCommands(240, len(PIPELINE_MESSAGES), seed=2449)
 
         def connect() -> tuple[POP3TestClient, iosim.IOPump]:

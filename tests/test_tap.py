@@ -131,6 +131,30 @@ class OptionsTests(TestCase):
         ):
             self.assertRaises(usage.UsageError, parse, *arguments)
 
+    def test_loginPolicy(self) -> None:
+        """
+        The cleartext policy, the SASL mechanisms and the limits have safe defaults and
+        refuse bad values.
+        """
+        options = parse()
+        self.assertEqual(options["allow-cleartext"], "loopback")
+        self.assertIsNone(options["sasl"])
+        self.assertEqual(options["max-failed-logins"], 3)
+        self.assertEqual(options["max-bad-commands"], 10)
+        self.assertEqual(options["failed-login-max-delay"], 15.0)
+        self.assertEqual(options["handshake-timeout"], 30.0)
+        self.assertEqual(parse("--sasl", "plain, Cram-MD5")["sasl"], ["PLAIN", "CRAM-MD5"])
+        self.assertEqual(parse("--allow-cleartext", "never")["allow-cleartext"], "never")
+        for arguments in (
+            ("--allow-cleartext", "sometimes"),
+            ("--sasl", "PLAIN,GSSAPI"),
+            ("--max-failed-logins", "0"),
+            ("--max-bad-commands", "-1"),
+            ("--failed-login-max-delay", "-1"),
+            ("--handshake-timeout", "0"),
+        ):
+            self.assertRaises(usage.UsageError, parse, *arguments)
+
     def test_implementation(self) -> None:
         """
         C{--implementation} takes printable, non-empty text.
@@ -247,8 +271,23 @@ class MakeServiceTests(TestCase):
             "--apop",
             "--apop-host",
             "example.org",
+            "--allow-cleartext",
+            "never",
+            "--sasl",
+            "CRAM-MD5,PLAIN",
+            "--max-failed-logins",
+            "5",
+            "--max-bad-commands",
+            "20",
+            "--failed-login-max-delay",
+            "30",
         )
         factory = tap.makeFactory(options)
+        self.assertEqual(factory.allowCleartext, "never")
+        self.assertEqual(factory.sasl, ("CRAM-MD5", "PLAIN"))
+        self.assertEqual(factory.maxFailedLogins, 5)
+        self.assertEqual(factory.maxBadCommands, 20)
+        self.assertEqual(factory.maximumFailedLoginDelay, 30.0)
         self.assertEqual(factory.timeout, 700.0)
         self.assertEqual(factory.failedLoginDelay, 0.0)
         self.assertEqual(factory.loginDelay, 60)

@@ -6,7 +6,7 @@ This package imports only the standard library, so it can be tested and fuzzed w
 sockets or a reactor.
 """
 
-from pop3kit.core._capabilities import NEVER, Capabilities
+from pop3kit.core._capabilities import CLEARTEXT_MECHANISMS, NEVER, Capabilities
 from pop3kit.core._client import (
     MAX_CLIENT_RESPONSE_LINE,
     BodyData,
@@ -26,9 +26,11 @@ from pop3kit.core._client import (
 from pop3kit.core._commands import (
     KEYWORDS,
     Apop,
+    Auth,
     Capa,
     Command,
     Dele,
+    Lang,
     List,
     Noop,
     Pass,
@@ -36,12 +38,21 @@ from pop3kit.core._commands import (
     Retr,
     Rset,
     Stat,
+    Stls,
     Top,
     Uidl,
     User,
+    Utf8,
+    decodeBase64,
     parseCommand,
 )
-from pop3kit.core._connection import ServerConnection
+from pop3kit.core._connection import (
+    LANGUAGES,
+    MAX_BAD_COMMANDS,
+    MAX_FAILED_LOGINS,
+    MAX_SASL_LINE,
+    ServerConnection,
+)
 from pop3kit.core._dotstuff import (
     MessageEncoder,
     MultilineDecoder,
@@ -78,14 +89,20 @@ from pop3kit.core._responses import (
 from pop3kit.core._states import LEGAL_COMMANDS, State, isLegal
 
 __all__ = [
+    "CLEARTEXT_MECHANISMS",
     "KEYWORDS",
+    "LANGUAGES",
     "LEGAL_COMMANDS",
+    "MAX_BAD_COMMANDS",
     "MAX_CLIENT_RESPONSE_LINE",
     "MAX_COMMAND_LINE",
+    "MAX_FAILED_LOGINS",
     "MAX_RESPONSE_LINE",
+    "MAX_SASL_LINE",
     "MAX_UID_LENGTH",
     "NEVER",
     "Apop",
+    "Auth",
     "AuthenticationFailed",
     "BodyData",
     "Capa",
@@ -98,6 +115,7 @@ __all__ = [
     "Dele",
     "EndOfBody",
     "IllegalCommand",
+    "Lang",
     "LineFramer",
     "LineTooLong",
     "List",
@@ -124,14 +142,17 @@ __all__ = [
     "Stat",
     "State",
     "StatusLine",
+    "Stls",
     "TemporaryFailure",
     "Top",
     "Uidl",
     "User",
+    "Utf8",
     "WireSizeCounter",
     "apopTimestamp",
     "canonicalForm",
     "continuation",
+    "decodeBase64",
     "encodeLines",
     "encodeMessage",
     "err",

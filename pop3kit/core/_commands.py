@@ -8,6 +8,7 @@ wire, never into a Python exception of another kind.
 
 from __future__ import annotations
 
+import binascii
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ from pop3kit.core._errors import NoSuchMessage, RemoteProtocolError
 
 _DIGITS = re.compile(rb"[0-9]+")
 _HEX_DIGEST = re.compile(rb"[0-9a-fA-F]{32}")
+#: A SASL mechanism name (RFC 4422 section 3.1), matched case-insensitively.
+_MECHANISM = re.compile(r"[A-Z0-9_-]{1,20}")
+#: An RFC 5646 language tag, loosely: letters, digits and hyphens.
+_LANGUAGE_TAG = re.compile(rb"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 
 #: More digits than this cannot name a message; the parser answers "no such message".
 _MAX_NUMBER_DIGITS = 10
@@ -200,6 +205,102 @@ class Capa(Command):
     keyword: ClassVar[str] = "CAPA"
 
 
+@dataclass(frozen=True, slots=True)
+class Auth(Command):
+    """
+    C{AUTH [mechanism [initial-response]]} (RFC 5034); without a mechanism, the list of
+    mechanisms (RFC 1734 style).
+
+    @ivar mechanism: The mechanism name, upper case, or L{None} for the list.
+    @ivar initialResponse: The decoded initial response; C{b""} for C{=}, L{None} when
+        none was given.
+    """
+
+    keyword: ClassVar[str] = "AUTH"
+    mechanism: str | None = None
+    initialResponse: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if self.mechanism is None:
+            if self.initialResponse is not None:
+                raise ValueError("an initial response needs a mechanism")
+        elif not _MECHANISM.fullmatch(self.mechanism):
+            raise ValueError(f"not a SASL mechanism name: {self.mechanism!r}")
+
+    def __repr__(self) -> str:
+        response = "None" if self.initialResponse is None else "<redacted>"
+        return f"Auth(mechanism={self.mechanism!r}, initialResponse={response})"
+
+
+@dataclass(frozen=True, slots=True)
+class Stls(Command):
+    """
+    C{STLS} (RFC 2595).
+    """
+
+    keyword: ClassVar[str] = "STLS"
+
+
+@dataclass(frozen=True, slots=True)
+class Utf8(Command):
+    """
+    C{UTF8} (RFC 6856 section 2).
+    """
+
+    keyword: ClassVar[str] = "UTF8"
+
+
+@dataclass(frozen=True, slots=True)
+class Lang(Command):
+    """
+    C{LANG [tag]} (RFC 6856 section 3): list the languages, or choose one (C{*} for the
+    server's default).
+
+    @ivar tag: The language tag or C{*}, or L{None} to list.
+    """
+
+    keyword: ClassVar[str] = "LANG"
+    tag: str | None = None
+
+
+def decodeBase64(data: bytes) -> bytes:
+    """
+    Decode a SASL response or initial response: strict base64, C{=} meaning empty.
+
+    @raise RemoteProtocolError: if C{data} is not valid base64.
+    """
+    if data == b"=":
+        return b""
+    try:
+        return binascii.a2b_base64(data, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise RemoteProtocolError("invalid base64 data") from None
+
+
+def _parseAuth(rest: bytes) -> Command:
+    arguments = _arguments(rest, 0, 2, "AUTH")
+    if not arguments:
+        return Auth()
+    try:
+        mechanism = arguments[0].decode("ascii").upper()
+    except UnicodeDecodeError:
+        raise RemoteProtocolError("unknown SASL mechanism") from None
+    if not _MECHANISM.fullmatch(mechanism):
+        raise RemoteProtocolError("unknown SASL mechanism")
+    initial = decodeBase64(arguments[1]) if len(arguments) == 2 else None
+    return Auth(mechanism, initial)
+
+
+def _parseLang(rest: bytes) -> Command:
+    arguments = _arguments(rest, 0, 1, "LANG")
+    if not arguments:
+        return Lang()
+    (tag,) = arguments
+    if tag != b"*" and not _LANGUAGE_TAG.fullmatch(tag):
+        raise RemoteProtocolError("not a language tag")
+    return Lang(tag.decode("ascii"))
+
+
 def _parseMessageNumber(argument: bytes) -> int:
     if not _DIGITS.fullmatch(argument):
         raise RemoteProtocolError("message number must be a decimal number")
@@ -234,7 +335,8 @@ def _arguments(rest: bytes, minimum: int, maximum: int, keyword: str) -> list[by
         if minimum == maximum:
             plural = "s" if minimum > 1 else ""
             raise RemoteProtocolError(f"{keyword} takes {minimum} argument{plural}")
-        raise RemoteProtocolError(f"{keyword} takes at most {maximum} argument")
+        plural = "s" if maximum > 1 else ""
+        raise RemoteProtocolError(f"{keyword} takes at most {maximum} argument{plural}")
     return arguments
 
 
@@ -304,6 +406,10 @@ _PARSERS: dict[bytes, _Parser] = {
     b"TOP": _parseTop,
     b"UIDL": _optionalNumber(Uidl),
     b"CAPA": _noArguments(Capa),
+    b"AUTH": _parseAuth,
+    b"STLS": _noArguments(Stls),
+    b"UTF8": _noArguments(Utf8),
+    b"LANG": _parseLang,
 }
 
 #: The keywords the parser knows, upper case.

@@ -60,6 +60,13 @@ class LineFramer:
             yield LineTooLong()
         self._buffer = rest
 
+    def reset(self) -> None:
+        """
+        Discard the incomplete line held back, as if nothing had been received.
+        """
+        self._buffer = b""
+        self._discarding = False
+
     @property
     def pending(self) -> int:
         """

@@ -8,9 +8,11 @@ from enum import Enum
 
 from pop3kit.core._commands import (
     Apop,
+    Auth,
     Capa,
     Command,
     Dele,
+    Lang,
     List,
     Noop,
     Pass,
@@ -18,9 +20,11 @@ from pop3kit.core._commands import (
     Retr,
     Rset,
     Stat,
+    Stls,
     Top,
     Uidl,
     User,
+    Utf8,
 )
 
 
@@ -36,9 +40,9 @@ class State(Enum):
 
 #: The commands each state accepts.  C{PASS} further needs a preceding C{USER}.
 LEGAL_COMMANDS: dict[State, frozenset[type[Command]]] = {
-    State.AUTHORIZATION: frozenset({User, Pass, Apop, Quit, Capa}),
+    State.AUTHORIZATION: frozenset({User, Pass, Apop, Auth, Stls, Utf8, Lang, Quit, Capa}),
     State.TRANSACTION: frozenset(
-        {Stat, List, Retr, Dele, Noop, Rset, Top, Uidl, Quit, Capa},
+        {Stat, List, Retr, Dele, Noop, Rset, Top, Uidl, Lang, Quit, Capa},
     ),
     State.UPDATE: frozenset(),
 }
