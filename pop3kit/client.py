@@ -92,6 +92,7 @@ __all__ = [
     "ServerError",
     "ServerProtocolError",
     "TLSFailed",
+    "TLSMode",
     "TLSUnavailable",
     "connect",
     "tlsOptions",
@@ -1345,6 +1346,10 @@ def tlsOptions(hostname: str, cafile: str | None = None) -> IOpenSSLClientConnec
 
 
 TLSMode = Literal["implicit", "starttls", "starttls-if-offered", "none"]
+"""
+How L{connect} secures the connection: C{"implicit"}, C{"starttls"} (required),
+C{"starttls-if-offered"}, C{"none"}.
+"""
 
 
 async def connect(

@@ -32,7 +32,7 @@ PINNED = {
         "CLEARTEXT_MECHANISMS", "MECHANISMS", "ClientError", "ClientMechanism", "ClientState",
         "CommandTooLong", "InvalidState", "MaildropListing", "MechanismUnavailable",
         "POP3Client", "ResponseTooLarge", "ServerError", "ServerProtocolError", "TLSFailed",
-        "TLSUnavailable", "connect", "tlsOptions",
+        "TLSMode", "TLSUnavailable", "connect", "tlsOptions",
     ],
     "pop3kit.errors": [
         "AuthenticationFailed", "IllegalCommand", "LoginDelayed", "MaildropInUse",
