@@ -1346,7 +1346,7 @@ def tlsOptions(hostname: str, cafile: str | None = None) -> IOpenSSLClientConnec
 
 
 TLSMode = Literal["implicit", "starttls", "starttls-if-offered", "none"]
-"""
+TLSMode.__doc__ = """
 How L{connect} secures the connection: C{"implicit"}, C{"starttls"} (required),
 C{"starttls-if-offered"}, C{"none"}.
 """
