@@ -109,6 +109,8 @@ MECHANISMS = frozenset(
 #: allows clear-text logins (RFC 2595 section 2.3, RFC 8314 section 4).
 CLEARTEXT_MECHANISMS = frozenset({"user", "plain", "login"})
 
+_UID = re.compile(rb"[\x21-\x7e]+")
+
 _PEM_CERTIFICATE = re.compile(
     rb"-----BEGIN CERTIFICATE-----\s.+?\s-----END CERTIFICATE-----", re.DOTALL
 )
@@ -526,7 +528,8 @@ class POP3Client(Protocol):
         self.state = ClientState.GREETING
         self.maildrop: MaildropListing | None = None
         self._core = ClientConnection()
-        self._greeted: Deferred[bytes] | None = Deferred()
+        self._greetingWaiters: list[Deferred[bytes]] = []
+        self._greetingFailure: Failure | None = None
         self._greetingRequest = _Request(b"", b"greeting", ResponseKind.SINGLE, self._onGreeting)
         self._greetingRequest.deferred.addErrback(self._greetingFailed)
         self._queue: deque[_Request] = deque()
@@ -642,27 +645,28 @@ class POP3Client(Protocol):
         A L{Deferred} firing with the greeting line (or failing if the connection closes
         or times out first, or the server greets with C{-ERR}).
         """
-        if self._greeted is not None:
-            d: Deferred[bytes] = Deferred()
-            self._greeted.addBoth(_passOn(d))
-            return d
-        if self.greeting:
+        if self._greetingFailure is not None:
+            return fail(self._greetingFailure)
+        if self.state is not ClientState.GREETING:
             return succeed(self.greeting)
-        return fail(ConnectionLost("the connection closed before the greeting"))
+        d: Deferred[bytes] = Deferred()
+        self._greetingWaiters.append(d)
+        return d
 
     def _onGreeting(self, status: StatusLine) -> bytes:
         self.greeting = status.text
         self.apopTimestamp = apopTimestamp(status.text)
         self.state = ClientState.AUTHORIZATION
-        greeted, self._greeted = self._greeted, None
-        if greeted is not None:
-            greeted.callback(self.greeting)
+        waiters, self._greetingWaiters = self._greetingWaiters, []
+        for d in waiters:
+            d.callback(self.greeting)
         return self.greeting
 
     def _greetingFailed(self, failure: Failure) -> None:
-        greeted, self._greeted = self._greeted, None
-        if greeted is not None:
-            greeted.errback(failure)
+        self._greetingFailure = failure
+        waiters, self._greetingWaiters = self._greetingWaiters, []
+        for d in waiters:
+            d.errback(failure)
         if not self._closed:
             self._abort(failure.value or ConnectionLost())
 
@@ -789,7 +793,9 @@ class POP3Client(Protocol):
             result = request.onOK(status)
         except Exception as e:
             request.deferred.errback(e)
-            if isinstance(e, ServerProtocolError | AuthenticationFailed):
+            if request.kind is ResponseKind.STLS or isinstance(
+                e, ServerProtocolError | AuthenticationFailed
+            ):
                 self._abort(e)
             return
         if request.kind is ResponseKind.STLS:
@@ -806,6 +812,8 @@ class POP3Client(Protocol):
             result = request.onOK(request.status, body)
         except Exception as e:
             request.deferred.errback(e)
+            if isinstance(e, ServerProtocolError):
+                self._abort(e)
             return
         request.deferred.callback(result)
 
@@ -937,6 +945,9 @@ class POP3Client(Protocol):
             itself (L{CLEARTEXT_MECHANISMS}) are refused without TLS unless the client
             allows clear-text logins.
         @param authzid: The identity to act as (SASL only), empty for C{username}.
+
+        The cached capabilities are dropped at login: call L{capabilities} again for the
+        per-user values (LOGIN-DELAY, EXPIRE) servers announce after it.
         @return: A L{Deferred} firing with the message count and maildrop size (STAT),
             failing with L{ServerError} (code L{ResponseCode.AUTH}, C{IN-USE},
             C{LOGIN-DELAY}, C{SYS/TEMP}, ...) when the server refuses, with
@@ -1163,10 +1174,7 @@ class POP3Client(Protocol):
         """
 
         def onOK(status: StatusLine, body: bytes) -> dict[int, str]:
-            uids = {
-                number: rest.split()[0].decode("ascii", "replace")
-                for number, rest in _scanLines(body, "UIDL")
-            }
+            uids = {number: _uid(rest) for number, rest in _scanLines(body, "UIDL")}
             if self.maildrop is not None:
                 self.maildrop.uids = dict(uids)
             return uids
@@ -1179,10 +1187,10 @@ class POP3Client(Protocol):
         """
 
         def onOK(status: StatusLine) -> str:
-            words = status.text.split()
-            if len(words) < 2 or not words[0].isdigit():
+            number, _, rest = status.text.strip().partition(b" ")
+            if not number.isdigit():
                 raise ServerProtocolError(f"malformed UIDL answer {status.text[:60]!r}")
-            return words[1].decode("ascii", "replace")
+            return _uid(rest)
 
         return self._command(b"UIDL", _number(n), onOK=onOK)
 
@@ -1298,19 +1306,19 @@ def _number(n: int) -> bytes:
     return b"%d" % n
 
 
+def _uid(text: bytes) -> str:
+    """
+    The unique-id at the start of C{text}: printable ASCII without spaces (RFC 1939
+    section 7).  Longer ids than the RFC's 70 characters are tolerated.
+    """
+    words = text.split()
+    if not words or not _UID.fullmatch(words[0]):
+        raise ServerProtocolError(f"malformed unique-id {text[:80]!r}")
+    return words[0].decode("ascii")
+
+
 def _copyCapabilities(capabilities: dict[str, list[str]]) -> dict[str, list[str]]:
     return {tag: list(parameters) for tag, parameters in capabilities.items()}
-
-
-def _passOn(d: Deferred[bytes]) -> Callable[[object], object]:
-    def passOn(result: object) -> object:
-        if isinstance(result, Failure):
-            d.errback(result)
-            return None
-        d.callback(cast(bytes, result))
-        return result
-
-    return passOn
 
 
 # ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ L{tests.test_client_loopback}.
 from __future__ import annotations
 
 import base64
+import gc
 import io
 from typing import Any
 
@@ -162,6 +163,26 @@ class GreetingTests(FakeServerMixin, SynchronousTestCase):
         self.server(b"+OK\r\nTOP\r\n.\r\n")
         self.assertEqual(self.successResultOf(d), {"TOP": []})
 
+    def test_emptyGreeting(self) -> None:
+        """
+        A bare C{+OK} greeting is a greeting.
+        """
+        client = self.connect(greeting=b"+OK\r\n")
+        self.assertEqual(self.successResultOf(client.waitForGreeting()), b"")
+        self.assertIs(client.state, ClientState.AUTHORIZATION)
+
+    def test_lostBeforeGreeting(self) -> None:
+        """
+        A connection lost before the greeting fails a later wait for it, and leaves no
+        unhandled error behind when nobody waited.
+        """
+        client = self.connect(greeting=b"")
+        client.connectionLost(Failure(ConnectionDone()))
+        self.failureResultOf(client.waitForGreeting(), ConnectionLost)
+        self.flushLoggedErrors()
+        gc.collect()
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     def test_negativeGreeting(self) -> None:
         """
         A C{-ERR} greeting fails the wait with L{ServerError} and closes the connection.
@@ -227,6 +248,17 @@ class CommandTests(FakeServerMixin, SynchronousTestCase):
         d = client.listUids()
         self.server(b"+OK\r\n1 same\r\n2 same\r\n.\r\n")
         self.assertEqual(self.successResultOf(d), {1: "same", 2: "same"})
+
+    def test_badUid(self) -> None:
+        """
+        A unique-id with characters outside 0x21-0x7E is refused as a protocol error, and
+        the connection is closed.
+        """
+        client = self.connect()
+        d = client.listUids()
+        self.server(b"+OK\r\n1 caf\xc3\xa9\r\n.\r\n")
+        self.failureResultOf(d, ServerProtocolError)
+        self.assertTrue(self.transport.lost)
 
     def test_capabilities(self) -> None:
         """
