@@ -17,6 +17,7 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred, fail, gatherResults, succeed
+from twisted.internet.error import ConnectionLost
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.internet.ssl import CertificateOptions, PrivateCertificate
 from twisted.protocols.basic import LineReceiver
@@ -545,3 +546,44 @@ class STLSTests(LoopbackMixin, TestCase):
         with self.assertRaises(TLSFailed):
             await connect(reactor, "127.0.0.1", port, cafile=pki.ca.certificate)
         self.assertEqual(factory.servers[0].received, [b"CAPA", b"STLS"])
+
+
+class DroppingServer(LineReceiver):
+    """
+    A server that closes the connection in the middle of the answer to RETR.
+    """
+
+    delimiter = b"\r\n"
+
+    def connectionMade(self) -> None:
+        self.sendLine(b"+OK dropping server")
+
+    def lineReceived(self, line: bytes) -> None:
+        if line.startswith(b"RETR"):
+            self.transport.write(b"+OK\r\npartial line\r\nmore")  # type: ignore[union-attr]
+            self.transport.loseConnection()  # type: ignore[union-attr]
+        elif line == b"CAPA":
+            self.sendLine(b"-ERR no CAPA here")
+        else:
+            self.sendLine(b"+OK")
+
+
+class DroppedConnectionTests(LoopbackMixin, TestCase):
+    """
+    A server that goes away in the middle of a response.
+    """
+
+    async def test_midResponse(self) -> None:
+        """
+        The half-received RETR and the command queued behind it both fail with
+        L{ConnectionLost}.
+        """
+        port = self.listen(Factory.forProtocol(DroppingServer))
+        client = self.track(await connect(reactor, "127.0.0.1", port, tls="none"))
+        self.assertEqual(await client.capabilities(), {})
+        f = io.BytesIO()
+        retrieved, stat = client.retrieve(1, f), client.stat()
+        for d in (retrieved, stat):
+            with self.assertRaises(ConnectionLost):
+                await d
+        self.assertIs(client.state, ClientState.CLOSED)
