@@ -9,6 +9,7 @@ import os
 from collections.abc import Sequence
 
 from twisted.application import strports
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
 from twisted.cred.checkers import ICredentialsChecker, InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.credentials import IUsernameHashedPassword, IUsernamePassword
@@ -26,9 +27,16 @@ from pop3kit.sasl import SERVER_MECHANISMS
 from pop3kit.server import (
     CLEARTEXT_POLICIES,
     DEFAULT_SASL_MECHANISMS,
-    HANDSHAKE_TIMEOUT,
     MINIMUM_TIMEOUT,
     POP3ServerFactory,
+)
+from pop3kit.tls import (
+    HANDSHAKE_TIMEOUT,
+    ServerTLS,
+    TLSConfigurationError,
+    TLSReloadService,
+    implicitTLSEndpoint,
+    isImplicitTLS,
 )
 
 #: The default listening endpoint: loopback only, an unprivileged port.
@@ -109,6 +117,20 @@ class Options(usage.Options, AuthOptionMixin):
             f"{','.join(DEFAULT_SASL_MECHANISMS)} (plus EXTERNAL with --tls-client-ca).",
         ],
         [
+            "tls-certificate",
+            None,
+            None,
+            "PEM file with the server certificate (and its chain): enables STLS and "
+            "--listen ssl:PORT.  Reloaded on SIGHUP.",
+        ],
+        ["tls-key", None, None, "PEM file with the certificate's private key."],
+        [
+            "tls-client-ca",
+            None,
+            None,
+            "PEM file of the CA whose client certificates are requested (SASL EXTERNAL).",
+        ],
+        [
             "handshake-timeout",
             None,
             HANDSHAKE_TIMEOUT,
@@ -130,8 +152,9 @@ class Options(usage.Options, AuthOptionMixin):
 
     def opt_listen(self, description: str) -> None:
         """
-        Listen on this Twisted endpoint description (repeatable), e.g. tcp:110 or
-        tcp:1110:interface=127.0.0.1.  Default: tcp:1110:interface=127.0.0.1.
+        Listen on this Twisted endpoint description (repeatable), e.g. tcp:110,
+        tcp:1110:interface=127.0.0.1, or ssl:995 for implicit TLS with the
+        --tls-certificate pair.  Default: tcp:1110:interface=127.0.0.1.
         """
         self["listen"].append(description)
 
@@ -174,6 +197,7 @@ class Options(usage.Options, AuthOptionMixin):
             raise usage.UsageError(str(e)) from None
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
+        self["tls"] = self._loadTLS()
         dataDir = self["data-dir"]
         # The zero-configuration layout is pop3kit's own to create (see prepareDataDir);
         # a --maildir-root given explicitly must exist, so that a typo is not silently
@@ -183,6 +207,34 @@ class Options(usage.Options, AuthOptionMixin):
             self["maildir-root"] = maildirRoot(dataDir)
         self.setdefault("credCheckers", [])
         self["zero-config-users"] = not self["credCheckers"]
+
+    def _loadTLS(self) -> ServerTLS | None:
+        certificate, key, clientCA = (
+            self["tls-certificate"],
+            self["tls-key"],
+            self["tls-client-ca"],
+        )
+        if (certificate is None) != (key is None):
+            raise usage.UsageError("--tls-certificate and --tls-key go together")
+        if certificate is None:
+            if clientCA is not None:
+                raise usage.UsageError("--tls-client-ca needs --tls-certificate and --tls-key")
+            if any(isImplicitTLS(description) for description in self["listen"]):
+                raise usage.UsageError("--listen ssl:... needs --tls-certificate and --tls-key")
+            return None
+        try:
+            tls = ServerTLS(certificate, key, clientCAPath=clientCA)
+        except TLSConfigurationError as e:
+            raise usage.UsageError(str(e)) from None
+        from twisted.internet import reactor
+
+        for description in self["listen"]:
+            if isImplicitTLS(description):
+                try:
+                    implicitTLSEndpoint(reactor, description, tls)  # type: ignore[arg-type]
+                except ValueError as e:
+                    raise usage.UsageError(str(e)) from None
+        return tls
 
 
 def _usesDataDir(options: Options) -> bool:
@@ -268,6 +320,7 @@ def makeFactory(options: Options) -> POP3ServerFactory:
         allowCleartext=options["allow-cleartext"],
         sasl=options["sasl"],
         handshakeTimeout=options["handshake-timeout"],
+        tls=options["tls"],
         loginDelay=options["login-delay"],
         expire=options["expire"],
         implementation=options["implementation"],
@@ -284,8 +337,19 @@ def makeService(options: Options) -> IService:
     service = MultiService()  # type: ignore[no-untyped-call]
     if _usesDataDir(options):
         _DataDirService(options).setServiceParent(service)  # type: ignore[no-untyped-call]
+    tls: ServerTLS | None = options["tls"]
+    from twisted.internet import reactor
+
     for description in options["listen"]:
-        strports.service(description, factory).setServiceParent(service)  # type: ignore[no-untyped-call]
+        if isImplicitTLS(description):
+            assert tls is not None
+            endpoint = implicitTLSEndpoint(reactor, description, tls)  # type: ignore[arg-type]
+            listener: IService = StreamServerEndpointService(endpoint, factory)  # type: ignore[no-untyped-call]
+        else:
+            listener = strports.service(description, factory)  # type: ignore[no-untyped-call]
+        listener.setServiceParent(service)  # type: ignore[no-untyped-call]
+    if tls is not None:
+        TLSReloadService(tls, reactor).setServiceParent(service)  # type: ignore[arg-type, no-untyped-call]
     _log.info(
         "pop3kit serving Maildirs under {root} on {listen}",
         root=os.path.abspath(options["maildir-root"]),

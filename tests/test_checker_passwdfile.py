@@ -907,14 +907,16 @@ class SCRAMKeySourceTests(CheckerTestsMixin):
     def test_scramExchange(self) -> None:
         """
         A whole SCRAM exchange against the checker's keys: the client's and server's
-        mechanisms agree for a SCRAM entry and for a C{PLAIN} one, and a wrong password
-        fails.
+        mechanisms agree for a Dovecot SCRAM entry, one of the default scheme and a
+        C{PLAIN} one, and a wrong password fails.
         """
-        self.writeFile(f"alice:{DOVECOT_SCRAM_SHA256}\nbob:{{PLAIN}}pencil\n")
+        self.writeFile(
+            f"alice:{DOVECOT_SCRAM_SHA256}\nbob:{{PLAIN}}pencil\ncarol:{hashPassword('pässwörd')}\n"
+        )
         checker = self.checker()
-        for user, password in (("alice", "test"), ("bob", "pencil")):
+        for user, password in (("alice", "test"), ("bob", "pencil"), ("carol", "pässwörd")):
             for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-1"):
-                if (user, mechanism) == ("alice", "SCRAM-SHA-1"):
+                if user != "bob" and mechanism == "SCRAM-SHA-1":
                     continue
                 self.assertEqual(self.exchange(checker, mechanism, user, password), Verified(user))
                 self.assertRaises(

@@ -164,10 +164,13 @@ class VectorTests(SynchronousTestCase):
 
     def test_unexpectedChallenges(self) -> None:
         """
-        A challenge after the exchange is over is malformed.
+        A non-empty PLAIN challenge, or any challenge after the exchange is over, is
+        malformed.
         """
         plain = clientMechanism("PLAIN", "tim", "pw")
         plain.initialResponse()
+        self.assertRaises(MalformedSASLChallenge, plain.respond, b"x")
+        plain.respond(b"")
         self.assertRaises(MalformedSASLChallenge, plain.respond, b"")
         login = clientMechanism("LOGIN", "tim", "pw")
         login.respond(b"Username:")
@@ -235,6 +238,24 @@ class EndToEndTests(SynchronousTestCase):
                 step = run(client, name, keys=keys, sendInitialResponse=initial)
                 self.assertEqual(step, Verified("tïm,="))
                 self.assertTrue(client.complete)
+
+    def test_initialResponseTooLong(self) -> None:
+        """
+        A client that computed its initial response but did not send it (too long for
+        the C{AUTH} line) answers the server's empty challenge with it, once.
+        """
+        for name in ("PLAIN", "SCRAM-SHA-256"):
+            client = clientMechanism(name, "tim" * 100, "pencil")
+            initial = client.initialResponse()
+            assert initial is not None
+            self.assertGreater(len(initial), 255)
+            self.assertEqual(client.respond(b""), initial)
+            self.assertRaises(MalformedSASLChallenge, client.respond, b"")
+        keys = SCRAMKeys.fromPassword("pencil", "SCRAM-SHA-256")
+        client = clientMechanism("SCRAM-SHA-256", "tim", "pencil")
+        client.initialResponse()
+        step = run(client, "SCRAM-SHA-256", keys=keys, sendInitialResponse=False)
+        self.assertEqual(step, Verified("tim"))
 
     def test_scramWrongPassword(self) -> None:
         """

@@ -105,10 +105,13 @@ class FactoryTests(SynchronousTestCase):
 
     def test_badHostname(self) -> None:
         """
-        A host name that would break the CRAM-MD5 challenge's syntax is refused.
+        A host name that would break the CRAM-MD5 challenge's syntax is refused, and any
+        other printable one is accepted.
         """
-        for hostname in ("", "a b", "host>", "-", "ä.example"):
+        for hostname in ("", "a b", "host>", "<host", "a@b", "ä.example", "a\nb"):
             self.assertRaises(ValueError, serverMechanism, "CRAM-MD5", hostname=hostname)
+        for hostname in ("mail_1.example", "[192.0.2.1]", "localhost"):
+            self.assertEqual(serverMechanism("CRAM-MD5", hostname=hostname).name, "CRAM-MD5")
 
     def test_malformedIsRemoteProtocolError(self) -> None:
         """
