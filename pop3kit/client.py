@@ -488,6 +488,7 @@ class POP3Client(Protocol):
         L{None}.
     @ivar state: The L{ClientState}.
     @ivar maildrop: The L{MaildropListing} while in TRANSACTION, otherwise L{None}.
+    @ivar utf8: Whether UTF8 mode was enabled (L{enableUTF8}).
     """
 
     def __init__(
@@ -525,6 +526,7 @@ class POP3Client(Protocol):
         self.hostname = hostname
         self.greeting = b""
         self.apopTimestamp: bytes | None = None
+        self.utf8 = False
         self.state = ClientState.GREETING
         self.maildrop: MaildropListing | None = None
         self._core = ClientConnection()
@@ -924,6 +926,26 @@ class POP3Client(Protocol):
         line = formatCommand(b"STLS")
         request = _Request(line, b"STLS", ResponseKind.STLS, onOK, exclusive=True)
         return self._enqueue(request)
+
+    def enableUTF8(self) -> Deferred[None]:
+        """
+        UTF8 (RFC 6856): let the server send UTF-8 headers unmodified, and take UTF-8
+        user names and passwords when it announces C{UTF8 USER}.  Only in AUTHORIZATION,
+        and only when the server announces C{UTF8} (call L{capabilities} first).
+
+        @return: A L{Deferred} firing once the server agreed; failing with
+            L{InvalidState} after login or when C{UTF8} is not announced, with
+            L{ServerError} when the server refuses.
+        """
+        if self.state not in (ClientState.GREETING, ClientState.AUTHORIZATION):
+            return fail(InvalidState("UTF8 is only allowed before login"))
+        if self._capabilities is None or "UTF8" not in self._capabilities:
+            return fail(InvalidState("the server does not announce UTF8"))
+
+        def onOK(status: StatusLine) -> None:
+            self.utf8 = True
+
+        return self._command(b"UTF8", onOK=onOK)
 
     # Login
 

@@ -504,6 +504,42 @@ class ErrorTests(FakeServerMixin, SynchronousTestCase):
         self.assertTrue(self.transport.lost)
 
 
+class UTF8Tests(FakeServerMixin, SynchronousTestCase):
+    """
+    The UTF8 command (RFC 6856).
+    """
+
+    def test_enable(self) -> None:
+        """
+        UTF8 is sent when announced, and the client remembers the mode.
+        """
+        client = self.connect(capabilities=b"UTF8 USER\r\n")
+        d = client.enableUTF8()
+        self.assertEqual(self.sent(), b"UTF8\r\n")
+        self.server(b"+OK UTF8 enabled\r\n")
+        self.successResultOf(d)
+        self.assertTrue(client.utf8)
+
+    def test_notAnnounced(self) -> None:
+        """
+        Without C{UTF8} in the capabilities nothing is sent.
+        """
+        client = self.connect(capabilities=b"USER\r\n")
+        self.failureResultOf(client.enableUTF8(), InvalidState)
+        self.assertEqual(self.sent(), b"")
+        self.assertFalse(client.utf8)
+
+    def test_afterLogin(self) -> None:
+        """
+        UTF8 is refused locally in TRANSACTION.
+        """
+        client = self.connect(capabilities=PIPELINING + b"UTF8\r\n")
+        client.login("alice", "secret")
+        self.server(b"+OK\r\n+OK\r\n+OK 0 0\r\n")
+        self.sent()
+        self.failureResultOf(client.enableUTF8(), InvalidState)
+
+
 class PipeliningTests(FakeServerMixin, SynchronousTestCase):
     """
     Many commands in flight only when the server announces PIPELINING.

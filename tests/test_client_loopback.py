@@ -182,6 +182,19 @@ class Pop3kitServerTests(LoopbackMixin, TestCase):
         self.assertEqual((await again.login("alice", "secret"))[0], 3)
         await again.quit()
 
+    async def test_utf8(self) -> None:
+        """
+        UTF8 mode with pop3kit's server, once it announces it.
+        """
+        port = self.listen(self.pop3kitServer())
+        client = self.track(await connect(reactor, "127.0.0.1", port, tls="none"))
+        if "UTF8" not in await client.capabilities():
+            raise SkipTest("pop3kit's server does not announce UTF8")
+        await client.enableUTF8()
+        self.assertTrue(client.utf8)
+        self.assertEqual((await client.login("alice", "secret"))[0], 3)
+        await client.quit()
+
     async def test_wrongPassword(self) -> None:
         """
         A wrong password fails with L{ServerError} carrying C{[AUTH]}; a second attempt
