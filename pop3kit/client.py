@@ -42,7 +42,7 @@ from typing import Any, BinaryIO, Literal, cast, overload
 
 from OpenSSL import SSL
 from service_identity import VerificationError
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.error import ConnectionLost, TimeoutError
 from twisted.internet.interfaces import (
     IConsumer,
@@ -418,6 +418,20 @@ class _Request:
         self.status: StatusLine | None = None
         self.failure: BaseException | None = None
 
+    def succeed(self, result: object) -> None:
+        """
+        Fire the caller's L{Deferred} with C{result}, unless it was cancelled.
+        """
+        if not self.deferred.called:
+            self.deferred.callback(result)
+
+    def fail(self, error: BaseException | Failure) -> None:
+        """
+        Fail the caller's L{Deferred}, unless it was cancelled.
+        """
+        if not self.deferred.called:
+            self.deferred.errback(error)
+
     def serverError(self, status: StatusLine) -> ServerError:
         return ServerError(
             status.text.decode("utf-8", "replace"),
@@ -577,7 +591,7 @@ class POP3Client(Protocol):
         self.state = ClientState.AUTHORIZATION
         self._exclusive = None
         self._updateTimer()
-        request.deferred.callback(None)
+        request.succeed(None)
         self._pump()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -599,7 +613,7 @@ class POP3Client(Protocol):
             if request.sink is not None:
                 request.sink.abandon()
             error = self._lostError(reason, request)
-            request.deferred.errback(error)
+            request.fail(error)
         waiting, self._whenClosed = self._whenClosed, []
         for d in waiting:
             d.callback(None)
@@ -784,17 +798,17 @@ class POP3Client(Protocol):
             error: BaseException = request.serverError(status)
             if request.failure is not None:
                 error = request.failure
-            request.deferred.errback(error)
+            request.fail(error)
             return
         if request.failure is not None:
             # +OK to a cancelled SASL exchange: the server is not following the protocol.
-            request.deferred.errback(request.failure)
+            request.fail(request.failure)
             self._abort(request.failure)
             return
         try:
             result = request.onOK(status)
         except Exception as e:
-            request.deferred.errback(e)
+            request.fail(e)
             if request.kind is ResponseKind.STLS or isinstance(
                 e, ServerProtocolError | AuthenticationFailed
             ):
@@ -803,9 +817,9 @@ class POP3Client(Protocol):
         if request.kind is ResponseKind.STLS:
             return
         if isinstance(result, Deferred):
-            result.chainDeferred(request.deferred)
+            result.addCallbacks(request.succeed, request.fail)
             return
-        request.deferred.callback(result)
+        request.succeed(result)
 
     def _finishBody(self, request: _Request) -> None:
         assert request.sink is not None and request.status is not None
@@ -813,15 +827,16 @@ class POP3Client(Protocol):
             body = request.sink.finish()
             result = request.onOK(request.status, body)
         except Exception as e:
-            request.deferred.errback(e)
+            request.fail(e)
             if isinstance(e, ServerProtocolError):
                 self._abort(e)
             return
-        request.deferred.callback(result)
+        request.succeed(result)
 
     # Sending
 
     def _enqueue(self, request: _Request) -> Deferred[Any]:
+        request.deferred = Deferred(lambda d: self._cancel(request))
         if self._closed:
             return fail(ConnectionLost("not connected"))
         if self.state is ClientState.QUITTING:
@@ -829,6 +844,27 @@ class POP3Client(Protocol):
         self._queue.append(request)
         self._pump()
         return request.deferred
+
+    def _cancel(self, request: _Request) -> None:
+        """
+        The caller cancelled C{request}'s L{Deferred}.  A command not sent yet is dropped;
+        the answer to one already sent is read and ignored, except that a message
+        streaming into a file or consumer closes the connection: POP3 cannot stop a
+        transfer, and the sink is no longer wanted.
+        """
+        if request in self._queue:
+            self._queue.remove(request)
+            return
+        sink = request.sink
+        if sink is None or isinstance(sink, _Collector):
+            return
+        # Nothing more goes to the caller's file or consumer.
+        request.sink = _Collector(0)
+        if request.status is not None:
+            sink.abandon()
+            request.fail(CancelledError())
+            what = request.redacted.decode("ascii", "replace")
+            self._abort(ConnectionLost(f"{what} was cancelled during the transfer"))
 
     def _command(
         self,

@@ -14,6 +14,7 @@ import gc
 import io
 from typing import Any
 
+from twisted.internet.defer import CancelledError
 from twisted.internet.error import ConnectionDone, ConnectionLost, TimeoutError
 from twisted.internet.interfaces import ITLSTransport
 from twisted.internet.task import Clock
@@ -1156,3 +1157,61 @@ class SASLMechanismTests(FakeServerMixin, SynchronousTestCase):
         self.server(b"+OK come in\r\n")
         self.failureResultOf(d, AuthenticationFailed)
         self.assertTrue(self.transport.lost)
+
+
+class CancelTests(FakeServerMixin, SynchronousTestCase):
+    """
+    Cancelling the L{Deferred} of a command.
+    """
+
+    def test_queued(self) -> None:
+        """
+        A command not sent yet is dropped.
+        """
+        client = self.connect()
+        first, second = client.noop(), client.stat()
+        second.cancel()
+        self.failureResultOf(second, CancelledError)
+        self.server(b"+OK\r\n")
+        self.successResultOf(first)
+        self.assertEqual(self.sent(), b"NOOP\r\n")
+
+    def test_inFlight(self) -> None:
+        """
+        The answer to a command already sent is read and ignored; the session goes on.
+        """
+        client = self.connect(capabilities=PIPELINING)
+        first, second = client.retrieve(1), client.noop()
+        first.cancel()
+        self.server(b"+OK\r\nbody\r\n.\r\n+OK\r\n")
+        self.failureResultOf(first, CancelledError)
+        self.successResultOf(second)
+        self.assertFalse(self.transport.lost)
+
+    def test_beforeTransfer(self) -> None:
+        """
+        A streamed RETR cancelled before its answer writes nothing to the file.
+        """
+        client = self.connect()
+        f = io.BytesIO()
+        d = client.retrieve(1, f)
+        d.cancel()
+        self.server(b"+OK\r\nbody\r\n.\r\n")
+        self.failureResultOf(d, CancelledError)
+        self.assertEqual(f.getvalue(), b"")
+        self.assertFalse(self.transport.lost)
+
+    def test_duringTransfer(self) -> None:
+        """
+        A streamed RETR cancelled half-way closes the connection and lets go of the
+        consumer.
+        """
+        client = self.connect()
+        consumer = StringTransport()
+        d = client.retrieve(1, consumer)
+        self.server(b"+OK\r\nfirst\r\n")
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        self.assertTrue(self.transport.lost)
+        self.assertIsNone(consumer.producer)
+        self.assertEqual(consumer.value(), b"first\r\n")
