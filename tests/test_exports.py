@@ -23,6 +23,16 @@ PINNED = {
         "WireSizeCounter", "canonicalForm", "continuation", "decodeBase64", "encodeLines",
         "encodeMessage", "err", "errorResponse", "isLegal", "isValidUid", "multiline", "ok",
         "parseCommand", "wireSize",
+        # The client side of the core.
+        "MAX_CLIENT_RESPONSE_LINE", "BodyData", "ClientConnection", "ClientEvent",
+        "CommandTooLong", "Continuation", "EndOfBody", "ResponseKind", "ServerProtocolError",
+        "StatusLine", "apopTimestamp", "formatCommand", "parseStatusLine", "responseCodeFor",
+    ],
+    "pop3kit.client": [
+        "CLEARTEXT_MECHANISMS", "MECHANISMS", "ClientError", "ClientMechanism", "ClientState",
+        "CommandTooLong", "InvalidState", "MaildropListing", "MechanismUnavailable",
+        "POP3Client", "ResponseTooLarge", "ServerError", "ServerProtocolError", "TLSFailed",
+        "TLSMode", "TLSUnavailable", "connect", "tlsOptions",
     ],
     "pop3kit.errors": [
         "AuthenticationFailed", "IllegalCommand", "LoginDelayed", "MaildropInUse",
