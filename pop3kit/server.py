@@ -44,6 +44,7 @@ from zope.interface import implementer
 
 from pop3kit._streaming import Consumer, MessageSender, TransferInterrupted
 from pop3kit.core import (
+    DEFAULT_SASL_MECHANISMS,
     MAX_BAD_COMMANDS,
     MAX_COMMAND_LINE,
     MAX_FAILED_LOGINS,
@@ -113,10 +114,6 @@ CleartextPolicy = Literal["never", "loopback", "always"]
 
 CLEARTEXT_POLICIES: tuple[CleartextPolicy, ...] = ("never", "loopback", "always")
 
-#: The SASL mechanisms offered by default, strongest first, when the checkers can verify
-#: them; EXTERNAL is added when TLS client certificates are requested.  CRAM-MD5, like
-#: APOP, is offered only when asked for: it needs passwords stored reversibly.
-DEFAULT_SASL_MECHANISMS: tuple[str, ...] = ("SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN", "LOGIN")
 
 _log = Logger()
 

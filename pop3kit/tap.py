@@ -21,13 +21,18 @@ from twisted.python import usage
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit.backends.maildir import MaildirRealm
 from pop3kit.checkers.passwdfile import PasswdFileChecker
-from pop3kit.core import MAX_BAD_COMMANDS, MAX_FAILED_LOGINS, NEVER, Capabilities
+from pop3kit.core import (
+    DEFAULT_SASL_MECHANISMS,
+    MAX_BAD_COMMANDS,
+    MAX_FAILED_LOGINS,
+    NEVER,
+    Capabilities,
+)
 from pop3kit.cred import ChainedChecker
 from pop3kit.limits import DEFAULT_MAX_PER_CLIENT, DEFAULT_MAX_UNAUTHENTICATED, ConnectionLimiter
 from pop3kit.sasl import SERVER_MECHANISMS, serverMechanism
 from pop3kit.server import (
     CLEARTEXT_POLICIES,
-    DEFAULT_SASL_MECHANISMS,
     MINIMUM_TIMEOUT,
     POP3ServerFactory,
 )

@@ -11,7 +11,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 PINNED = {
     "pop3kit.core": [
-        "CLEARTEXT_MECHANISMS", "KEYWORDS", "LANGUAGES", "LEGAL_COMMANDS",
+        "CLEARTEXT_MECHANISMS", "DEFAULT_SASL_MECHANISMS", "KEYWORDS", "LANGUAGES",
+        "LEGAL_COMMANDS",
         "MAX_BAD_COMMANDS", "MAX_COMMAND_LINE", "MAX_FAILED_LOGINS", "MAX_RESPONSE_LINE",
         "MAX_SASL_LINE", "MAX_UID_LENGTH", "NEVER", "Apop", "Auth", "AuthenticationFailed",
         "Capa", "Capabilities", "Command", "Dele", "IllegalCommand", "Lang", "LineFramer",

@@ -6,7 +6,12 @@ This package imports only the standard library, so it can be tested and fuzzed w
 sockets or a reactor.
 """
 
-from pop3kit.core._capabilities import CLEARTEXT_MECHANISMS, NEVER, Capabilities
+from pop3kit.core._capabilities import (
+    CLEARTEXT_MECHANISMS,
+    DEFAULT_SASL_MECHANISMS,
+    NEVER,
+    Capabilities,
+)
 from pop3kit.core._client import (
     MAX_CLIENT_RESPONSE_LINE,
     BodyData,
@@ -90,6 +95,7 @@ from pop3kit.core._states import LEGAL_COMMANDS, State, isLegal
 
 __all__ = [
     "CLEARTEXT_MECHANISMS",
+    "DEFAULT_SASL_MECHANISMS",
     "KEYWORDS",
     "LANGUAGES",
     "LEGAL_COMMANDS",
