@@ -52,6 +52,10 @@ def _passwdPath(args: argparse.Namespace) -> str:
 
 def _validName(name: str) -> str:
     try:
+        from pop3kit.backends.maildir import mailboxPath
+
+        # The name must be a passwd-file entry and, with the Maildir realm, a mailbox.
+        mailboxPath(".", name)
         return passwdfile.validateUserName(name)
     except ValueError as e:
         raise _Failure(f"invalid user name {name!r}: {e}") from None
