@@ -33,6 +33,10 @@ PINNED = {
         "deliver", "mailboxPath",
     ],
     "pop3kit.cred": ["APOPCredentials", "ChainedChecker"],
+    "pop3kit.checkers.checkpassword": [
+        "DEFAULT_MAX_PROCESSES", "DEFAULT_SUBPROGRAM", "DEFAULT_TIMEOUT", "MAX_INPUT_LENGTH",
+        "CheckpasswordChecker", "CheckpasswordCheckerFactory",
+    ],
     "pop3kit.checkers.passwdfile": [
         "ARGON2_MEMORY_COST", "ARGON2_PARALLELISM", "ARGON2_TIME_COST", "BCRYPT_COST",
         "DEFAULT_SCHEME", "HASH_SCHEMES", "SHA_CRYPT_ROUNDS", "DuplicateUser",
