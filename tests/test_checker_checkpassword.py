@@ -16,6 +16,7 @@ import json
 import os
 import shlex
 import signal
+import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from io import StringIO
@@ -52,6 +53,11 @@ from tests.test_server_loopback import POP3TestClient
 
 #: The global reactor, which trial runs and which runs the programs.
 reactor = cast(Any, _reactor)
+
+#: The example checkpassword program of the documentation.
+EXAMPLE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "examples", "checkpw.py"
+)
 
 #: A checkpassword program whose behaviour depends on the login name; see the module
 #: docstring.
@@ -96,6 +102,7 @@ def writePid(name, pid):
 if kind == b"alice" and password == b"secret":
     accept()
 elif kind == b"temporary":
+    sys.stderr.write("database down\n")
     sys.exit(111)
 elif kind == b"misuse":
     sys.exit(2)
@@ -107,7 +114,7 @@ elif kind == b"hang":
     writePid("hang.pid", os.getpid())
     time.sleep(1000)
 elif kind == b"noisy":
-    sys.stderr.write("no database connection for password " + password.decode() + "\n")
+    sys.stderr.write("database refused password " + password.decode() + "\n")
     sys.exit(111)
 elif kind == b"verbose":
     # The checker keeps 2000 bytes: the password straddles the cut.
@@ -395,25 +402,35 @@ class CheckpasswordCheckerTests(ProgramTestsMixin, TestCase):
 
     async def test_standardErrorLogged(self) -> None:
         """
-        The program's standard error is logged with the temporary failure, any copy of
-        the password replaced; the login name is not logged.
+        The program's standard error is logged with the temporary failure; the login
+        name is not logged.
+        """
+        logged = await self.assertTemporary(self.checker(), b"temporary-Kx7name", b"Zq8-pw")
+        self.assertEqual(len(logged), 1)
+        self.assertIn("its standard error: database down", logged[0])
+        self.assertNotIn("Kx7name", logged[0])
+
+    async def test_standardErrorWithPassword(self) -> None:
+        """
+        A standard error that holds the password is not logged at all.
         """
         password = "Zq8-secret"
-        logged = await self.assertTemporary(self.checker(), b"noisy-Kx7name", password.encode())
+        logged = await self.assertTemporary(self.checker(), b"noisy", password.encode())
         self.assertEqual(len(logged), 1)
-        self.assertIn("no database connection for password <password>", logged[0])
+        self.assertIn("standard error: (withheld: it contains the password)", logged[0])
         self.assertNotIn(password, logged[0])
-        self.assertNotIn("Kx7name", logged[0])
+        self.assertNotIn("database", logged[0])
 
     async def test_standardErrorTruncated(self) -> None:
         """
-        Only the start of a long standard error is logged, without the part of the
-        password that the cut leaves at its end.
+        Only the start of a long standard error is logged, short of any password cut in
+        two by the limit of what is kept.
         """
         self.assertEqual(checkpassword._STDERR_LIMIT, 2000)
         password = "Zq8-secret"
         logged = await self.assertTemporary(self.checker(), b"verbose", password.encode())
-        self.assertLess(len(logged[0]), 3000)
+        self.assertIn("x" * 1000, logged[0])
+        self.assertLess(len(logged[0]), 2000)
         self.assertIn("xxxx [...]", logged[0])
         self.assertNotIn("Zq8", logged[0])
 
@@ -740,3 +757,50 @@ class ServerLoginTests(ProgramTestsMixin, TestCase):
             answer = await self.loginAnswer(b"temporary", b"secret")
         self.assertTrue(answer.startswith(b"-ERR [SYS/TEMP] "), answer)
         self.assertIn("exited with status 111", "\n".join(messages(list(events))))
+
+
+class ExampleProgramTests(TestCase):
+    """
+    The example checkpassword program of the documentation, C{docs/examples/checkpw.py},
+    works with the checker.
+    """
+
+    def setUp(self) -> None:
+        self.users = os.path.abspath(self.mktemp())
+        os.environ["CHECKPW_USERS"] = self.users
+        self.addCleanup(os.environ.pop, "CHECKPW_USERS")
+        self.checker = CheckpasswordChecker([sys.executable, EXAMPLE], reactor=reactor)
+
+    def addUser(self, name: str, password: bytes) -> None:
+        """
+        Add a user to the example's user file with the entry C{checkpw.py --hash} makes.
+        """
+        entry = subprocess.run(
+            [sys.executable, EXAMPLE, "--hash"], input=password, capture_output=True, check=True
+        ).stdout.decode()
+        with open(self.users, "a") as f:
+            f.write(f"{name}:{entry.strip()}\n")
+
+    async def test_logins(self) -> None:
+        """
+        The right password is accepted; a wrong one and an unknown user are refused.
+        """
+        self.addUser("bob", b"other")
+        self.addUser("alice", b"s3cret pw")
+        self.assertEqual(
+            await self.checker.requestAvatarId(UsernamePassword(b"alice", b"s3cret pw")),
+            "alice",
+        )
+        for user, password in [(b"alice", b"wrong"), (b"carol", b"s3cret pw")]:
+            with self.assertRaises(UnauthorizedLogin):
+                await self.checker.requestAvatarId(UsernamePassword(user, password))
+
+    async def test_usersMissing(self) -> None:
+        """
+        A missing user file is a temporary failure, logged with the program's message.
+        """
+        with capturedLogs() as events, self.assertRaises(TemporaryFailure):
+            await self.checker.requestAvatarId(UsernamePassword(b"alice", b"Zq8-pw"))
+        [logged] = messages(events)
+        self.assertIn("exited with status 111", logged)
+        self.assertIn(f"checkpw: cannot read {self.users}", logged)

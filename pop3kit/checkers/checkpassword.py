@@ -14,8 +14,8 @@ terminated by a NUL byte (pop3kit sends an empty timestamp).  Then:
     signal, no answer within the timeout (the program is then killed), or a program that
     cannot be started: L{pop3kit.errors.TemporaryFailure}, C{-ERR [SYS/TEMP]}, and an
     error on the log naming the program and the problem, with the start of the program's
-    standard error.  The log never holds the password, nor, as the interface asks of
-    callers, the login name.
+    standard error (withheld if the password occurs in it).  pop3kit never logs the
+    password, nor, as the interface asks of callers, the login name.
 
 The password travels only through the pipe on descriptor 3: never on the command line
 nor in the environment.  The program inherits the server's environment and working
@@ -79,6 +79,10 @@ _TEMPORARY = 111
 
 #: How much of the program's standard error is kept for the log.
 _STDERR_LIMIT = 2000
+
+#: How much of a longer standard error is logged: any password overlapping this part
+#: lies wholly within the part kept.
+_STDERR_SHOWN = _STDERR_LIMIT - MAX_INPUT_LENGTH
 
 _FAILURE_MESSAGE = "Authentication failed."
 _log = Logger()
@@ -214,14 +218,17 @@ class _CheckpasswordProcess(ProcessProtocol):
 
 def _logText(stderr: bytes, truncated: bool, password: bytes) -> str:
     """
-    The program's standard error as it may go to the log: any copy of the password
-    replaced, and, when the output was cut short, the last bytes dropped where a part of
-    the password might hide.
+    The program's standard error as it may go to the log.
+
+    If the password occurs in it, none of it is shown: replacing the password by a marker
+    would tell a reader of the log where a short password sat in a known message.  If
+    the program wrote more than was kept, only the first L{_STDERR_SHOWN} bytes are
+    shown, so that a password cut in two by the limit cannot appear in part.
     """
-    if password:
-        stderr = stderr.replace(password, b"<password>")
-        if truncated:
-            stderr = stderr[: max(len(stderr) - (len(password) - 1), 0)]
+    if password and password in stderr:
+        return "(withheld: it contains the password)"
+    if truncated:
+        stderr = stderr[:_STDERR_SHOWN]
     text = stderr.decode("utf-8", "backslashreplace").strip()
     if truncated:
         text += " [...]"
