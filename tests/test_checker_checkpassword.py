@@ -306,9 +306,11 @@ class CheckpasswordCheckerTests(ProgramTestsMixin, TestCase):
         The subprogram can be chosen, and it is what an accepting program runs: with
         C{false}, the right password is refused.
         """
-        checker = self.checker(subprogram=["false"])
-        self.assertIsInstance(await self.login(checker, b"alice", b"secret"), UnauthorizedLogin)
-        self.assertEqual(self.record()["argv"][2:], ["false"])
+        for subprogram in ("false", ["false", "--ignored"]):
+            checker = self.checker(subprogram=subprogram)
+            result = await self.login(checker, b"alice", b"secret")
+            self.assertIsInstance(result, UnauthorizedLogin)
+            self.assertEqual(self.record()["argv"][2], "false")
 
     async def test_passwordNotInArgumentsOrEnvironment(self) -> None:
         """
@@ -619,7 +621,10 @@ class RefusedBeforeRunningTests(ProgramTestsMixin, SynchronousTestCase):
         fake = ProcessReactor()
         for program in ("", [], [""]):
             self.assertRaises(ValueError, CheckpasswordChecker, program, reactor=fake)
-        self.assertRaises(ValueError, CheckpasswordChecker, "p", subprogram=[], reactor=fake)
+        for subprogram in ("", [], [""]):
+            self.assertRaises(
+                ValueError, CheckpasswordChecker, "p", subprogram=subprogram, reactor=fake
+            )
         for timeout in (0, -1, float("nan")):
             self.assertRaises(ValueError, CheckpasswordChecker, "p", timeout=timeout, reactor=fake)
         self.assertRaises(ValueError, CheckpasswordChecker, "p", maxProcesses=0, reactor=fake)

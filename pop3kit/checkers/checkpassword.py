@@ -261,7 +261,7 @@ class CheckpasswordChecker:
         self,
         program: str | Sequence[str],
         *,
-        subprogram: Sequence[str] = DEFAULT_SUBPROGRAM,
+        subprogram: str | Sequence[str] = DEFAULT_SUBPROGRAM,
         timeout: float = DEFAULT_TIMEOUT,
         maxProcesses: int = DEFAULT_MAX_PROCESSES,
         reactor: IReactorProcess | None = None,
@@ -270,8 +270,9 @@ class CheckpasswordChecker:
         @param program: The checkpassword program: its path (or a name found on C{PATH}),
             or a sequence of its path and its own arguments, which come before the
             subprogram on its command line.
-        @param subprogram: What the program runs when the password is acceptable; it must
-            exit with status 0.  Found on C{PATH} unless it is a path.
+        @param subprogram: What the program runs when the password is acceptable, a name
+            or a sequence of a name and arguments; it must exit with status 0.  Found on
+            C{PATH} unless it is a path.
         @param timeout: Seconds the program may take; it is then killed with C{SIGKILL}
             and the login fails with L{TemporaryFailure}.
         @param maxProcesses: How many programs may run at a time.
@@ -284,7 +285,8 @@ class CheckpasswordChecker:
         argv = (program,) if isinstance(program, str) else tuple(program)
         if not argv or not argv[0]:
             raise ValueError("a checkpassword program is required")
-        if not subprogram or not subprogram[0]:
+        subargv = (subprogram,) if isinstance(subprogram, str) else tuple(subprogram)
+        if not subargv or not subargv[0]:
             raise ValueError("the subprogram must not be empty")
         if not timeout > 0:
             raise ValueError(f"the timeout must be positive, not {timeout!r}")
@@ -295,7 +297,7 @@ class CheckpasswordChecker:
 
             reactor = cast("IReactorProcess", installed)
         self._program = argv
-        self._subprogram = tuple(subprogram)
+        self._subprogram = subargv
         self._timeout = timeout
         self._reactor = reactor
         self._clock = IReactorTime(reactor)
