@@ -61,6 +61,10 @@ PINNED = {
         "DEFAULT_MAX_UNAUTHENTICATED", "ConnectionLimiter", "IUnauthenticatedSession",
         "failedLoginPenalty",
     ],
+    "pop3kit.checkers.checkpassword": [
+        "DEFAULT_MAX_PROCESSES", "DEFAULT_SUBPROGRAM", "DEFAULT_TIMEOUT", "MAX_INPUT_LENGTH",
+        "CheckpasswordChecker", "CheckpasswordCheckerFactory",
+    ],
     "pop3kit.checkers.passwdfile": [
         "ARGON2_MEMORY_COST", "ARGON2_PARALLELISM", "ARGON2_TIME_COST", "BCRYPT_COST",
         "DEFAULT_SCHEME", "HASH_SCHEMES", "SCRAM_ITERATIONS", "SHA_CRYPT_ROUNDS", "DuplicateUser",
