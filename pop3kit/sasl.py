@@ -284,12 +284,11 @@ def _credentials(username: str, password: str) -> CheckCredentials:
     return CheckCredentials(UsernamePassword(username.encode("utf-8"), password.encode("utf-8")))
 
 
-class _PlainServer(_ServerBase):
+class _OneMessageServer(_ServerBase):
     """
-    PLAIN (RFC 4616): one message C{authzid NUL authcid NUL passwd}.
+    A client-first mechanism whose client sends one message: in the initial response, or
+    after an empty challenge.  Subclasses judge it in C{_message}.
     """
-
-    name = "PLAIN"
 
     def start(self, initialResponse: bytes | None) -> Step:
         self._begin()
@@ -300,6 +299,17 @@ class _PlainServer(_ServerBase):
     def respond(self, response: bytes) -> Step:
         self._checkOpen()
         return self._guard(self._message, response)
+
+    def _message(self, message: bytes) -> Step:
+        raise NotImplementedError()
+
+
+class _PlainServer(_OneMessageServer):
+    """
+    PLAIN (RFC 4616): one message C{authzid NUL authcid NUL passwd}.
+    """
+
+    name = "PLAIN"
 
     def _message(self, message: bytes) -> Step:
         self._finish()
@@ -528,7 +538,7 @@ class _SCRAMServer(_ServerBase):
         return Verified(self._username)
 
 
-class _ExternalServer(_ServerBase):
+class _ExternalServer(_OneMessageServer):
     """
     EXTERNAL (RFC 4422 appendix A): the identity comes from outside SASL (a TLS client
     certificate); the client sends only an authorization identity, usually empty.
@@ -540,19 +550,9 @@ class _ExternalServer(_ServerBase):
         super().__init__()
         self._identity = identity
 
-    def start(self, initialResponse: bytes | None) -> Step:
-        self._begin()
-        if initialResponse is None:
-            return Challenge(b"")
-        return self.respond(initialResponse)
-
-    def respond(self, response: bytes) -> Step:
-        self._checkOpen()
-        return self._guard(self._answer, response)
-
-    def _answer(self, response: bytes) -> Step:
+    def _message(self, message: bytes) -> Step:
         self._finish()
-        authzid = _utf8(response, "authorization identity")
+        authzid = _utf8(message, "authorization identity")
         if self._identity is None:
             raise AuthenticationFailed()
         if authzid and authzid != self._identity and prepareUsername(authzid) != self._identity:
