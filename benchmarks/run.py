@@ -343,10 +343,13 @@ class Server:
         command = [sys.executable]
         if profile is not None:
             profile.mkdir(parents=True, exist_ok=True)
-            command += ["-m", "cProfile", "-o", str(profile / f"{name}.pstats")]
+            command += [
+                str(REPO / "benchmarks" / "_profiledserver.py"),
+                str(profile.resolve() / f"{name}.pstats"),
+            ]
+        else:
+            command += ["-m", "twisted"]
         command += [
-            "-m",
-            "twisted",
             f"--log-file={self.logPath}",
             "--log-format=text",
             "pop3kit",
