@@ -359,6 +359,12 @@ class Server:
             str(data.root),
             "--auth",
             f"passwd-file:{data.passwd}",
+            # Hundreds of benchmark clients connect at once from one address (and the 100
+            # connections of penalty-latency wait to log in from one address).
+            "--max-per-client",
+            "100000",
+            "--max-unauthenticated",
+            "100000",
         ]
         if failedLoginPenalty:
             # The defaults, spelled out: 2 s, doubling per failure from one address up to

@@ -52,6 +52,10 @@ def _passwdPath(args: argparse.Namespace) -> str:
 
 def _validName(name: str) -> str:
     try:
+        from pop3kit.backends.maildir import mailboxPath
+
+        # The name must be a passwd-file entry and, with the Maildir realm, a mailbox.
+        mailboxPath(".", name)
         return passwdfile.validateUserName(name)
     except ValueError as e:
         raise _Failure(f"invalid user name {name!r}: {e}") from None
@@ -192,7 +196,10 @@ def _makeParser() -> argparse.ArgumentParser:
         type=str.upper,
         choices=passwdfile.HASH_SCHEMES,
         default=passwdfile.DEFAULT_SCHEME,
-        help="the password scheme (default: %(default)s)",
+        help=(
+            "the password scheme (default: %(default)s, which also serves SASL SCRAM "
+            "logins; APOP and CRAM-MD5 need PLAIN)"
+        ),
     )
 
     def userCommand(

@@ -17,7 +17,10 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ICredentials, IUsernameHashedPassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred, maybeDeferred
-from zope.interface import Interface, implementer
+from zope.interface import Interface, alsoProvides, implementer
+
+from pop3kit._scram import SCRAMKeys
+from pop3kit.interfaces import ISCRAMKeySource
 
 __all__ = ["APOPCredentials", "CRAMMD5Credentials", "ChainedChecker"]
 
@@ -125,6 +128,9 @@ class ChainedChecker:
     others.  Only L{twisted.cred.error.UnauthorizedLogin} moves on to the next checker; any
     other failure (a checker that is down) is reported at once, so that an outage is not
     mistaken for a wrong password.
+
+    If any of the checkers provides L{ISCRAMKeySource}, so does the chain: see
+    L{scramKeys}.
     """
 
     def __init__(self, checkers: Sequence[ICredentialsChecker]) -> None:
@@ -133,6 +139,9 @@ class ChainedChecker:
             interfaces of the chain are those of any of them.
         """
         self.checkers = tuple(checkers)
+        self._scramSources = [c for c in self.checkers if ISCRAMKeySource.providedBy(c)]
+        if self._scramSources:
+            alsoProvides(self, ISCRAMKeySource)
         interfaces: list[type[Interface]] = []
         for checker in self.checkers:
             for interface in checker.credentialInterfaces:
@@ -151,6 +160,24 @@ class ChainedChecker:
             if any(iface.providedBy(credentials) for iface in checker.credentialInterfaces)
         ]
         return Deferred.fromCoroutine(self._firstAccepting(candidates, credentials))
+
+    def scramKeys(self, username: str, mechanism: str) -> Deferred[SCRAMKeys | None]:
+        """
+        Ask each checker that provides L{ISCRAMKeySource}, in order, for the keys of
+        C{username}: the first that has keys wins, and L{None} if none has.  A failure
+        (a store that is down) is reported at once.
+
+        @param username: The prepared user name.
+        @param mechanism: C{"SCRAM-SHA-1"} or C{"SCRAM-SHA-256"}.
+        """
+        return Deferred.fromCoroutine(self._firstKeys(username, mechanism))
+
+    async def _firstKeys(self, username: str, mechanism: str) -> SCRAMKeys | None:
+        for source in self._scramSources:
+            keys: SCRAMKeys | None = await ISCRAMKeySource(source).scramKeys(username, mechanism)
+            if keys is not None:
+                return keys
+        return None
 
     async def _firstAccepting(
         self, candidates: list[ICredentialsChecker], credentials: ICredentials

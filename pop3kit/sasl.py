@@ -42,6 +42,7 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
@@ -266,7 +267,7 @@ class _ServerBase:
         """
         raise RuntimeError(f"{self.name} does not use SCRAM keys")
 
-    def _guard(self, step: _StepFunction, data: bytes) -> Step:
+    def _guard(self, step: Callable[[bytes], Step], data: bytes) -> Step:
         """
         Run one step; any failure ends the exchange.
         """
@@ -275,10 +276,6 @@ class _ServerBase:
         except BaseException:
             self._finish()
             raise
-
-
-class _StepFunction(Protocol):
-    def __call__(self, data: bytes, /) -> Step: ...
 
 
 def _credentials(username: str, password: str) -> CheckCredentials:
@@ -351,7 +348,8 @@ class _LoginServer(_ServerBase):
 
 
 _CRAM_RESPONSE = re.compile(rb"(.+) ([0-9a-fA-F]{32})", re.DOTALL)
-_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+# Printable ASCII but "<", ">" and "@": what fits the domain of a msg-id without ending it.
+_HOSTNAME = re.compile(r"[!-;=?A-~]+")
 
 
 class _CRAMMD5Server(_ServerBase):
@@ -412,9 +410,15 @@ class _SCRAMServer(_ServerBase):
     the client's empty acknowledgement of the server-final message.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, serverNonce: str | None = None) -> None:
+        """
+        @param name: C{"SCRAM-SHA-1"} or C{"SCRAM-SHA-256"}.
+        @param serverNonce: The server's part of the nonce; random by default (tests
+            fix it to replay the RFC examples).
+        """
         super().__init__()
         self.name = name
+        self._serverNonce = serverNonce
         self._state = "first"
         self._clientFirst = ""
         self._username = ""
@@ -445,7 +449,7 @@ class _SCRAMServer(_ServerBase):
         def authFunction(username: str) -> tuple[bytes, bytes, bytes, int]:
             return keys.salt, keys.storedKey, keys.serverKey, keys.iterations
 
-        return ScramMechanism(self.name).make_server(authFunction)
+        return ScramMechanism(self.name).make_server(authFunction, s_nonce=self._serverNonce)
 
     def _first(self, message: bytes) -> Step:
         from scramp import ScramException
@@ -587,8 +591,8 @@ def serverMechanism(
     Make the server side of one exchange of the mechanism C{name}.
 
     @param name: One of L{SERVER_MECHANISMS} (case-insensitive).
-    @param hostname: The server's host name, for the CRAM-MD5 challenge; letters,
-        digits, dots and dashes.
+    @param hostname: The server's host name, for the CRAM-MD5 challenge: printable
+        ASCII without spaces, C{<}, C{>} or C{@}.
     @param tlsIdentity: For EXTERNAL: the user name the TLS client certificate
         authenticates, or L{None} if there is none.
     @raise KeyError: (also a L{ValueError}) for an unknown mechanism.
@@ -627,8 +631,10 @@ class ClientMechanism(Protocol):
         The decoded initial response to send on the C{AUTH} line, or L{None} for a
         mechanism that waits for the server's first challenge (CRAM-MD5, LOGIN).
 
-        A client that cannot send it on the line (too long) sends C{AUTH NAME} alone and
-        passes the server's empty challenge to L{respond}, which then answers with it.
+        A client that cannot send it on the line (too long: RFC 5034 section 4) sends
+        C{AUTH NAME} alone and passes the server's empty challenge to L{respond}, which
+        then answers with the same initial response, whether or not this method was
+        called first.
         """
 
     def respond(self, challenge: bytes) -> bytes:
@@ -663,22 +669,23 @@ class _ClientBase:
 class _OneMessageClient(_ClientBase):
     """
     PLAIN and EXTERNAL: one client message, sent as the initial response or in answer
-    to the server's empty challenge.
+    to the server's empty challenge (once).
     """
 
     def __init__(self, name: str, message: bytes) -> None:
         super().__init__()
         self.name = name
         self._message = message
+        self._answered = False
 
     def initialResponse(self) -> bytes | None:
         self._complete = True
         return self._message
 
     def respond(self, challenge: bytes) -> bytes:
-        if self._complete or challenge:
+        if self._answered or challenge:
             raise MalformedSASLChallenge(f"unexpected {self.name} challenge")
-        self._complete = True
+        self._answered = self._complete = True
         return self._message
 
 
@@ -732,29 +739,38 @@ class _SCRAMClient(_ClientBase):
     SCRAM-SHA-1 / SCRAM-SHA-256 without channel binding, through scramp.
     """
 
-    def __init__(self, name: str, username: str, password: str) -> None:
+    def __init__(
+        self, name: str, username: str, password: str, clientNonce: str | None = None
+    ) -> None:
+        """
+        @param clientNonce: The client's nonce; random by default (tests fix it to
+            replay the RFC examples).
+        """
         from scramp import ScramClient, ScramException
 
         super().__init__()
         self.name = name
         try:
-            self._client = ScramClient([name], username, password)
+            self._client = ScramClient([name], username, password, c_nonce=clientNonce)
         except ScramException as e:
             raise ValueError(f"cannot use this user name or password with {name}: {e}") from None
-        self._state = "first"
+        self._clientFirst: bytes | None = None
+        self._answeredEmpty = False
+        self._state = "server-first"
 
     def initialResponse(self) -> bytes | None:
-        if self._state != "first":
-            raise RuntimeError("initial response already sent")
-        self._state = "server-first"
-        first: str = self._client.get_client_first()
-        return first.encode("utf-8")
+        if self._clientFirst is None:
+            first: str = self._client.get_client_first()
+            self._clientFirst = first.encode("utf-8")
+        return self._clientFirst
 
     def respond(self, challenge: bytes) -> bytes:
         from scramp import ScramException
 
-        if self._state == "first" and not challenge:
-            # The server asks for the initial response we did not send on the line.
+        if self._state == "server-first" and not challenge and not self._answeredEmpty:
+            # The server asks for the initial response that was not sent on the line
+            # (an empty server-first message is never valid, so this is unambiguous).
+            self._answeredEmpty = True
             first = self.initialResponse()
             assert first is not None
             return first

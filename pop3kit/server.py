@@ -44,6 +44,7 @@ from zope.interface import implementer
 
 from pop3kit._streaming import Consumer, MessageSender, TransferInterrupted
 from pop3kit.core import (
+    DEFAULT_SASL_MECHANISMS,
     MAX_BAD_COMMANDS,
     MAX_COMMAND_LINE,
     MAX_FAILED_LOGINS,
@@ -84,6 +85,7 @@ from pop3kit.interfaces import (
     IMaildropLocker,
     ISCRAMKeySource,
 )
+from pop3kit.limits import ConnectionLimiter, failedLoginPenalty
 from pop3kit.locking import InProcessLocker, InProcessLoginHistory
 from pop3kit.sasl import (
     SERVER_MECHANISMS,
@@ -112,10 +114,6 @@ CleartextPolicy = Literal["never", "loopback", "always"]
 
 CLEARTEXT_POLICIES: tuple[CleartextPolicy, ...] = ("never", "loopback", "always")
 
-#: The SASL mechanisms offered by default, strongest first, when the checkers can verify
-#: them; EXTERNAL is added when TLS client certificates are requested.  CRAM-MD5, like
-#: APOP, is offered only when asked for: it needs passwords stored reversibly.
-DEFAULT_SASL_MECHANISMS: tuple[str, ...] = ("SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN", "LOGIN")
 
 _log = Logger()
 
@@ -266,6 +264,7 @@ class POP3Server(LineReceiver):
         self._idleTimer = factory.clock.callLater(factory.timeout, self.timeoutConnection)
         if ISSLTransport.providedBy(self.transport):
             self._startHandshakeTimer()
+        factory.limiter.admit(self, self._peer)
         greeting = "POP3 server ready"
         if apop:
             self._apopTimestamp = makeAPOPTimestamp(factory.apopHost)
@@ -281,6 +280,7 @@ class POP3Server(LineReceiver):
             if timer is not None and timer.active():
                 timer.cancel()
         self._idleTimer = self._handshakeTimer = None
+        self.factory.limiter.release(self)
         self._deliverResponse()
         if not self._expunging:
             # An expunge under way keeps the lock until it is done (see _quit).
@@ -300,6 +300,19 @@ class POP3Server(LineReceiver):
         """
         if self._idleTimer is not None and self._idleTimer.active():
             self._idleTimer.reset(self.factory.timeout)
+
+    def evict(self) -> None:
+        """
+        Too many connections wait to log in and this one has been idle the longest: say
+        so and close it (see L{pop3kit.limits.ConnectionLimiter}).
+        """
+        if self._disconnected or self._transport.disconnecting:
+            return
+        _log.info("Closing idle unauthenticated connection from {peer}", peer=self._peer)
+        self._transport.write(
+            err("too many connections waiting to log in, try again later", ResponseCode.SYS_TEMP)
+        )
+        self._transport.loseConnection()
 
     def handshakeCompleted(self) -> None:
         """
@@ -340,8 +353,11 @@ class POP3Server(LineReceiver):
         Frame and queue the received octets, then process queued commands in order.
         """
         self.resetTimeout()
-        assert self._connection is not None
-        self._connection.receiveData(data)
+        connection = self._connection
+        assert connection is not None
+        if connection.state is State.AUTHORIZATION:
+            self.factory.limiter.touched(self)
+        connection.receiveData(data)
         self._deliverResponse()
         self._processQueue()
 
@@ -589,6 +605,7 @@ class POP3Server(LineReceiver):
         if self._disconnected:
             self._endSession()
             return None
+        factory.limiter.release(self)
         return connection.loggedIn(view)
 
     async def _checkLoginDelay(self, maildropId: str) -> None:
@@ -604,8 +621,13 @@ class POP3Server(LineReceiver):
         assert connection is not None
         connection.loginFailed()
         if error.code is ResponseCode.AUTH:
-            failures = await self.factory.loginHistory.recordFailure(self._peer)
-            delay = self.factory.failedLoginPenalty(failures)
+            factory = self.factory
+            failures = await factory.loginHistory.recordFailure(self._peer)
+            delay = failedLoginPenalty(
+                failures,
+                initial=factory.failedLoginDelay,
+                maximum=factory.maximumFailedLoginDelay,
+            )
             if delay > 0:
                 await deferLater(self.factory.clock, delay)
         return errorResponse(error)
@@ -722,6 +744,7 @@ class POP3ServerFactory(ServerFactory):
         maxBadCommands: int = MAX_BAD_COMMANDS,
         maxFailedLogins: int = MAX_FAILED_LOGINS,
         sasl: Sequence[str] | None = None,
+        limiter: ConnectionLimiter | None = None,
     ) -> None:
         """
         @param portal: Logs users in; its realm must provide L{IMailbox} avatars.
@@ -755,6 +778,8 @@ class POP3ServerFactory(ServerFactory):
             CRAM-MD5: one of hashed credentials; SCRAM: a checker providing
             L{ISCRAMKeySource}; EXTERNAL: TLS with client certificates).  L{None} for
             L{DEFAULT_SASL_MECHANISMS}, plus EXTERNAL with client certificates.
+        @param limiter: Caps the connections waiting to log in, closing the longest idle
+            one when full; L{None} for a L{ConnectionLimiter} with the default caps.
         """
         if timeout < MINIMUM_TIMEOUT:
             raise ValueError(f"the inactivity timeout must be at least {MINIMUM_TIMEOUT} s")
@@ -762,6 +787,11 @@ class POP3ServerFactory(ServerFactory):
             raise ValueError(f"allowCleartext must be one of {', '.join(CLEARTEXT_POLICIES)}")
         if maxBadCommands < 1 or maxFailedLogins < 1:
             raise ValueError("the bad-command and failed-login limits must be at least 1")
+        try:
+            # The host name goes into APOP and CRAM-MD5 challenges.
+            serverMechanism("CRAM-MD5", hostname=apopHost)
+        except ValueError:
+            raise ValueError(f"{apopHost!r} cannot be used in a challenge's host part") from None
         if sasl is None:
             sasl = DEFAULT_SASL_MECHANISMS
             if tls is not None and tls.clientCAPath is not None:
@@ -778,6 +808,7 @@ class POP3ServerFactory(ServerFactory):
         assert clock is not None
         self.portal = portal
         self.clock = clock
+        self.limiter = ConnectionLimiter(clock) if limiter is None else limiter
         self.locker: IMaildropLocker = locker if locker is not None else InProcessLocker()
         self.loginHistory: ILoginHistory = (
             loginHistory if loginHistory is not None else InProcessLoginHistory()
@@ -844,18 +875,6 @@ class POP3ServerFactory(ServerFactory):
         L{pop3kit.cred.ChainedChecker}), or L{None}: SCRAM is then not offered.
         """
         return _scramKeySource(self.portal.checkers.values())
-
-    def failedLoginPenalty(self, failures: int) -> float:
-        """
-        Seconds to wait before answering a failed login, the C{failures}th in a row from
-        one client address: C{failedLoginDelay}, doubling with each failure, at most
-        C{maximumFailedLoginDelay}.
-        """
-        if failures <= 0 or self.failedLoginDelay <= 0:
-            return 0.0
-        return float(
-            min(self.failedLoginDelay * 2 ** min(failures - 1, 32), self.maximumFailedLoginDelay)
-        )
 
     def apopAvailable(self) -> bool:
         """

@@ -21,12 +21,18 @@ from twisted.python import usage
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit.backends.maildir import MaildirRealm
 from pop3kit.checkers.passwdfile import PasswdFileChecker
-from pop3kit.core import MAX_BAD_COMMANDS, MAX_FAILED_LOGINS, NEVER, Capabilities
+from pop3kit.core import (
+    DEFAULT_SASL_MECHANISMS,
+    MAX_BAD_COMMANDS,
+    MAX_FAILED_LOGINS,
+    NEVER,
+    Capabilities,
+)
 from pop3kit.cred import ChainedChecker
-from pop3kit.sasl import SERVER_MECHANISMS
+from pop3kit.limits import DEFAULT_MAX_PER_CLIENT, DEFAULT_MAX_UNAUTHENTICATED, ConnectionLimiter
+from pop3kit.sasl import SERVER_MECHANISMS, serverMechanism
 from pop3kit.server import (
     CLEARTEXT_POLICIES,
-    DEFAULT_SASL_MECHANISMS,
     MINIMUM_TIMEOUT,
     POP3ServerFactory,
 )
@@ -102,6 +108,21 @@ class Options(usage.Options, AuthOptionMixin):
             int,
         ],
         [
+            "max-unauthenticated",
+            None,
+            DEFAULT_MAX_UNAUTHENTICATED,
+            "Connections waiting to log in, overall, before the longest idle is closed.",
+            int,
+        ],
+        [
+            "max-per-client",
+            None,
+            DEFAULT_MAX_PER_CLIENT,
+            "Connections waiting to log in from one client address, before its longest "
+            "idle is closed.",
+            int,
+        ],
+        [
             "allow-cleartext",
             None,
             "loopback",
@@ -166,11 +187,22 @@ class Options(usage.Options, AuthOptionMixin):
             raise usage.UsageError(f"--timeout must be at least {MINIMUM_TIMEOUT:g} seconds")
         if self["failed-login-delay"] < 0 or self["failed-login-max-delay"] < 0:
             raise usage.UsageError("the failed-login delays must not be negative")
-        for name in ("max-failed-logins", "max-bad-commands"):
+        for name in (
+            "max-failed-logins",
+            "max-bad-commands",
+            "max-unauthenticated",
+            "max-per-client",
+        ):
             if self[name] < 1:
                 raise usage.UsageError(f"--{name} must be at least 1")
         if self["handshake-timeout"] <= 0:
             raise usage.UsageError("--handshake-timeout must be positive")
+        try:
+            serverMechanism("CRAM-MD5", hostname=self["apop-host"])
+        except ValueError:
+            raise usage.UsageError(
+                f"--apop-host {self['apop-host']!r} cannot be the host part of a challenge"
+            ) from None
         if self["allow-cleartext"] not in CLEARTEXT_POLICIES:
             raise usage.UsageError(
                 f"--allow-cleartext takes one of: {', '.join(CLEARTEXT_POLICIES)}"
@@ -310,6 +342,13 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     if len(checkers) > 1:
         checkers = [ChainedChecker(checkers)]
     realm = MaildirRealm(options["maildir-root"])
+    from twisted.internet import reactor
+
+    limiter = ConnectionLimiter(
+        reactor,  # type: ignore[arg-type]
+        maxUnauthenticated=options["max-unauthenticated"],
+        maxPerClient=options["max-per-client"],
+    )
     return POP3ServerFactory(
         Portal(realm, checkers),
         timeout=options["timeout"],
@@ -321,6 +360,7 @@ def makeFactory(options: Options) -> POP3ServerFactory:
         sasl=options["sasl"],
         handshakeTimeout=options["handshake-timeout"],
         tls=options["tls"],
+        limiter=limiter,
         loginDelay=options["login-delay"],
         expire=options["expire"],
         implementation=options["implementation"],

@@ -678,15 +678,20 @@ class MailboxPathTests(SynchronousTestCase):
         Ordinary names, including non-ASCII ones and dots inside, map to a directory
         under the root.
         """
-        for name in ("alice", "bob.smith", "j\u00fcrgen", "a@example.com", "x" * 255):
+        good = ["alice", "bob.smith", "j\u00fcrgen", "a@example.com", "x" * 255, "a+b=c~d%e"]
+        good += ["\u0627\u0644\u0639\u0631\u0628\u064a\u0629", "\u5c71\u7530", "Zo\u0308e"]
+        for name in good:
             self.assertEqual(mailboxPath("/srv/mail", name), os.path.join("/srv/mail", name))
 
     def test_badNames(self) -> None:
         """
-        Names that could leave the root or confuse the file system are refused.
+        Names that could leave the root, confuse the file system or a shell are refused:
+        only letters, marks, digits and a few punctuation characters pass.
         """
         bad = ["", ".", "..", "a/b", "/etc", "a\\b", ".hidden", "a..b", "a\x00b", "a\nb"]
         bad += ["a\x7fb", "a\x85b", "x" * 256, "\u00e9" * 128, "\udcff"]
+        # The whitelist refuses what a blacklist would let through.
+        bad += ["a b", "a:b", "a*", "a\u2215b", "a\u200bb", "~/x", "a;b", "a|b", "a'b"]
         for name in bad:
             self.assertRaises(ValueError, mailboxPath, "/srv/mail", name)
 

@@ -398,6 +398,21 @@ class HashPasswordTests(SynchronousTestCase):
         )
         self.assertIs(verifyPassword("line\nbreak", hashPassword("line\nbreak", "PLAIN")), True)
 
+    def test_saslprep(self) -> None:
+        """
+        Every scheme stores the password prepared with SASLprep, as the server compares
+        it; C{PLAIN} keeps one that SASLprep prohibits as it is, the others refuse it.
+        """
+        stored = hashPassword("a\u00a0b\u00ad", "SSHA512")
+        self.assertIs(verifyPassword("a b", stored), True)
+        self.assertIs(verifyPassword("a\u00a0b\u00ad", stored), False)
+        self.assertEqual(hashPassword("a\u00a0b\u00ad", "PLAIN"), "{PLAIN}a b")
+        self.assertEqual(hashPassword("bell\x07", "PLAIN"), "{PLAIN}bell\x07")
+        self.assertEqual(hashPassword("\u00ad", "PLAIN"), "{PLAIN}\u00ad")
+        for scheme in ("SSHA512", "SHA512-CRYPT", "BLF-CRYPT"):
+            self.assertRaises(ValueError, hashPassword, "bell\x07", scheme)
+            self.assertRaises(ValueError, hashPassword, "\u00ad", scheme)
+
     def test_refused(self) -> None:
         """
         Unknown schemes, empty passwords and passwords a scheme cannot take raise
@@ -907,14 +922,16 @@ class SCRAMKeySourceTests(CheckerTestsMixin):
     def test_scramExchange(self) -> None:
         """
         A whole SCRAM exchange against the checker's keys: the client's and server's
-        mechanisms agree for a SCRAM entry and for a C{PLAIN} one, and a wrong password
-        fails.
+        mechanisms agree for a Dovecot SCRAM entry, one of the default scheme and a
+        C{PLAIN} one, and a wrong password fails.
         """
-        self.writeFile(f"alice:{DOVECOT_SCRAM_SHA256}\nbob:{{PLAIN}}pencil\n")
+        self.writeFile(
+            f"alice:{DOVECOT_SCRAM_SHA256}\nbob:{{PLAIN}}pencil\ncarol:{hashPassword('pässwörd')}\n"
+        )
         checker = self.checker()
-        for user, password in (("alice", "test"), ("bob", "pencil")):
+        for user, password in (("alice", "test"), ("bob", "pencil"), ("carol", "pässwörd")):
             for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-1"):
-                if (user, mechanism) == ("alice", "SCRAM-SHA-1"):
+                if user != "bob" and mechanism == "SCRAM-SHA-1":
                     continue
                 self.assertEqual(self.exchange(checker, mechanism, user, password), Verified(user))
                 self.assertRaises(

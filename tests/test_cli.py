@@ -176,10 +176,11 @@ class UserAddTests(CLITestCase):
 
     def test_badNames(self) -> None:
         """
-        Names that cannot be written to the file are refused before any prompt.
+        Names that cannot be written to the file, or cannot name a Maildir, are refused
+        before any prompt.
         """
         self.patchGetpass()
-        for name in ("a:b", "", "#x", "a\nb"):
+        for name in ("a:b", "", "#x", "a\nb", "a b", ".alice", "../x"):
             self.assertError(self.runCommand("user", "add", name), "invalid user name")
         self.assertEqual(self.prompts, [])
         self.assertFalse(os.path.exists(self.passwd))

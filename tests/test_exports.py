@@ -11,7 +11,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 PINNED = {
     "pop3kit.core": [
-        "CLEARTEXT_MECHANISMS", "KEYWORDS", "LANGUAGES", "LEGAL_COMMANDS",
+        "CLEARTEXT_MECHANISMS", "DEFAULT_SASL_MECHANISMS", "KEYWORDS", "LANGUAGES",
+        "LEGAL_COMMANDS",
         "MAX_BAD_COMMANDS", "MAX_COMMAND_LINE", "MAX_FAILED_LOGINS", "MAX_RESPONSE_LINE",
         "MAX_SASL_LINE", "MAX_UID_LENGTH", "NEVER", "Apop", "Auth", "AuthenticationFailed",
         "Capa", "Capabilities", "Command", "Dele", "IllegalCommand", "Lang", "LineFramer",
@@ -23,6 +24,16 @@ PINNED = {
         "WireSizeCounter", "canonicalForm", "continuation", "decodeBase64", "encodeLines",
         "encodeMessage", "err", "errorResponse", "isLegal", "isValidUid", "multiline", "ok",
         "parseCommand", "wireSize",
+        # The client side of the core.
+        "MAX_CLIENT_RESPONSE_LINE", "BodyData", "ClientConnection", "ClientEvent",
+        "CommandTooLong", "Continuation", "EndOfBody", "ResponseKind", "ServerProtocolError",
+        "StatusLine", "apopTimestamp", "formatCommand", "parseStatusLine", "responseCodeFor",
+    ],
+    "pop3kit.client": [
+        "CLEARTEXT_MECHANISMS", "MECHANISMS", "ClientError", "ClientMechanism", "ClientState",
+        "CommandTooLong", "InvalidState", "MaildropListing", "MechanismUnavailable",
+        "POP3Client", "ResponseTooLarge", "ServerError", "ServerProtocolError", "TLSFailed",
+        "TLSMode", "TLSUnavailable", "connect", "tlsOptions",
     ],
     "pop3kit.errors": [
         "AuthenticationFailed", "IllegalCommand", "LoginDelayed", "MaildropInUse",
@@ -44,6 +55,11 @@ PINNED = {
     "pop3kit.tls": [
         "HANDSHAKE_TIMEOUT", "ServerTLS", "TLSConfigurationError", "TLSReloadService",
         "implicitTLSEndpoint", "isImplicitTLS", "isSecure", "peerIdentity",
+    ],
+    "pop3kit.limits": [
+        "DEFAULT_FAILED_LOGIN_DELAY", "DEFAULT_MAX_FAILED_LOGIN_DELAY", "DEFAULT_MAX_PER_CLIENT",
+        "DEFAULT_MAX_UNAUTHENTICATED", "ConnectionLimiter", "IUnauthenticatedSession",
+        "failedLoginPenalty",
     ],
     "pop3kit.checkers.passwdfile": [
         "ARGON2_MEMORY_COST", "ARGON2_PARALLELISM", "ARGON2_TIME_COST", "BCRYPT_COST",

@@ -7,6 +7,7 @@ password guessing.  In memory, with L{ConnectedServer} and a fake clock.
 from __future__ import annotations
 
 import base64
+from typing import cast
 
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.credentials import IUsernamePassword
@@ -20,6 +21,7 @@ from zope.interface import implementer
 from pop3kit.backends.memory import MemoryRealm
 from pop3kit.errors import TemporaryFailure
 from pop3kit.interfaces import ISCRAMKeySource
+from pop3kit.limits import DEFAULT_MAX_PER_CLIENT, DEFAULT_MAX_UNAUTHENTICATED, ConnectionLimiter
 from pop3kit.sasl import SCRAMKeys, clientMechanism
 from pop3kit.server import POP3ServerFactory
 from pop3kit.testing import ConnectedServer
@@ -59,7 +61,7 @@ class Harness:
     """
 
     def __init__(self, checker: object | None = None, **options: object) -> None:
-        self.clock = Clock()
+        self.clock = cast(Clock, options.pop("clock", None) or Clock())
         self.realm = MemoryRealm()
         self.realm.getMailbox("alice").deliver(b"Subject: hi\n\nhello\n")
         self.checker = SCRAMChecker() if checker is None else checker
@@ -451,3 +453,70 @@ class GuessingTests(SynchronousTestCase):
         connection = Harness().connect()
         response = connection.login("ali\ufffdce".encode(), b"secret")
         self.assertEqual(response, b"+OK send PASS\r\n-ERR [AUTH] authentication failed\r\n")
+
+
+class ConnectionLimitTests(SynchronousTestCase):
+    """
+    Connections waiting to log in are capped; the longest idle one makes room.
+    """
+
+    def limited(self) -> Harness:
+        """
+        A server allowing two connections waiting to log in, two per address.
+        """
+        clock = Clock()
+        limiter = ConnectionLimiter(clock, maxUnauthenticated=3, maxPerClient=2)
+        return Harness(clock=clock, limiter=limiter)
+
+    def test_perClientEvictsLongestIdle(self) -> None:
+        """
+        A third connection from one address closes that address's longest idle one,
+        with C{-ERR [SYS/TEMP]}.
+        """
+        harness = self.limited()
+        first, second = harness.connect(), harness.connect()
+        harness.clock.advance(1)
+        first.send(b"CAPA\r\n")
+        third = harness.connect()
+        self.assertFalse(first.transport.disconnecting)
+        self.assertTrue(second.transport.disconnecting)
+        self.assertEqual(
+            second.read(),
+            b"-ERR [SYS/TEMP] too many connections waiting to log in, try again later\r\n",
+        )
+        self.assertFalse(third.transport.disconnecting)
+
+    def test_overallCap(self) -> None:
+        """
+        Past the overall cap, the longest idle connection of any address is closed.
+        """
+        harness = self.limited()
+        oldest = harness.connect("127.0.0.1")
+        harness.connect("127.0.0.2")
+        harness.connect("127.0.0.3")
+        harness.connect("127.0.0.4")
+        self.assertTrue(oldest.transport.disconnecting)
+
+    def test_loggedInNotCounted(self) -> None:
+        """
+        Sessions that logged in leave the count, and are never closed to make room.
+        """
+        harness = self.limited()
+        loggedIn = harness.connect()
+        self.assertIn(b"+OK maildrop", loggedIn.login(b"alice", b"secret"))
+        others = [harness.connect() for _ in range(4)]
+        self.assertFalse(loggedIn.transport.disconnecting)
+        self.assertEqual(harness.factory.limiter.unauthenticated, 2)
+        for other in others:
+            other.drop()
+        self.assertEqual(harness.factory.limiter.unauthenticated, 0)
+
+    def test_defaultLimiter(self) -> None:
+        """
+        A factory has a limiter with the default caps unless given one.
+        """
+        limiter = Harness().factory.limiter
+        self.assertEqual(
+            (limiter.maxUnauthenticated, limiter.maxPerClient),
+            (DEFAULT_MAX_UNAUTHENTICATED, DEFAULT_MAX_PER_CLIENT),
+        )

@@ -152,6 +152,10 @@ class OptionsTests(TestCase):
             ("--max-bad-commands", "-1"),
             ("--failed-login-max-delay", "-1"),
             ("--handshake-timeout", "0"),
+            ("--apop-host", "a b"),
+            ("--max-unauthenticated", "0"),
+            ("--max-per-client", "0"),
+            ("--apop-host", "x>y"),
         ):
             self.assertRaises(usage.UsageError, parse, *arguments)
 
@@ -281,8 +285,14 @@ class MakeServiceTests(TestCase):
             "20",
             "--failed-login-max-delay",
             "30",
+            "--max-unauthenticated",
+            "77",
+            "--max-per-client",
+            "7",
         )
         factory = tap.makeFactory(options)
+        self.assertEqual(factory.limiter.maxUnauthenticated, 77)
+        self.assertEqual(factory.limiter.maxPerClient, 7)
         self.assertEqual(factory.allowCleartext, "never")
         self.assertEqual(factory.sasl, ("CRAM-MD5", "PLAIN"))
         self.assertEqual(factory.maxFailedLogins, 5)

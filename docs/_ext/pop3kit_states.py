@@ -4,7 +4,7 @@ from the code, so the documentation cannot drift from what the server does.
 
   - C{.. pop3kit-states::} renders a table of commands by session state from
     L{pop3kit.core.LEGAL_COMMANDS}, the table the server itself consults;
-  - C{.. pop3kit-capa::} renders the CAPA response of a server with the default options,
+  - C{.. pop3kit-capa::} renders the CAPA responses of a server with the default options,
     from L{pop3kit.core.Capabilities}, which the server uses to answer CAPA.
 
 pop3kit is imported from the source tree (its core needs only the standard library), so
@@ -25,7 +25,13 @@ _ROOT = Path(__file__).resolve().parent.parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from pop3kit.core import KEYWORDS, LEGAL_COMMANDS, Capabilities, State  # noqa: E402
+from pop3kit.core import (  # noqa: E402
+    DEFAULT_SASL_MECHANISMS,
+    KEYWORDS,
+    LEGAL_COMMANDS,
+    Capabilities,
+    State,
+)
 
 #: The order of RFC 1939 section 9's summary, then the extensions; any other keyword the
 #: parser knows comes after these, alphabetically.
@@ -115,7 +121,8 @@ class StatesDirective(SphinxDirective):
 
 class CapaDirective(SphinxDirective):
     """
-    C{.. pop3kit-capa::}: the CAPA response of a server with the default options.
+    C{.. pop3kit-capa::}: the CAPA responses of a server with the default options and a
+    TLS certificate, to a remote client before STLS and after it.
     """
 
     has_content = False
@@ -123,13 +130,20 @@ class CapaDirective(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         """
-        Render the response as a literal block.
+        Render the two responses as literal blocks, each after a paragraph naming it.
         """
-        lines = [b"+OK capability list follows"]
-        lines += Capabilities().lines(State.AUTHORIZATION)
-        lines.append(b".")
-        text = "\n".join(line.decode("utf-8") for line in lines)
-        return [nodes.literal_block(text, text)]
+        before = Capabilities(sasl=DEFAULT_SASL_MECHANISMS, stls=True, cleartext=False)
+        out: list[nodes.Node] = []
+        for caption, capabilities in (
+            ("Before STLS, from a remote address:", before),
+            ("After STLS (or on an implicit-TLS port):", before.secured()),
+        ):
+            lines = [b"+OK capability list follows"]
+            lines += capabilities.lines(State.AUTHORIZATION)
+            lines.append(b".")
+            text = "\n".join(line.decode("utf-8") for line in lines)
+            out += [nodes.paragraph(caption, caption), nodes.literal_block(text, text)]
+        return out
 
 
 def setup(app: Sphinx) -> dict[str, Any]:

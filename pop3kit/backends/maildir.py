@@ -437,9 +437,11 @@ def mailboxPath(root: str, name: str) -> str:
     """
     The Maildir of user C{name} under C{root}.
 
-    @raise ValueError: If C{name} is not safe to use as a directory name: empty, longer
-        than 255 octets in UTF-8, starting with C{.}, or holding C{/}, C{\\}, C{..}, NUL or
-        another control character.
+    The name is checked against a whitelist: letters, marks and digits of any script, and
+    C{. - _ @ + = ~ %}; it must not start with C{.} nor hold C{..}, and must fit in 255
+    octets of UTF-8.  So no name can climb out of C{root} or hide from a directory listing.
+
+    @raise ValueError: If C{name} is not safe to use as a directory name.
     """
     if not name:
         raise ValueError("empty user name")
@@ -451,11 +453,16 @@ def mailboxPath(root: str, name: str) -> str:
         raise ValueError("user name longer than 255 octets")
     if name.startswith("."):
         raise ValueError(f"user name {name!r} starts with '.'")
-    if "/" in name or "\\" in name or ".." in name:
-        raise ValueError(f"user name {name!r} holds a path separator or '..'")
-    if any(unicodedata.category(c) == "Cc" for c in name):
-        raise ValueError(f"user name {name!r} holds a control character")
+    if ".." in name:
+        raise ValueError(f"user name {name!r} holds '..'")
+    for c in name:
+        if c not in _NAME_PUNCTUATION and unicodedata.category(c)[0] not in "LMN":
+            raise ValueError(f"user name {name!r} holds {c!r}, which a mailbox name may not")
     return os.path.join(root, name)
+
+
+#: The characters other than letters, marks and digits that a mailbox name may hold.
+_NAME_PUNCTUATION = frozenset(".-_@+=~%")
 
 
 def _makeMaildir(path: str, parents: bool) -> None:

@@ -346,18 +346,21 @@ def hashPassword(password: str, scheme: str = DEFAULT_SCHEME) -> str:
     This takes tens of milliseconds of CPU (see L{ARGON2_MEMORY_COST},
     L{SHA_CRYPT_ROUNDS}, L{BCRYPT_COST}).
 
+    The password is first prepared with SASLprep (RFC 4013), as the server prepares
+    the passwords it receives and as SCRAM clients prepare theirs: a no-break space
+    becomes a space, a soft hyphen disappears, text is normalised to NFKC.
+
     @param password: The new password.
     @param scheme: One of L{HASH_SCHEMES} (case-insensitive).  C{PLAIN} writes
-        C{{PLAIN.b64}} when the password contains C{:}, a line break or NUL.  The
-        C{SCRAM-*} schemes write Dovecot's
+        C{{PLAIN.b64}} when the password contains C{:}, a line break or NUL, and keeps a
+        password that SASLprep prohibits as it is (only APOP and CRAM-MD5, which use it
+        verbatim, can then log in).  The C{SCRAM-*} schemes write Dovecot's
         C{{SCRAM-SHA-256}iterations,salt,StoredKey,ServerKey} (base64, a 16-octet salt,
-        L{SCRAM_ITERATIONS}), from the password prepared with SASLprep (RFC 4013) as
-        every SCRAM client prepares it.
+        L{SCRAM_ITERATIONS}).
     @return: The password field, e.g. C{"{SCRAM-SHA-256}4096,..."}.
-    @raise ValueError: For an unknown scheme, an empty password, a password that the
-        scheme cannot hash (a NUL byte for the SHA crypts; for SCRAM, a character
-        SASLprep prohibits, such as a control character), or one longer than the 72
-        bytes that C{BLF-CRYPT} uses.
+    @raise ValueError: For an unknown scheme, an empty password, a password with a
+        character SASLprep prohibits (a control character, say; except for C{PLAIN}),
+        or one longer than the 72 bytes that C{BLF-CRYPT} uses.
     """
     from passlib.hash import argon2, bcrypt, ldap_salted_sha512, sha256_crypt, sha512_crypt
 
@@ -366,19 +369,22 @@ def hashPassword(password: str, scheme: str = DEFAULT_SCHEME) -> str:
         raise ValueError(f"unsupported scheme {scheme!r}; choose from {', '.join(HASH_SCHEMES)}")
     if not password:
         raise ValueError("password is empty")
+    try:
+        prepared = _saslprep(password)
+    except ValueError as e:
+        if scheme != "PLAIN":
+            raise ValueError(f"SASLprep refuses this password: {e}") from None
+    else:
+        if not prepared and scheme != "PLAIN":
+            raise ValueError("password is empty after SASLprep")
+        password = prepared or password
     secret = password.encode("utf-8")
     if scheme == "PLAIN":
         if any(bad in password for bad in _FORBIDDEN_IN_FIELD):
             return "{PLAIN.b64}" + base64.b64encode(secret).decode("ascii")
         return "{PLAIN}" + password
     if scheme in SCRAM_HASHES:
-        try:
-            prepared = _saslprep(password)
-        except ValueError as e:
-            raise ValueError(f"{scheme} cannot take this password: {e}") from None
-        if not prepared:
-            raise ValueError("password is empty after SASLprep")
-        keys = SCRAMKeys.fromPassword(prepared, scheme, iterations=SCRAM_ITERATIONS)
+        keys = SCRAMKeys.fromPassword(password, scheme, iterations=SCRAM_ITERATIONS)
         fields = [str(keys.iterations)] + [
             base64.b64encode(k).decode("ascii") for k in (keys.salt, keys.storedKey, keys.serverKey)
         ]

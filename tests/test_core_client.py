@@ -1,0 +1,376 @@
+"""
+Tests for the client side of the sans-IO core, L{pop3kit.core.ClientConnection} and its
+helpers: framing of pipelined answers, un-stuffing across chunks, status lines and
+response codes, command formatting and its limits, SASL challenges and STLS.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from pop3kit.core import (
+    BodyData,
+    ClientConnection,
+    ClientEvent,
+    CommandTooLong,
+    Continuation,
+    EndOfBody,
+    ResponseCode,
+    ResponseKind,
+    ServerProtocolError,
+    StatusLine,
+    apopTimestamp,
+    canonicalForm,
+    encodeMessage,
+    formatCommand,
+    parseStatusLine,
+    responseCodeFor,
+)
+
+#: A message whose lines start with dots in every way that needs byte-stuffing.
+DOTS = b"Subject: dots\r\n\r\n.\r\n..\r\n.x\r\n. \r\nend\r\n"
+
+
+def drain(connection: ClientConnection) -> list[ClientEvent]:
+    """
+    Take every event the connection has ready, joining consecutive body chunks.
+    """
+    events: list[ClientEvent] = []
+    while (event := connection.nextEvent()) is not None:
+        if isinstance(event, BodyData) and events and isinstance(events[-1], BodyData):
+            events[-1] = BodyData(events[-1].data + event.data)
+        else:
+            events.append(event)
+    return events
+
+
+def greeted() -> ClientConnection:
+    """
+    A connection that has received its greeting.
+    """
+    connection = ClientConnection()
+    connection.receiveData(b"+OK ready\r\n")
+    assert drain(connection) == [StatusLine(True, b"ready")]
+    return connection
+
+
+class StatusLineTests(SynchronousTestCase):
+    """
+    L{parseStatusLine} and L{responseCodeFor}.
+    """
+
+    def test_plain(self) -> None:
+        """
+        The indicator and text are split at the first space.
+        """
+        self.assertEqual(parseStatusLine(b"+OK 2 320"), StatusLine(True, b"2 320"))
+        self.assertEqual(
+            parseStatusLine(b"-ERR no such message"), StatusLine(False, b"no such message")
+        )
+
+    def test_tolerant(self) -> None:
+        """
+        A missing space, no text at all, and lower case indicators are all accepted.
+        """
+        self.assertEqual(parseStatusLine(b"+OK"), StatusLine(True, b""))
+        self.assertEqual(parseStatusLine(b"+OK2 320"), StatusLine(True, b"2 320"))
+        self.assertEqual(parseStatusLine(b"-err nope"), StatusLine(False, b"nope"))
+
+    def test_responseCode(self) -> None:
+        """
+        A bracketed response code after the indicator is split off the text.
+        """
+        status = parseStatusLine(b"-ERR [IN-USE] maildrop locked")
+        self.assertEqual(status, StatusLine(False, b"maildrop locked", "IN-USE"))
+        self.assertIs(status.responseCode, ResponseCode.IN_USE)
+
+    def test_hierarchicalCode(self) -> None:
+        """
+        An unknown code maps to its longest known ancestor; one with no known ancestor to
+        L{None}.
+        """
+        self.assertIs(responseCodeFor("SYS/TEMP/DISK-FULL"), ResponseCode.SYS_TEMP)
+        self.assertIs(responseCodeFor("auth/expired"), ResponseCode.AUTH)
+        self.assertIsNone(responseCodeFor("X-SOMETHING"))
+        self.assertIsNone(responseCodeFor(None))
+
+    def test_bracketNotACode(self) -> None:
+        """
+        A bracket without a well-formed code stays part of the text.
+        """
+        self.assertEqual(parseStatusLine(b"-ERR [oops"), StatusLine(False, b"[oops"))
+
+    def test_garbage(self) -> None:
+        """
+        A line with neither indicator is a protocol error.
+        """
+        self.assertRaises(ServerProtocolError, parseStatusLine, b"HTTP/1.1 400 Bad Request")
+
+    def test_apopTimestamp(self) -> None:
+        """
+        The timestamp is found anywhere in the greeting, brackets included.
+        """
+        self.assertEqual(
+            apopTimestamp(b"POP3 server ready <1896.697170952@dbc.mtview.ca.us>"),
+            b"<1896.697170952@dbc.mtview.ca.us>",
+        )
+        self.assertIsNone(apopTimestamp(b"POP3 server ready"))
+        self.assertIsNone(apopTimestamp(b"ready <no-at-sign>"))
+
+
+class FormatCommandTests(SynchronousTestCase):
+    """
+    L{formatCommand} builds only lines a server must accept.
+    """
+
+    def test_format(self) -> None:
+        """
+        Keyword and arguments are joined by single spaces and end in CRLF.
+        """
+        self.assertEqual(formatCommand(b"TOP", b"1", b"10"), b"TOP 1 10\r\n")
+        self.assertEqual(formatCommand(b"STAT"), b"STAT\r\n")
+
+    def test_limit(self) -> None:
+        """
+        A line of 255 octets (CRLF included) is allowed; one octet more is not.
+        """
+        self.assertEqual(len(formatCommand(b"USER", b"a" * 248)), 255)
+        self.assertRaises(CommandTooLong, formatCommand, b"USER", b"a" * 249)
+
+    def test_noLineBreaks(self) -> None:
+        """
+        Arguments holding CR, LF or NUL, or empty ones, are refused: no command smuggling.
+        """
+        for argument in (b"a\r\nDELE 1", b"a\nb", b"a\0", b""):
+            self.assertRaises(ValueError, formatCommand, b"USER", argument)
+
+    def test_badKeyword(self) -> None:
+        """
+        A keyword must be 3 or 4 letters, digits or hyphens.
+        """
+        for keyword in (b"RETRIEVE", b"NO", b"RE T"):
+            self.assertRaises(ValueError, formatCommand, keyword)
+
+
+class FramingTests(SynchronousTestCase):
+    """
+    L{ClientConnection} frames answers in the order commands were sent.
+    """
+
+    def test_greetingFirst(self) -> None:
+        """
+        The first line is the greeting; nothing is outstanding after it.
+        """
+        connection = ClientConnection()
+        self.assertEqual(connection.outstanding, 1)
+        connection.receiveData(b"+OK hello\r\n")
+        self.assertEqual(drain(connection), [StatusLine(True, b"hello")])
+        self.assertEqual(connection.outstanding, 0)
+
+    def test_partialLineWaits(self) -> None:
+        """
+        No event comes from a line until its LF arrives.
+        """
+        connection = ClientConnection()
+        connection.receiveData(b"+OK hel")
+        self.assertIsNone(connection.nextEvent())
+        connection.receiveData(b"lo\r\n")
+        self.assertEqual(drain(connection), [StatusLine(True, b"hello")])
+
+    def test_pipelinedMix(self) -> None:
+        """
+        Single-line, multi-line and failed multi-line answers in one chunk are framed by
+        the kinds the commands expect.
+        """
+        connection = greeted()
+        self.assertEqual(connection.sendCommand(b"STAT"), b"STAT\r\n")
+        connection.sendCommand(b"LIST", kind=ResponseKind.MULTILINE)
+        connection.sendCommand(b"RETR", b"9", kind=ResponseKind.MULTILINE)
+        connection.sendCommand(b"NOOP")
+        connection.receiveData(
+            b"+OK 2 30\r\n+OK\r\n1 10\r\n2 20\r\n.\r\n-ERR no such message\r\n+OK\r\n"
+        )
+        self.assertEqual(
+            drain(connection),
+            [
+                StatusLine(True, b"2 30"),
+                StatusLine(True, b""),
+                BodyData(b"1 10\r\n2 20\r\n"),
+                EndOfBody(),
+                StatusLine(False, b"no such message"),
+                StatusLine(True, b""),
+            ],
+        )
+        self.assertEqual(connection.outstanding, 0)
+
+    def test_unstuffing(self) -> None:
+        """
+        A multi-line body is un-stuffed and ends at the lone dot.
+        """
+        connection = greeted()
+        connection.sendCommand(b"RETR", b"1", kind=ResponseKind.MULTILINE)
+        connection.receiveData(b"+OK\r\n" + encodeMessage(DOTS))
+        self.assertEqual(drain(connection), [StatusLine(True, b""), BodyData(DOTS), EndOfBody()])
+
+    def test_everySplit(self) -> None:
+        """
+        Whatever single point the answers are split at, the events are the same.
+        """
+        wire = b"+OK\r\n" + encodeMessage(DOTS) + b"+OK 1 2\r\n"
+        expected = [StatusLine(True, b""), BodyData(DOTS), EndOfBody(), StatusLine(True, b"1 2")]
+        for split in range(len(wire) + 1):
+            connection = greeted()
+            connection.sendCommand(b"RETR", b"1", kind=ResponseKind.MULTILINE)
+            connection.sendCommand(b"STAT")
+            connection.receiveData(wire[:split])
+            events = drain(connection)
+            connection.receiveData(wire[split:])
+            events += drain(connection)
+            self.assertEqual(_joinBodies(events), expected, f"split at {split}")
+
+    @given(st.binary(max_size=300), st.lists(st.integers(1, 20), max_size=40))
+    def test_anyMessageAnyChunking(self, message: bytes, sizes: list[int]) -> None:
+        """
+        Any message, sent as a server sends it and received in chunks of any sizes,
+        comes out in its canonical form.
+        """
+        wire = b"+OK\r\n" + encodeMessage(message) + b"+OK\r\n"
+        connection = greeted()
+        connection.sendCommand(b"RETR", b"1", kind=ResponseKind.MULTILINE)
+        connection.sendCommand(b"NOOP")
+        events: list[ClientEvent] = []
+        position = 0
+        for size in [*sizes, len(wire)]:
+            connection.receiveData(wire[position : position + size])
+            position += size
+            events += drain(connection)
+        body = canonicalForm(message)
+        expected: list[ClientEvent] = [StatusLine(True, b"")]
+        if body:
+            expected.append(BodyData(body))
+        expected += [EndOfBody(), StatusLine(True, b"")]
+        self.assertEqual(_joinBodies(events), expected)
+
+    def test_longStatusLine(self) -> None:
+        """
+        A status line over the limit is a protocol error, even before its LF arrives.
+        """
+        connection = ClientConnection(maxLineLength=100)
+        connection.receiveData(b"+OK " + b"x" * 100)
+        self.assertRaises(ServerProtocolError, connection.nextEvent)
+        connection = ClientConnection(maxLineLength=100)
+        connection.receiveData(b"+OK " + b"x" * 100 + b"\r\n")
+        self.assertRaises(ServerProtocolError, connection.nextEvent)
+
+    def test_longBodyLinesAllowed(self) -> None:
+        """
+        Body lines are streamed, so they are not limited by the status line limit.
+        """
+        connection = ClientConnection(maxLineLength=100)
+        connection.receiveData(b"+OK\r\n")
+        drain(connection)
+        connection.sendCommand(b"RETR", b"1", kind=ResponseKind.MULTILINE)
+        body = b"x" * 5000 + b"\r\n"
+        connection.receiveData(b"+OK\r\n" + body + b".\r\n")
+        self.assertEqual(drain(connection), [StatusLine(True, b""), BodyData(body), EndOfBody()])
+
+    def test_unexpectedData(self) -> None:
+        """
+        A line when no answer is expected is a protocol error.
+        """
+        connection = greeted()
+        connection.receiveData(b"+OK surprise\r\n")
+        self.assertRaises(ServerProtocolError, connection.nextEvent)
+
+    def test_notAStatusLine(self) -> None:
+        """
+        An answer that starts with neither indicator is a protocol error.
+        """
+        connection = greeted()
+        connection.sendCommand(b"NOOP")
+        connection.receiveData(b"* OK IMAP4 ready\r\n")
+        self.assertRaises(ServerProtocolError, connection.nextEvent)
+
+
+class SASLTests(SynchronousTestCase):
+    """
+    Continuation lines during AUTH.
+    """
+
+    def test_challenges(self) -> None:
+        """
+        C{+ base64} and a bare C{+} are challenges until the status line ends the
+        exchange.
+        """
+        connection = greeted()
+        connection.sendCommand(b"AUTH", b"CRAM-MD5", kind=ResponseKind.SASL)
+        connection.receiveData(b"+ PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2U+\r\n+\r\n+OK\r\n")
+        self.assertEqual(
+            drain(connection),
+            [
+                Continuation(b"PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2U+"),
+                Continuation(b""),
+                StatusLine(True, b""),
+            ],
+        )
+        self.assertEqual(connection.outstanding, 0)
+
+    def test_challengeOnlyDuringSASL(self) -> None:
+        """
+        A continuation line in answer to another command is a protocol error.
+        """
+        connection = greeted()
+        connection.sendCommand(b"NOOP")
+        connection.receiveData(b"+ abc\r\n")
+        self.assertRaises(ServerProtocolError, connection.nextEvent)
+
+    def test_responseLine(self) -> None:
+        """
+        SASL responses may exceed 255 octets but may not hold line breaks.
+        """
+        connection = greeted()
+        self.assertEqual(connection.sendSASLResponse(b"A" * 400), b"A" * 400 + b"\r\n")
+        self.assertRaises(ValueError, connection.sendSASLResponse, b"a\r\nb")
+
+
+class STLSTests(SynchronousTestCase):
+    """
+    Octets after the C{+OK} to STLS are never taken as answers.
+    """
+
+    def test_discardAfterOK(self) -> None:
+        """
+        Everything buffered after the C{+OK} is thrown away and counted.
+        """
+        connection = greeted()
+        connection.sendCommand(b"STLS", kind=ResponseKind.STLS)
+        connection.receiveData(b"+OK begin TLS\r\n+OK injected\r\n")
+        self.assertEqual(drain(connection), [StatusLine(True, b"begin TLS")])
+        self.assertEqual(connection.discardedBeforeTLS, len(b"+OK injected\r\n"))
+        self.assertEqual(connection.outstanding, 0)
+
+    def test_refusal(self) -> None:
+        """
+        After C{-ERR} to STLS the session goes on in the clear as before.
+        """
+        connection = greeted()
+        connection.sendCommand(b"STLS", kind=ResponseKind.STLS)
+        connection.sendCommand(b"NOOP")
+        connection.receiveData(b"-ERR not now\r\n+OK\r\n")
+        self.assertEqual(drain(connection), [StatusLine(False, b"not now"), StatusLine(True, b"")])
+        self.assertEqual(connection.discardedBeforeTLS, 0)
+
+
+def _joinBodies(events: list[ClientEvent]) -> list[ClientEvent]:
+    """
+    C{events} with consecutive L{BodyData} joined into one.
+    """
+    out: list[ClientEvent] = []
+    for event in events:
+        if isinstance(event, BodyData) and out and isinstance(out[-1], BodyData):
+            out[-1] = BodyData(out[-1].data + event.data)
+        else:
+            out.append(event)
+    return out
