@@ -18,14 +18,14 @@ from twisted.application.twist import _twist
 def main(argv: list[str]) -> None:
     statsPath, twistArguments = argv[1], argv[2:]
     profiler = cProfile.Profile()
-    exitWithSignal = _twist._exitWithSignal
+    exitWithSignal = _twist._exitWithSignal  # type: ignore[attr-defined]
 
     def writeThenExit(signalNumber: int) -> None:
         profiler.disable()
         profiler.dump_stats(statsPath)
-        exitWithSignal(signalNumber)
+        exitWithSignal(signalNumber)  # type: ignore[no-untyped-call]
 
-    _twist._exitWithSignal = writeThenExit
+    _twist._exitWithSignal = writeThenExit  # type: ignore[attr-defined]
     profiler.enable()
     try:
         _twist.Twist.main(["twist", *twistArguments])
