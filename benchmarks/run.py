@@ -31,11 +31,23 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from _clients import HOST, BenchmarkError, BlockingClient, LoadResult, loadWorker
+from _clients import (
+    HOST,
+    BenchmarkError,
+    BlockingClient,
+    LoadResult,
+    PenaltyReport,
+    SessionResult,
+    clientTLSContext,
+    loadWorker,
+    penaltyWorker,
+    runSession,
+    sessionWorker,
+)
 
 from pop3kit.backends.maildir import deliver
 from pop3kit.checkers.passwdfile import hashPassword
@@ -43,7 +55,22 @@ from pop3kit.checkers.passwdfile import hashPassword
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-password"
 
-MEASUREMENTS = ("sessions", "concurrent", "retr-large", "large-maildrop", "idle-memory")
+MEASUREMENTS = (
+    "sessions",
+    "concurrent",
+    "retr-large",
+    "large-maildrop",
+    "idle-memory",
+    "stls-sessions",
+    "implicit-tls-sessions",
+    "penalty-latency",
+)
+TLS_MEASUREMENTS = ("stls-sessions", "implicit-tls-sessions")
+
+#: The unrelated client of penalty-latency connects from here, so that the server's
+#: per-address failed-login penalty (earned by 127.0.0.1) does not apply to it.  Linux
+#: routes all of 127.0.0.0/8 to the loopback interface.
+UNRELATED_ADDRESS = "127.0.0.2"
 
 
 @dataclass(frozen=True)
@@ -64,6 +91,12 @@ class Sizes:
     maildropMessages: int
     warmSessions: int
     idleConnections: int
+    tlsSeconds: float
+    tlsWorkers: int
+    tlsRounds: int
+    penaltyConnections: int
+    penaltyBaselineSeconds: float
+    penaltySeconds: float
 
 
 FULL = Sizes(
@@ -79,6 +112,12 @@ FULL = Sizes(
     maildropMessages=10_000,
     warmSessions=5,
     idleConnections=1_000,
+    tlsSeconds=5.0,
+    tlsWorkers=4,
+    tlsRounds=2,
+    penaltyConnections=100,
+    penaltyBaselineSeconds=5.0,
+    penaltySeconds=10.0,
 )
 
 QUICK = Sizes(
@@ -94,6 +133,12 @@ QUICK = Sizes(
     maildropMessages=500,
     warmSessions=2,
     idleConnections=50,
+    tlsSeconds=1.0,
+    tlsWorkers=2,
+    tlsRounds=1,
+    penaltyConnections=10,
+    penaltyBaselineSeconds=1.0,
+    penaltySeconds=1.0,
 )
 
 
@@ -134,6 +179,32 @@ def messageText(size: int, seed: int) -> bytes:
     return data
 
 
+@dataclass(frozen=True)
+class TLSFiles:
+    """
+    A throwaway CA and a server certificate for C{localhost} and 127.0.0.1 (PEM paths).
+    """
+
+    ca: str
+    certificate: str
+    key: str
+
+
+def makePKI(directory: Path) -> TLSFiles:
+    """
+    Make a CA and a server certificate with C{tests/_pki.py} (ECDSA P-256 keys), in
+    C{directory}.  The tests package is not installed, so it is imported from the
+    repository root.
+    """
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from tests._pki import PKI
+
+    pki = PKI(str(directory), name="pop3kit benchmark CA")
+    server = pki.issue("localhost")
+    return TLSFiles(ca=pki.ca.certificate, certificate=server.certificate, key=server.key)
+
+
 @dataclass
 class DataSet:
     root: Path
@@ -144,6 +215,10 @@ class DataSet:
     maildropUser: str
     idleUsers: list[str]
     warmupUsers: list[str]
+    tlsUsers: list[str]
+    penalisedUser: str
+    unrelatedUser: str
+    tls: TLSFiles | None
 
 
 def buildData(root: Path, sizes: Sizes, needed: Sequence[str]) -> DataSet:
@@ -161,6 +236,10 @@ def buildData(root: Path, sizes: Sizes, needed: Sequence[str]) -> DataSet:
         maildropUser="many0",
         idleUsers=[f"idle{i}" for i in range(sizes.idleConnections)],
         warmupUsers=[f"warm{i}" for i in range(20)],
+        tlsUsers=[f"tls{i}" for i in range(sizes.tlsWorkers)],
+        penalisedUser="penalised0",
+        unrelatedUser="unrelated0",
+        tls=makePKI(root / "pki") if set(needed) & set(TLS_MEASUREMENTS) else None,
     )
     users = [
         data.sessionUser,
@@ -169,6 +248,9 @@ def buildData(root: Path, sizes: Sizes, needed: Sequence[str]) -> DataSet:
         data.maildropUser,
         *data.idleUsers,
         *data.warmupUsers,
+        *data.tlsUsers,
+        data.penalisedUser,
+        data.unrelatedUser,
     ]
     # One PLAIN entry per user: password hashing would otherwise dominate the login cost.
     # (addUser rewrites and fsyncs the whole file per user; writing it once is equivalent.)
@@ -178,6 +260,9 @@ def buildData(root: Path, sizes: Sizes, needed: Sequence[str]) -> DataSet:
     jobs: list[tuple[str, bytes]] = []
     small = messageText(2000, 1)
     jobs += [(data.sessionUser, messageText(4000, i)) for i in range(5)]
+    # Every session worker has a maildrop like the sessions measurement's.
+    jobs += [(user, messageText(4000, i)) for user in data.tlsUsers for i in range(5)]
+    jobs += [(data.unrelatedUser, messageText(4000, i)) for i in range(5)]
     if "concurrent" in needed:
         for user in data.concurrentUsers:
             jobs += [
@@ -238,18 +323,33 @@ _running: list[subprocess.Popen[bytes]] = []
 class Server:
     """
     A pop3kit server in a child process: C{python -m twisted pop3kit ...}.
+
+    @ivar implicitTLSPort: With C{tls}, the port of a second listener, C{ssl:PORT}.
     """
 
-    def __init__(self, data: DataSet, workdir: Path, name: str, profile: Path | None) -> None:
+    def __init__(
+        self,
+        data: DataSet,
+        workdir: Path,
+        name: str,
+        profile: Path | None,
+        *,
+        tls: bool = False,
+        failedLoginPenalty: bool = False,
+    ) -> None:
         self.port = freePort()
+        self.implicitTLSPort: int | None = None
         self.logPath = workdir / f"server-{name}.log"
         command = [sys.executable]
         if profile is not None:
             profile.mkdir(parents=True, exist_ok=True)
-            command += ["-m", "cProfile", "-o", str(profile / f"{name}.pstats")]
+            command += [
+                str(REPO / "benchmarks" / "_profiledserver.py"),
+                str(profile.resolve() / f"{name}.pstats"),
+            ]
+        else:
+            command += ["-m", "twisted"]
         command += [
-            "-m",
-            "twisted",
             f"--log-file={self.logPath}",
             "--log-format=text",
             "pop3kit",
@@ -259,17 +359,50 @@ class Server:
             str(data.root),
             "--auth",
             f"passwd-file:{data.passwd}",
-            "--failed-login-delay",
-            "0",
-            # Hundreds of benchmark clients connect at once from one address.
+            # Hundreds of benchmark clients connect at once from one address (and the 100
+            # connections of penalty-latency wait to log in from one address).
             "--max-per-client",
             "100000",
             "--max-unauthenticated",
             "100000",
         ]
-        # The plugin (twisted/plugins/pop3kit_plugin.py) is found from the repository root.
+        if failedLoginPenalty:
+            # The defaults, spelled out: 2 s, doubling per failure from one address up to
+            # 15 s; a connection is closed after 3 failures.
+            command += [
+                "--failed-login-delay",
+                "2",
+                "--failed-login-max-delay",
+                "15",
+                "--max-failed-logins",
+                "3",
+            ]
+        else:
+            command += ["--failed-login-delay", "0"]
+        if tls:
+            if data.tls is None:
+                raise BenchmarkError("no certificate was made for this run")
+            self.implicitTLSPort = freePort()
+            command += [
+                "--tls-certificate",
+                data.tls.certificate,
+                "--tls-key",
+                data.tls.key,
+                "--listen",
+                f"ssl:{self.implicitTLSPort}:interface={HOST}",
+            ]
+        # The plugin (twisted/plugins/pop3kit_plugin.py) is found from the repository root,
+        # and so is pop3kit: the checkout being benchmarked, not whichever is installed.
+        environment = dict(os.environ)
+        environment["PYTHONPATH"] = os.pathsep.join(
+            [str(REPO), *filter(None, [environment.get("PYTHONPATH")])]
+        )
         self.process = subprocess.Popen(
-            command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+            command,
+            cwd=REPO,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
         )
         _running.append(self.process)
         self.pid = self.process.pid
@@ -326,8 +459,12 @@ def stopAll() -> None:
 
 
 @contextlib.contextmanager
-def runningServer(ctx: Context, name: str) -> Iterator[Server]:
-    server = Server(ctx.data, ctx.workdir, name, ctx.profile)
+def runningServer(
+    ctx: Context, name: str, *, tls: bool = False, failedLoginPenalty: bool = False
+) -> Iterator[Server]:
+    server = Server(
+        ctx.data, ctx.workdir, name, ctx.profile, tls=tls, failedLoginPenalty=failedLoginPenalty
+    )
     try:
         yield server
     finally:
@@ -703,6 +840,249 @@ def measureIdle(ctx: Context) -> dict[str, Any]:
     }
 
 
+# 6. TLS sessions per second.
+
+
+def _sessionRate(ctx: Context, server: Server, mode: str, port: int) -> dict[str, Any]:
+    """
+    Sessions per second of C{ctx.sizes.tlsWorkers} worker processes, each running one
+    whole session after another (L{runSession}) as a user of its own.
+    """
+    sizes = ctx.sizes
+    mp = multiprocessing.get_context("fork")
+    caPath = None if mode == "plain" else ctx.data.tls.ca if ctx.data.tls else None
+    startAt = time.time() + 0.5
+    processes = []
+    pipes = []
+    for user in ctx.data.tlsUsers[: sizes.tlsWorkers]:
+        parentEnd, childEnd = mp.Pipe(duplex=False)
+        process = mp.Process(
+            target=sessionWorker,
+            args=(
+                childEnd,
+                mode,
+                port,
+                user,
+                PASSWORD,
+                caPath,
+                startAt,
+                sizes.tlsSeconds,
+                sizes.sessionMax,
+            ),
+            daemon=True,
+        )
+        process.start()
+        childEnd.close()
+        processes.append(process)
+        pipes.append(parentEnd)
+    parts: list[SessionResult] = []
+    time.sleep(max(0.0, startAt - time.time()))
+    cpuBefore = server.cpuSeconds()
+    try:
+        for pipe in pipes:
+            if not pipe.poll(sizes.tlsSeconds + 60):
+                raise BenchmarkError("a session worker did not report in time")
+            parts.append(pipe.recv())
+        cpuSeconds = server.cpuSeconds() - cpuBefore
+    finally:
+        for process in processes:
+            process.join(10)
+            if process.is_alive():
+                process.terminate()
+                process.join(5)
+    errors = [error for part in parts for error in part.errors]
+    if errors:
+        raise BenchmarkError(f"{len(errors)} client errors, first: {errors[0]}")
+    sessions = sum(part.sessions for part in parts)
+    elapsed = max(part.end for part in parts) - startAt
+    clientsCpu = sum(part.cpuSeconds for part in parts)
+    return {
+        "sessions": sessions,
+        "seconds": elapsed,
+        "sessions_per_second": sessions / elapsed,
+        "server_cpu_fraction": cpuSeconds / elapsed,
+        "server_cpu_ms_per_session": cpuSeconds / sessions * 1000,
+        "clients_cpu_fraction": clientsCpu / elapsed,
+        "clients_cpu_ms_per_session": clientsCpu / sessions * 1000,
+    }
+
+
+def measureTLSSessions(ctx: Context, mode: str, name: str) -> dict[str, Any]:
+    """
+    Whole sessions per second with TLS (C{mode} "stls" or "implicit"), alternating with
+    plain-TCP rounds on the same server and the same client set-up for comparison.
+    """
+    sizes = ctx.sizes
+    load = os.getloadavg()
+    rounds: list[dict[str, Any]] = []
+    with runningServer(ctx, name, tls=True) as server:
+        tlsPort = server.implicitTLSPort if mode == "implicit" else server.port
+        assert tlsPort is not None and ctx.data.tls is not None
+        context = clientTLSContext(ctx.data.tls.ca)
+        user = ctx.data.tlsUsers[0]
+        batch = f"USER {user}\r\nPASS {PASSWORD}\r\nSTAT\r\nQUIT\r\n".encode()
+        for _ in range(50):  # warm-up
+            runSession("plain", server.port, batch, None)
+            negotiated = runSession(mode, tlsPort, batch, context)
+        log(f"{name}: {negotiated}, server certificate verified against the benchmark CA")
+        for number in range(sizes.tlsRounds):
+            plain = _sessionRate(ctx, server, "plain", server.port)
+            secure = _sessionRate(ctx, server, mode, tlsPort)
+            rounds.append({"plain": plain, mode: secure})
+            log(
+                f"{name} round {number + 1}: {mode} {secure['sessions_per_second']:.0f}/s "
+                f"(server CPU {secure['server_cpu_fraction']:.0%}, "
+                f"{secure['server_cpu_ms_per_session']:.2f} ms/session; clients CPU "
+                f"{secure['clients_cpu_fraction']:.0%}), plain "
+                f"{plain['sessions_per_second']:.0f}/s (server CPU "
+                f"{plain['server_cpu_fraction']:.0%}, "
+                f"{plain['server_cpu_ms_per_session']:.2f} ms/session); "
+                f"{sizes.tlsWorkers} workers"
+            )
+    tlsRates = [r[mode]["sessions_per_second"] for r in rounds]
+    plainRates = [r["plain"]["sessions_per_second"] for r in rounds]
+    best = max(rounds, key=lambda r: r[mode]["sessions_per_second"])
+    return {
+        "mode": mode,
+        "workers": sizes.tlsWorkers,
+        "negotiated": negotiated,
+        "load_average_before": load,
+        "sessions_per_second": max(tlsRates),
+        "sessions_per_second_all": tlsRates,
+        "server_cpu_ms_per_session": best[mode]["server_cpu_ms_per_session"],
+        "plain_sessions_per_second": max(plainRates),
+        "plain_sessions_per_second_all": plainRates,
+        "plain_server_cpu_ms_per_session": min(
+            r["plain"]["server_cpu_ms_per_session"] for r in rounds
+        ),
+        "rounds": rounds,
+    }
+
+
+def measureSTLSSessions(ctx: Context) -> dict[str, Any]:
+    return measureTLSSessions(ctx, "stls", "stls-sessions")
+
+
+def measureImplicitTLSSessions(ctx: Context) -> dict[str, Any]:
+    return measureTLSSessions(ctx, "implicit", "implicit-tls-sessions")
+
+
+# 7. An unrelated client's latency while others sit in the failed-login penalty.
+
+
+def _unrelatedSessions(port: int, user: str, seconds: float, maxSessions: int) -> list[float]:
+    """
+    From L{UNRELATED_ADDRESS}, one session after another for C{seconds}: connect, read
+    the greeting, C{USER} and C{PASS} (pipelined), C{STAT}, C{QUIT}.  Returns each
+    session's seconds, from connecting to the answer to C{QUIT}.
+    """
+    perf = time.perf_counter
+    latencies: list[float] = []
+    deadline = perf() + seconds
+    while len(latencies) < maxSessions and perf() < deadline:
+        started = perf()
+        with BlockingClient(port, sourceAddress=UNRELATED_ADDRESS) as client:
+            client.login(user, PASSWORD)
+            client.send(b"STAT\r\n")
+            client.ok()
+            client.send(b"QUIT\r\n")
+            client.ok()
+        latencies.append(perf() - started)
+    return latencies
+
+
+def _latencyFigures(latencies: Sequence[float]) -> dict[str, float]:
+    return {
+        "sessions": len(latencies),
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "max_ms": max(latencies) * 1000,
+        "mean_ms": statistics.fmean(latencies) * 1000,
+    }
+
+
+def measurePenalty(ctx: Context) -> dict[str, Any]:
+    sizes = ctx.sizes
+    data = ctx.data
+    load = os.getloadavg()
+    mp = multiprocessing.get_context("fork")
+    with runningServer(ctx, "penalty-latency", failedLoginPenalty=True) as server:
+        _unrelatedSessions(server.port, data.unrelatedUser, 60, 50)  # warm-up
+        baseline = _unrelatedSessions(
+            server.port, data.unrelatedUser, sizes.penaltyBaselineSeconds, sizes.sessionMax
+        )
+        parentEnd, childEnd = mp.Pipe()
+        process = mp.Process(
+            target=penaltyWorker,
+            args=(
+                childEnd,
+                server.port,
+                sizes.penaltyConnections,
+                data.penalisedUser,
+                "wrong-password",
+                3,
+                30.0,
+            ),
+            daemon=True,
+        )
+        process.start()
+        childEnd.close()
+        try:
+            if not parentEnd.poll(60):
+                raise BenchmarkError("the penalty process did not get ready in time")
+            message = parentEnd.recv()
+            if isinstance(message, PenaltyReport):
+                raise BenchmarkError(f"the penalty process failed: {message.errors[:3]}")
+            cpuBefore = server.cpuSeconds()
+            started = time.perf_counter()
+            loaded = _unrelatedSessions(
+                server.port, data.unrelatedUser, sizes.penaltySeconds, sizes.sessionMax
+            )
+            cpu = (server.cpuSeconds() - cpuBefore) / (time.perf_counter() - started)
+            parentEnd.send("stop")
+            if not parentEnd.poll(30):
+                raise BenchmarkError("the penalty process did not report in time")
+            report: PenaltyReport = parentEnd.recv()
+        finally:
+            process.join(10)
+            if process.is_alive():
+                process.terminate()
+                process.join(5)
+    if report.errors:
+        raise BenchmarkError(f"penalised clients: {len(report.errors)} errors: {report.errors[:3]}")
+    count = sizes.penaltyConnections
+    before = _latencyFigures(baseline)
+    during = _latencyFigures(loaded)
+    waiting = report.waiting or [0]
+    result = {
+        "penalised_connections": count,
+        "load_average_before": load,
+        "baseline": before,
+        "penalised": during,
+        "added_p50_ms": during["p50_ms"] - before["p50_ms"],
+        "added_p99_ms": during["p99_ms"] - before["p99_ms"],
+        "server_cpu_fraction": cpu,
+        "waiting_min": min(waiting),
+        "waiting_mean": statistics.fmean(waiting),
+        "waiting_all_fraction": sum(1 for n in waiting if n == count) / len(waiting),
+        "penalty_answers": len(report.delays),
+        "penalty_delay_min_s": min(report.delays, default=float("nan")),
+        "penalty_delay_max_s": max(report.delays, default=float("nan")),
+        "penalised_connections_opened": report.connections,
+    }
+    log(
+        f"penalty: unrelated client from {UNRELATED_ADDRESS}, session latency p50/p99 "
+        f"{before['p50_ms']:.2f}/{before['p99_ms']:.2f} ms ({before['sessions']} sessions) "
+        f"without, {during['p50_ms']:.2f}/{during['p99_ms']:.2f} ms "
+        f"({during['sessions']} sessions, max {during['max_ms']:.1f} ms) with {count} "
+        f"connections in the penalty (waiting: min {result['waiting_min']}, mean "
+        f"{result['waiting_mean']:.1f}, all {result['waiting_all_fraction']:.0%} of the time; "
+        f"{len(report.delays)} -ERR answers after {result['penalty_delay_min_s']:.1f} to "
+        f"{result['penalty_delay_max_s']:.1f} s); server CPU {cpu:.0%}"
+    )
+    return result
+
+
 # The report.
 
 
@@ -830,6 +1210,78 @@ def table(results: dict[str, Any], sizes: Sizes) -> str:
                 _verdict(perConnection <= 5),
             )
         )
+    for name, label in (("stls-sessions", "STLS"), ("implicit-tls-sessions", "Implicit-TLS")):
+        tls = results.get(name)
+        if not tls:
+            continue
+        rate = tls["sessions_per_second"]
+        isSTLS = name == "stls-sessions"
+        workers = tls["workers"]
+        rows.append(
+            (
+                f"{label} sessions/s ({workers} clients: TLS 1.3, USER, PASS, STAT, QUIT)",
+                f"{rate:,.0f}",
+                ">= 200" if isSTLS else "",
+                "97" if isSTLS else "",
+                "",
+                _verdict(rate >= 200 if isSTLS else None),
+            )
+        )
+        rows.append(
+            (
+                "  same run, same clients, plain TCP",
+                f"{tls['plain_sessions_per_second']:,.0f}",
+                "",
+                "",
+                "",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "  server CPU per session, TLS / plain",
+                f"{tls['server_cpu_ms_per_session']:.2f} / "
+                f"{tls['plain_server_cpu_ms_per_session']:.2f} ms",
+                "",
+                "",
+                "",
+                "",
+            )
+        )
+    penalty = results.get("penalty-latency")
+    if penalty:
+        before, during = penalty["baseline"], penalty["penalised"]
+        count = penalty["penalised_connections"]
+        rows.append(
+            (
+                "Unrelated client's session latency p50 / p99",
+                f"{before['p50_ms']:.2f} / {before['p99_ms']:.2f} ms",
+                "",
+                "",
+                "",
+                "",
+            )
+        )
+        rows.append(
+            (
+                f"  with {count} sessions in the failed-login penalty",
+                f"{during['p50_ms']:.2f} / {during['p99_ms']:.2f} ms",
+                "",
+                "",
+                "",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "  added latency p50 / p99",
+                f"{penalty['added_p50_ms']:+.2f} / {penalty['added_p99_ms']:+.2f} ms",
+                "< 50 ms",
+                "",
+                "",
+                _verdict(penalty["added_p99_ms"] < 50),
+            )
+        )
     header = ("Measurement", "pop3kit", "Target", "Dovecot 2.3", "twisted.mail", "Met")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [
@@ -847,6 +1299,9 @@ RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "retr-large": measureLarge,
     "large-maildrop": measureMaildrop,
     "idle-memory": measureIdle,
+    "stls-sessions": measureSTLSSessions,
+    "implicit-tls-sessions": measureImplicitTLSSessions,
+    "penalty-latency": measurePenalty,
 }
 
 
@@ -867,9 +1322,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         help="run each server under cProfile, writing DIR/<measurement>.pstats (slows it)",
     )
+    parser.add_argument(
+        "--tls-workers",
+        type=int,
+        metavar="N",
+        help=f"client processes of the TLS session measurements (default {FULL.tlsWorkers})",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     sizes = QUICK if args.quick else FULL
+    if args.tls_workers is not None:
+        if args.tls_workers < 1:
+            parser.error("--tls-workers must be at least 1")
+        sizes = replace(sizes, tlsWorkers=args.tls_workers)
     selected = [name for name in MEASUREMENTS if not args.only or name in args.only]
 
     if args.workdir is not None:
