@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from pop3kit.errors import MaildropInUse
@@ -101,6 +102,9 @@ def _putNewest(table: dict[str, _V], key: str, value: _V, maxEntries: int) -> No
 #: The default number of clients and of users whose counters L{InProcessLoginHistory} keeps.
 DEFAULT_MAX_ENTRIES = 100_000
 
+#: Seconds without a failed login after which a client's failures are forgotten.
+DEFAULT_FORGET_FAILURES_AFTER = 900.0
+
 
 @implementer(ILoginHistory)
 class InProcessLoginHistory:
@@ -111,16 +115,35 @@ class InProcessLoginHistory:
     entry would exceed that the least recently updated one is dropped.  Dropping forgets a
     client's failures (or a user's last login), so the bound should be well above the
     number of clients and users active within the failed-login delay and the LOGIN-DELAY.
+    A client's failures are also forgotten after C{forgetFailuresAfter} seconds without
+    another one, so that a mistyped password does not weigh on the next day's logins.
     """
 
-    def __init__(self, maxEntries: int = DEFAULT_MAX_ENTRIES) -> None:
+    def __init__(
+        self,
+        maxEntries: int = DEFAULT_MAX_ENTRIES,
+        *,
+        clock: IReactorTime | None = None,
+        forgetFailuresAfter: float = DEFAULT_FORGET_FAILURES_AFTER,
+    ) -> None:
         """
         @param maxEntries: The most entries each table keeps; at least 1.
+        @param clock: Tells the time for C{forgetFailuresAfter}; the global reactor by
+            default.
+        @param forgetFailuresAfter: Seconds without a failed login after which a client's
+            count starts again from zero.
         """
         if maxEntries < 1:
             raise ValueError(f"maxEntries must be at least 1, not {maxEntries!r}")
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = reactor  # type: ignore[assignment]
+        assert clock is not None
         self._maxEntries = maxEntries
-        self._failures: dict[str, int] = {}
+        self._clock = clock
+        self._forgetAfter = forgetFailuresAfter
+        self._failures: dict[str, tuple[int, float]] = {}
         self._logins: dict[str, float] = {}
 
     def recordFailure(self, client: str) -> Deferred[int]:
@@ -129,9 +152,12 @@ class InProcessLoginHistory:
 
         @return: A L{Deferred} firing with the number of failures C{client} has now.
         """
-        count = self._failures.get(client, 0) + 1
-        _putNewest(self._failures, client, count, self._maxEntries)
-        return succeed(count)
+        now = self._clock.seconds()
+        count, last = self._failures.get(client, (0, now))
+        if now - last > self._forgetAfter:
+            count = 0
+        _putNewest(self._failures, client, (count + 1, now), self._maxEntries)
+        return succeed(count + 1)
 
     def clearFailures(self, client: str) -> Deferred[None]:
         """

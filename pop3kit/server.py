@@ -811,7 +811,7 @@ class POP3ServerFactory(ServerFactory):
         self.limiter = ConnectionLimiter(clock) if limiter is None else limiter
         self.locker: IMaildropLocker = locker if locker is not None else InProcessLocker()
         self.loginHistory: ILoginHistory = (
-            loginHistory if loginHistory is not None else InProcessLoginHistory()
+            loginHistory if loginHistory is not None else InProcessLoginHistory(clock=clock)
         )
         self.timeout = timeout
         self.failedLoginDelay = failedLoginDelay

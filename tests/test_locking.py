@@ -4,6 +4,7 @@ Tests for L{pop3kit.locking}.
 
 from __future__ import annotations
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -159,3 +160,17 @@ class InProcessLoginHistoryTests(SynchronousTestCase):
         A bound below one is refused.
         """
         self.assertRaises(ValueError, InProcessLoginHistory, maxEntries=0)
+
+    def test_failuresForgottenAfterQuiet(self) -> None:
+        """
+        A client's failures are forgotten once it has not failed for the configured time,
+        and not before.
+        """
+        clock = Clock()
+        history = InProcessLoginHistory(clock=clock, forgetFailuresAfter=900)
+        for _ in range(3):
+            history.recordFailure("192.0.2.1")
+        clock.advance(900)
+        self.assertEqual(self.successResultOf(history.recordFailure("192.0.2.1")), 4)
+        clock.advance(901)
+        self.assertEqual(self.successResultOf(history.recordFailure("192.0.2.1")), 1)

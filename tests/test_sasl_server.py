@@ -65,6 +65,10 @@ class PrepareTests(SynchronousTestCase):
         """
         for prepare in (prepareUsername, preparePassword):
             self.assertRaises(AuthenticationFailed, prepare, "\u0007")
+            # ASCII takes a shortcut past the tables, but not ASCII controls.
+            for control in ("a\x7fb", "pass\tword", "x\x1b"):
+                self.assertRaises(AuthenticationFailed, prepare, control)
+            self.assertEqual(prepare("p@ss w0rd!~"), "p@ss w0rd!~")
             self.assertRaises(AuthenticationFailed, prepare, "\u0627\u0031")
             self.assertRaises(AuthenticationFailed, prepare, "a\ue000")
 
