@@ -294,6 +294,16 @@ class LimitTests(SynchronousTestCase):
         connection.loginFailed()
         self.assertTrue(connection.closing)
 
+    def test_refusedPlaintextIsBad(self) -> None:
+        """
+        Password commands refused by the cleartext policy count towards the bad-command
+        limit, so a client cannot repeat them forever.
+        """
+        connection = ServerConnection(capabilities(), maxBadCommands=3)
+        answers = events(connection, b"USER a\r\nAUTH PLAIN\r\nUSER b\r\nCAPA\r\n")
+        self.assertEqual(len(answers), 3)
+        self.assertTrue(connection.closing)
+
 
 class LanguageTests(SynchronousTestCase):
     """

@@ -225,7 +225,8 @@ class ServerConnection:
             if not capabilities.user:
                 raise RemoteProtocolError("USER is not available, use another login method")
             if not capabilities.passwordsAllowed:
-                raise AuthenticationFailed(_PLAINTEXT_REFUSED)
+                # Refused by policy, no password judged: counted as a bad command.
+                return self._bad(AuthenticationFailed(_PLAINTEXT_REFUSED))
             self.pendingUser = command.name
             return ok("send PASS")
         if isinstance(command, Auth):
@@ -238,7 +239,7 @@ class ServerConnection:
                 raise RemoteProtocolError("unsupported SASL mechanism")
             if command.mechanism not in capabilities.mechanisms:
                 if not capabilities.passwordsAllowed:
-                    raise AuthenticationFailed(_PLAINTEXT_REFUSED)
+                    return self._bad(AuthenticationFailed(_PLAINTEXT_REFUSED))
                 raise RemoteProtocolError("that SASL mechanism needs TLS")
             return command
         if isinstance(command, Stls):
