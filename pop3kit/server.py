@@ -680,8 +680,13 @@ class POP3Server(LineReceiver):
         )
 
     def _transferFailed(self, failure: Failure, info: MessageInfo) -> None:
-        # The client going away mid-transfer is not a server failure.
-        if not self._disconnected and not isinstance(failure.value, TransferInterrupted):
+        if isinstance(failure.value, TransferInterrupted):
+            # The client went away mid-transfer: not a server failure.  The transport
+            # stops its producer before it tells the protocol, so take the connection as
+            # lost now, or a pipelined RETR would start on the dying transport.
+            self._disconnected = True
+            return
+        if not self._disconnected:
             _log.failure("Reading message {uid} failed mid-transfer", failure, uid=info.uid)
             self._transport.abortConnection()
 

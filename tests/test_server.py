@@ -721,6 +721,23 @@ class RobustnessTests(SynchronousTestCase):
         self.assertEqual(before, after)
         self.assertIn(b"\r\nLOGIN-DELAY 30\r\n", before)
 
+    def test_pipelineStopsWhenTransferInterrupted(self) -> None:
+        """
+        When the transport stops a streamed RETR (the client went away) before telling
+        the protocol, the pipelined RETR behind it is not started on the dying transport.
+        """
+        big = b"Subject: big\n\n" + b"x" * 100 + b"\n" * 2000 + b"y" * 200_000 + b"\n"
+        harness = Harness(messages=[big, big])
+        connection = harness.connect()
+        connection.protocol.dataReceived(b"USER alice\r\nPASS secret\r\nRETR 1\r\nRETR 2\r\n")
+        producer = connection.transport.producer
+        self.assertIsNotNone(producer)
+        producer.stopProducing()  # type: ignore[union-attr]
+        self.assertIs(connection.transport.producer, producer)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        connection.drop()
+        self.assertEqual(harness.mailbox.messages, [big, big])
+
 
 class TwistedMailRegressionTests(SynchronousTestCase):
     """
