@@ -10,23 +10,31 @@ Maildirs under its C{mail/} directory::
     printf '%s\\n' "$PW" | pop3kit user passwd alice --password-stdin
     pop3kit user remove alice
     pop3kit deliver alice < message.eml
+    pop3kit fetch pop3s://alice@mail.example.com --to maildir:~/Maildir
+    pop3kit scan pop3s://alice@mail.example.com
 
 Errors print one line on standard error and exit with status 1; usage errors exit with 2.
 C{deliver} exits with 75 (C{EX_TEMPFAIL}) when the message could not be written, so that
 a mail transfer agent running it keeps the message and tries again instead of bouncing it.
+C{fetch} and C{scan} exit with the statuses of L{pop3kit._fetch} (see docs/fetch.rst).
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit.checkers import passwdfile
 
 __all__ = ["DEFAULT_DATA_DIR", "EX_TEMPFAIL", "main"]
+
+#: The login mechanisms C{fetch} and C{scan} accept for C{--auth}.
+AUTH_MECHANISMS = ("user", "apop", "plain", "login", "cram-md5", "scram-sha-1", "scram-sha-256")
 
 EX_TEMPFAIL = 75
 """
@@ -156,6 +164,66 @@ def _deliver(args: argparse.Namespace) -> int:
     return 0
 
 
+def _connectOptions(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    """
+    The account, connection options and password of C{fetch} and C{scan}.
+    """
+    from pop3kit import _fetch
+
+    account = _fetch.parseURL(args.url)
+    if args.no_tls and account.implicitTLS:
+        raise _fetch.FetchError("--no-tls contradicts a pop3s:// URL", _fetch.EX_USAGE)
+    if args.timeout <= 0:
+        raise _fetch.FetchError("--timeout must be positive", _fetch.EX_USAGE)
+    options = _fetch.ConnectOptions(
+        noTLS=args.no_tls, cafile=args.cafile, mechanism=args.auth, timeout=args.timeout
+    )
+    password = _fetch.readPassword(args.password_file, os.environ, sys.stdin, account=account)
+    return account, options, password
+
+
+def _runFetch(args: argparse.Namespace) -> int:
+    from pop3kit import _fetch
+
+    try:
+        account, connectOptions, password = _connectOptions(args)
+        options = _fetch.FetchOptions(
+            destination=args.to,
+            delete=args.delete,
+            sinceLast=args.since_last,
+            stateFile=args.state_file,
+            connect=connectOptions,
+        )
+        _fetch.parseDestination(args.to)
+    except _fetch.FetchError as e:
+        raise _Failure(str(e), e.status) from None
+    progress = _fetch.Progress(sys.stderr) if sys.stderr.isatty() and not args.quiet else None
+
+    async def work(reactor: Any) -> None:
+        result = await _fetch.fetch(reactor, account, options, password, progress=progress)
+        if args.verbose:
+            print(
+                f"{result.fetched} fetched ({result.octets} octets), "
+                f"{result.skipped} skipped, {result.deleted} deleted"
+            )
+
+    return _fetch.runInReactor(work)
+
+
+def _runScan(args: argparse.Namespace) -> int:
+    from pop3kit import _fetch
+
+    try:
+        account, options, password = _connectOptions(args)
+    except _fetch.FetchError as e:
+        raise _Failure(str(e), e.status) from None
+
+    async def work(reactor: Any) -> None:
+        await _fetch.scan(reactor, account, options, password, sys.stdout, args.delete or ())
+
+    return _fetch.runInReactor(work)
+
+
 def _describe(error: OSError) -> str:
     where = f"{error.filename}: " if error.filename else ""
     return f"{where}{error.strerror or error}"
@@ -168,7 +236,7 @@ def _makeParser() -> argparse.ArgumentParser:
     dataDir.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     parser = argparse.ArgumentParser(
-        prog="pop3kit", description="Manage pop3kit users and deliver mail."
+        prog="pop3kit", description="Manage pop3kit users, deliver and fetch mail."
     )
     parser.add_argument(
         "--data-dir",
@@ -231,6 +299,99 @@ def _makeParser() -> argparse.ArgumentParser:
         "--maildir-root", metavar="DIR", help="the Maildirs' parent (default: DATA_DIR/mail)"
     )
     deliver.set_defaults(handler=_deliver)
+
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument(
+        "url",
+        metavar="URL",
+        help="pop3s://USER@HOST[:PORT] (implicit TLS, port 995) or pop3://USER@HOST[:PORT] "
+        "(port 110, STLS required unless --no-tls); USER is percent-decoded",
+    )
+    connection.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="read the password from the first line of FILE (default: $POP3KIT_PASSWORD, "
+        "else ask on the terminal)",
+    )
+    connection.add_argument(
+        "--cafile", metavar="PEM", help="trust these certificate authorities, not the system's"
+    )
+    connection.add_argument(
+        "--auth",
+        metavar="MECH",
+        type=str.lower,
+        choices=AUTH_MECHANISMS,
+        help="login mechanism: %(choices)s (default: the best the server offers)",
+    )
+    connection.add_argument(
+        "--no-tls",
+        action="store_true",
+        help="with pop3://, talk in clear text instead of requiring STLS",
+    )
+    connection.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds to wait for the server at any step (default: %(default)s)",
+    )
+
+    fetch = commands.add_parser(
+        "fetch",
+        parents=[dataDir, connection],
+        help="download mail from a POP3 server into a Maildir or an mbox file",
+    )
+    fetch.add_argument(
+        "--to",
+        required=True,
+        metavar="maildir:DIR|mbox:FILE",
+        help="where the messages go (created if missing)",
+    )
+    mode = fetch.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--keep",
+        dest="delete",
+        action="store_false",
+        help="leave the messages on the server, fetch only those not fetched before (the default)",
+    )
+    mode.add_argument(
+        "--delete",
+        dest="delete",
+        action="store_true",
+        help="delete each message on the server once it is safely stored",
+    )
+    fetch.set_defaults(delete=False)
+    fetch.add_argument(
+        "--since-last",
+        action="store_true",
+        help="skip messages fetched before (always so with --keep; with --delete they are "
+        "deleted without being downloaded again)",
+    )
+    fetch.add_argument(
+        "--state-file",
+        metavar="FILE",
+        help="the record of messages fetched (default: "
+        "~/.local/state/pop3kit/fetch/USER@HOST:PORT-HASH)",
+    )
+    fetch.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    fetch.add_argument(
+        "-v", "--verbose", action="store_true", help="print a summary line at the end"
+    )
+    fetch.set_defaults(handler=_runFetch)
+
+    scan = commands.add_parser(
+        "scan",
+        parents=[dataDir, connection],
+        help="list the messages on a POP3 server: number, size, date, sender, subject",
+    )
+    scan.add_argument(
+        "--delete",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="then delete the messages with these numbers",
+    )
+    scan.set_defaults(handler=_runScan)
     return parser
 
 

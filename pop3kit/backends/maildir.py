@@ -570,6 +570,122 @@ class _UniqueNames:
 _UNIQUE_NAMES = _UniqueNames()
 
 
+class _Delivery:
+    """
+    One message on its way into a Maildir, the Maildir way: written to C{tmp/} in pieces,
+    synced to disk, then linked into C{new/}.
+
+    Call L{write} with the message's octets as they are to be stored (LF or CRLF line
+    ends), then either L{commit} or L{abort}.  The file name given by L{commit} carries
+    Dovecot's C{,S=<stored size>,W=<CRLF size>}, so listing it needs no reading.
+
+    @ivar tmpPath: The path of the file in C{tmp/}.
+    """
+
+    def __init__(self, maildir: str, create: bool = True, countWireSize: bool = True) -> None:
+        """
+        Start a delivery: create the Maildir (and its parents) if missing and open a new
+        file in its C{tmp/}.
+
+        @param maildir: The Maildir.
+        @param create: Create the Maildir if missing (C{False}: the caller did).
+        @param countWireSize: Count the CRLF size while writing; C{False} if the caller
+            gives it to L{commit}.
+        """
+        if create:
+            _makeMaildir(maildir, parents=True)
+        self._maildir = maildir
+        self._unique = _UNIQUE_NAMES.next()
+        self.tmpPath = os.path.join(maildir, "tmp", self._unique)
+        fd = os.open(self.tmpPath, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o600)
+        self._file: BinaryIO | None = os.fdopen(fd, "wb")
+        self._counter = WireSizeCounter() if countWireSize else None
+        self._stored = 0
+
+    def write(self, data: bytes) -> None:
+        """
+        Append C{data} to the message.
+        """
+        assert self._file is not None, "the delivery is over"
+        self._file.write(data)
+        if self._counter is not None:
+            self._counter.feed(data)
+        self._stored += len(data)
+
+    def commit(self, wireSize: int | None = None) -> str:
+        """
+        Sync the message to disk and link it into C{new/}; the entry in C{new/} is synced
+        too before this returns.  Blocking: may be called from a thread.
+
+        @param wireSize: The message's CRLF size, if it was not counted.
+        @return: The new file's name in C{new/}.
+        """
+        if wireSize is None:
+            assert self._counter is not None, "the wire size was neither counted nor given"
+            wireSize = self._counter.octets
+        out, self._file = self._file, None
+        assert out is not None, "the delivery is over"
+        try:
+            with out:
+                out.flush()
+                os.fsync(out.fileno())
+            name = f"{self._unique},S={self._stored},W={wireSize}"
+            newDir = os.path.join(self._maildir, "new")
+            newPath = os.path.join(newDir, name)
+            try:
+                os.link(self.tmpPath, newPath)
+            except FileExistsError:
+                raise
+            except OSError:
+                # File systems without hard links: rename instead.
+                os.rename(self.tmpPath, newPath)
+            _syncDirectory(newDir)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmpPath)
+        return name
+
+    def closeFile(self) -> None:
+        """
+        Finish writing without syncing: the first half of a commit whose sync the caller
+        does itself (for many messages at once, with C{os.sync}).  Then call L{publish}.
+        """
+        out, self._file = self._file, None
+        assert out is not None, "the delivery is over"
+        out.close()
+
+    def publish(self, wireSize: int) -> str:
+        """
+        Link the closed file into C{new/} (the second half of a commit, after the caller
+        made the file durable), without syncing C{new/}.
+
+        @return: The new file's name in C{new/}.
+        """
+        name = f"{self._unique},S={self._stored},W={wireSize}"
+        newPath = os.path.join(self._maildir, "new", name)
+        try:
+            try:
+                os.link(self.tmpPath, newPath)
+            except FileExistsError:
+                raise
+            except OSError:
+                os.rename(self.tmpPath, newPath)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmpPath)
+        return name
+
+    def abort(self) -> None:
+        """
+        Give up: close and remove the file in C{tmp/}.  Does nothing after L{commit}.
+        """
+        out, self._file = self._file, None
+        if out is not None:
+            out.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmpPath)
+
+
 def deliver(maildir: str, message: BinaryIO) -> str:
     """
     Deliver a message into a Maildir, the Maildir way: write it to C{tmp/}, sync it to
@@ -584,35 +700,14 @@ def deliver(maildir: str, message: BinaryIO) -> str:
         current position to its end.
     @return: The new file's name in C{new/}.
     """
-    _makeMaildir(maildir, parents=True)
-    unique = _UNIQUE_NAMES.next()
-    tmpPath = os.path.join(maildir, "tmp", unique)
-    fd = os.open(tmpPath, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o600)
+    delivery = _Delivery(maildir)
     try:
-        counter = WireSizeCounter()
-        stored = 0
-        with os.fdopen(fd, "wb") as out:
-            while chunk := message.read(_CHUNK_SIZE):
-                out.write(chunk)
-                counter.feed(chunk)
-                stored += len(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        name = f"{unique},S={stored},W={counter.octets}"
-        newDir = os.path.join(maildir, "new")
-        newPath = os.path.join(newDir, name)
-        try:
-            os.link(tmpPath, newPath)
-        except FileExistsError:
-            raise
-        except OSError:
-            # File systems without hard links: rename instead.
-            os.rename(tmpPath, newPath)
-        _syncDirectory(newDir)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmpPath)
-    return name
+        while chunk := message.read(_CHUNK_SIZE):
+            delivery.write(chunk)
+    except BaseException:
+        delivery.abort()
+        raise
+    return delivery.commit()
 
 
 def _syncDirectory(path: str) -> None:
