@@ -235,35 +235,45 @@ class MultilineDecoder:
     def feed(self, data: bytes) -> bytes:
         """
         Decode one chunk.
+
+        Only line starts holding a dot need work, so the chunk is searched for
+        C{CRLF .} rather than split into lines: text without such lines is passed on in
+        one slice.
         """
         if self.done:
             self.remainder += data
             return b""
         data = self._buffer + data
         self._buffer = b""
+        if not data:
+            return b""
         out = []
         pos = 0
-        while pos < len(data):
-            if self._atLineStart:
-                if data[pos : pos + 1] == b".":
-                    if data[pos:] in (b".", b".\r"):
-                        self._buffer = data[pos:]
-                        break
-                    if data[pos : pos + 3] == TERMINATOR:
-                        self.done = True
-                        self.remainder = data[pos + 3 :]
-                        break
-                    pos += 1
-                self._atLineStart = False
-            end = data.find(b"\r\n", pos)
-            if end == -1:
-                if data.endswith(b"\r"):
-                    out.append(data[pos:-1])
-                    self._buffer = b"\r"
-                else:
-                    out.append(data[pos:])
-                break
-            out.append(data[pos : end + 2])
-            pos = end + 2
-            self._atLineStart = True
+        if self._atLineStart and data[:1] == b".":
+            dot = 0
+        else:
+            found = data.find(b"\r\n.")
+            dot = -1 if found == -1 else found + 2
+        while dot != -1:
+            out.append(data[pos:dot])
+            if data[dot : dot + 3] == TERMINATOR:
+                self.done = True
+                self.remainder = data[dot + 3 :]
+                return b"".join(out)
+            if len(data) - dot < 3 and TERMINATOR.startswith(data[dot:]):
+                # "." or ".\r" at the end: the terminator, or a stuffed line, to come.
+                self._buffer = data[dot:]
+                self._atLineStart = True
+                return b"".join(out)
+            pos = dot + 1  # drop the stuffed dot
+            found = data.find(b"\r\n.", pos)
+            dot = -1 if found == -1 else found + 2
+        if data.endswith(b"\r"):
+            # Hold back a CR that may start the CRLF before a dot line.
+            out.append(data[pos:-1])
+            self._buffer = b"\r"
+            self._atLineStart = False
+        else:
+            out.append(data[pos:])
+            self._atLineStart = data.endswith(b"\r\n")
         return b"".join(out)
