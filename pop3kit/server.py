@@ -48,6 +48,7 @@ from pop3kit.core import (
     MAX_BAD_COMMANDS,
     MAX_COMMAND_LINE,
     MAX_FAILED_LOGINS,
+    MAX_SASL_LINE,
     Apop,
     Auth,
     Capabilities,
@@ -260,6 +261,7 @@ class POP3Server(LineReceiver):
             factory.capabilities(self.transport),
             maxBadCommands=factory.maxBadCommands,
             maxFailedLogins=factory.maxFailedLogins,
+            maxSASLLineLength=factory.maxSASLLineLength,
         )
         self._idleTimer = factory.clock.callLater(factory.timeout, self.timeoutConnection)
         if ISSLTransport.providedBy(self.transport):
@@ -750,6 +752,7 @@ class POP3ServerFactory(ServerFactory):
         maxFailedLogins: int = MAX_FAILED_LOGINS,
         sasl: Sequence[str] | None = None,
         limiter: ConnectionLimiter | None = None,
+        maxSASLLineLength: int = MAX_SASL_LINE,
     ) -> None:
         """
         @param portal: Logs users in; its realm must provide L{IMailbox} avatars.
@@ -785,6 +788,8 @@ class POP3ServerFactory(ServerFactory):
             L{DEFAULT_SASL_MECHANISMS}, plus EXTERNAL with client certificates.
         @param limiter: Caps the connections waiting to log in, closing the longest idle
             one when full; L{None} for a L{ConnectionLimiter} with the default caps.
+        @param maxSASLLineLength: The longest C{AUTH} line or SASL response line accepted,
+            line end included (other commands: 255 octets).
         """
         if timeout < MINIMUM_TIMEOUT:
             raise ValueError(f"the inactivity timeout must be at least {MINIMUM_TIMEOUT} s")
@@ -792,6 +797,8 @@ class POP3ServerFactory(ServerFactory):
             raise ValueError(f"allowCleartext must be one of {', '.join(CLEARTEXT_POLICIES)}")
         if maxBadCommands < 1 or maxFailedLogins < 1:
             raise ValueError("the bad-command and failed-login limits must be at least 1")
+        if maxSASLLineLength < MAX_COMMAND_LINE:
+            raise ValueError(f"the SASL line limit must be at least {MAX_COMMAND_LINE} octets")
         try:
             # The host name goes into APOP and CRAM-MD5 challenges.
             serverMechanism("CRAM-MD5", hostname=apopHost)
@@ -826,6 +833,7 @@ class POP3ServerFactory(ServerFactory):
         self.handshakeTimeout = handshakeTimeout
         self.maxBadCommands = maxBadCommands
         self.maxFailedLogins = maxFailedLogins
+        self.maxSASLLineLength = maxSASLLineLength
         self.loginDelay = loginDelay
         self.expire = expire
         self.apop = apop

@@ -24,7 +24,9 @@ from pop3kit.checkers.passwdfile import PasswdFileChecker
 from pop3kit.core import (
     DEFAULT_SASL_MECHANISMS,
     MAX_BAD_COMMANDS,
+    MAX_COMMAND_LINE,
     MAX_FAILED_LOGINS,
+    MAX_SASL_LINE,
     NEVER,
     Capabilities,
 )
@@ -105,6 +107,13 @@ class Options(usage.Options, AuthOptionMixin):
             None,
             MAX_BAD_COMMANDS,
             "Invalid commands before a connection is closed.",
+            int,
+        ],
+        [
+            "max-auth-line",
+            None,
+            MAX_SASL_LINE,
+            "Longest AUTH line or SASL response, in octets (other commands: 255).",
             int,
         ],
         [
@@ -195,6 +204,8 @@ class Options(usage.Options, AuthOptionMixin):
         ):
             if self[name] < 1:
                 raise usage.UsageError(f"--{name} must be at least 1")
+        if self["max-auth-line"] < MAX_COMMAND_LINE:
+            raise usage.UsageError(f"--max-auth-line must be at least {MAX_COMMAND_LINE}")
         if self["handshake-timeout"] <= 0:
             raise usage.UsageError("--handshake-timeout must be positive")
         try:
@@ -359,6 +370,7 @@ def makeFactory(options: Options) -> POP3ServerFactory:
         allowCleartext=options["allow-cleartext"],
         sasl=options["sasl"],
         handshakeTimeout=options["handshake-timeout"],
+        maxSASLLineLength=options["max-auth-line"],
         tls=options["tls"],
         limiter=limiter,
         loginDelay=options["login-delay"],

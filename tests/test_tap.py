@@ -155,6 +155,7 @@ class OptionsTests(TestCase):
             ("--apop-host", "a b"),
             ("--max-unauthenticated", "0"),
             ("--max-per-client", "0"),
+            ("--max-auth-line", "100"),
             ("--apop-host", "x>y"),
         ):
             self.assertRaises(usage.UsageError, parse, *arguments)
@@ -289,10 +290,13 @@ class MakeServiceTests(TestCase):
             "77",
             "--max-per-client",
             "7",
+            "--max-auth-line",
+            "4096",
         )
         factory = tap.makeFactory(options)
         self.assertEqual(factory.limiter.maxUnauthenticated, 77)
         self.assertEqual(factory.limiter.maxPerClient, 7)
+        self.assertEqual(factory.maxSASLLineLength, 4096)
         self.assertEqual(factory.allowCleartext, "never")
         self.assertEqual(factory.sasl, ("CRAM-MD5", "PLAIN"))
         self.assertEqual(factory.maxFailedLogins, 5)
