@@ -12,9 +12,10 @@ import mailbox
 import os
 import signal
 import sys
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 from twisted.internet import reactor as _reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import IProcessTransport
 from twisted.internet.task import deferLater
@@ -36,7 +37,7 @@ from pop3kit._fetch import (
     parseURL,
     readPassword,
 )
-from pop3kit.backends.maildir import _deliveryOrder
+from pop3kit.backends.maildir import MaildirMailbox, _deliveryOrder
 from tests.test_interop_clients import (
     FIRST_MESSAGES,
     LATER_MESSAGE,
@@ -694,6 +695,19 @@ class CommandLineTests(TestCase):
         messages = [b"Subject: %d\n\n" % i + b"z" * 1_000_000 + b"\n" for i in range(100)]
         self.server.deliver(*messages)
         uids = await serverUids(self.server)
+        # The server stalls after 70 messages, so the kill always lands mid-fetch.
+        opened = 0
+        realOpen = MaildirMailbox.openMessage
+
+        def openMessage(mailbox: MaildirMailbox, uid: str) -> Deferred[BinaryIO]:
+            nonlocal opened
+            opened += 1
+            if opened > 70 and stalling:
+                return Deferred()
+            return realOpen(mailbox, uid)
+
+        stalling = True
+        self.patch(MaildirMailbox, "openMessage", openMessage)
         args = (
             "fetch",
             self.url(),
@@ -723,6 +737,7 @@ class CommandLineTests(TestCase):
         self.assertEqual(stored, messages[: len(stored)])
         self.assertEqual(await serverUids(self.server), uids)
 
+        stalling = False
         status, err = await self.runCommand(*args)
         self.assertEqual((status, err), (0, ""))
         stored = list(readMaildir(self.target).values())
