@@ -742,6 +742,15 @@ class POP3Client(Protocol):
         """
         if self._timer is not None:
             self._timer.reset(self.timeout)
+        if not self._processing and not self._closed and self._closeReason is None:
+            # The bulk of a RETR: straight from the decoder to the sink.
+            body = self._core.receiveBody(data)
+            if body is not None:
+                if body:
+                    self._bodyData(body)
+                if self._core.bodyComplete:
+                    self._processEvents()
+                return
         self._core.receiveData(data)
         self._processEvents()
 
@@ -763,15 +772,10 @@ class POP3Client(Protocol):
             self._processing = False
 
     def _handle(self, event: StatusLine | Continuation | BodyData | EndOfBody) -> None:
-        request = self._inFlight[0]
         if isinstance(event, BodyData):
-            assert request.sink is not None
-            try:
-                request.sink.write(event.data)
-            except Exception as e:
-                # The consumer or file failed: the rest of the answer cannot be stored.
-                self._abort(e)
+            self._bodyData(event.data)
             return
+        request = self._inFlight[0]
         if isinstance(event, Continuation):
             assert isinstance(request, _SASLRequest)
             self._challenge(request, event.payload)
@@ -790,6 +794,15 @@ class POP3Client(Protocol):
             self._finishStatus(request, event)
         self._updateTimer()
         self._pump()
+
+    def _bodyData(self, data: bytes) -> None:
+        sink = self._inFlight[0].sink
+        assert sink is not None
+        try:
+            sink.write(data)
+        except Exception as e:
+            # The consumer or file failed: the rest of the answer cannot be stored.
+            self._abort(e)
 
     def _finishStatus(self, request: _Request, status: StatusLine) -> None:
         if not status.ok:

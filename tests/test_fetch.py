@@ -259,9 +259,9 @@ class LFWriterTests(SynchronousTestCase):
     L{_fetch._LFWriter} turns CRLF into LF across chunk boundaries.
     """
 
-    def convert(self, chunks: list[bytes]) -> bytes:
+    def convert(self, chunks: list[bytes], batchSize: int = 1) -> bytes:
         sink = _ListSink()
-        writer = _fetch._LFWriter(sink)
+        writer = _fetch._LFWriter(sink, batchSize)
         for chunk in chunks:
             writer.write(chunk)
         writer.finish()
@@ -276,9 +276,9 @@ class LFWriterTests(SynchronousTestCase):
         expected = b"a\nb\r\nc\rd\n\n.\ne\r"
         for i in range(len(message) + 1):
             for j in range(i, len(message) + 1):
-                self.assertEqual(
-                    self.convert([message[:i], message[i:j], message[j:]]), expected, (i, j)
-                )
+                chunks = [message[:i], message[i:j], message[j:]]
+                for batchSize in (1, 4, 1 << 20):
+                    self.assertEqual(self.convert(chunks, batchSize), expected, (i, j, batchSize))
 
 
 class StateFileTests(SynchronousTestCase):

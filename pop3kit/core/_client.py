@@ -248,6 +248,26 @@ class ClientConnection:
         """
         self._buffer += data
 
+    def receiveBody(self, data: bytes) -> bytes | None:
+        """
+        A shortcut for the bulk of a multi-line answer: while a body is being received
+        and nothing else is buffered, un-stuff C{data} at once and return the message
+        octets, instead of queueing a L{BodyData} event.  L{None} when the shortcut does
+        not apply (feed C{data} to L{receiveData} then).  Once L{bodyComplete} is true,
+        L{nextEvent} gives the L{EndOfBody} and what follows.
+        """
+        decoder = self._decoder
+        if decoder is None or self._buffer or decoder.done:
+            return None
+        return decoder.feed(data)
+
+    @property
+    def bodyComplete(self) -> bool:
+        """
+        The body being received has ended; its L{EndOfBody} waits for L{nextEvent}.
+        """
+        return self._decoder is not None and self._decoder.done
+
     def nextEvent(self) -> ClientEvent | None:
         """
         The next event from the received octets, or L{None} when more are needed.
