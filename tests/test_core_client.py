@@ -253,6 +253,36 @@ class FramingTests(SynchronousTestCase):
         expected += [EndOfBody(), StatusLine(True, b"")]
         self.assertEqual(_joinBodies(events), expected)
 
+    @given(st.binary(max_size=300), st.lists(st.integers(1, 20), max_size=40))
+    def test_bodyShortcut(self, message: bytes, sizes: list[int]) -> None:
+        """
+        Chunks given to L{ClientConnection.receiveBody} while a body is under way come
+        out as the same message octets, then the same events, as through
+        L{ClientConnection.receiveData}.
+        """
+        wire = b"+OK\r\n" + encodeMessage(message) + b"+OK\r\n"
+        connection = greeted()
+        connection.sendCommand(b"RETR", b"1", kind=ResponseKind.MULTILINE)
+        connection.sendCommand(b"NOOP")
+        events: list[ClientEvent] = []
+        position = 0
+        for size in [*sizes, len(wire)]:
+            chunk = wire[position : position + size]
+            position += size
+            body = connection.receiveBody(chunk)
+            if body is None:
+                connection.receiveData(chunk)
+            elif body:
+                events.append(BodyData(body))
+            if body is None or connection.bodyComplete:
+                events += drain(connection)
+        expected: list[ClientEvent] = [StatusLine(True, b"")]
+        if canonicalForm(message):
+            expected.append(BodyData(canonicalForm(message)))
+        expected += [EndOfBody(), StatusLine(True, b"")]
+        self.assertEqual(_joinBodies(events), expected)
+        self.assertIsNone(connection.receiveBody(b"x"))
+
     def test_longStatusLine(self) -> None:
         """
         A status line over the limit is a protocol error, even before its LF arrives.
