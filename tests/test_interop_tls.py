@@ -17,14 +17,12 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import gatherResults
 from twisted.internet.interfaces import IReactorTCP
-from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -480,17 +478,6 @@ class TLSProcess(ServerProcess):
             stderr=subprocess.STDOUT,
         )
         self.testCase.addCleanup(self.stop)
-
-    async def waitForLog(self, pattern: str, count: int = 1, timeout: float = 30) -> None:
-        """
-        Wait until C{pattern} appears C{count} times in the log.
-        """
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while self.log().count(pattern) < count:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.testCase.fail(f"no {pattern!r} in the log:\n{self.log()}")
-            await deferLater(_reactor, 0.05, lambda: None)  # type: ignore[arg-type]
 
     def ports(self) -> tuple[int, int]:
         """

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
@@ -26,6 +27,8 @@ from twisted.trial.unittest import TestCase
 import pop3kit
 import twisted.plugins
 from pop3kit.core import canonicalForm
+
+_T = TypeVar("_T")
 
 #: Run C{twistd}; C{python -m twisted} runs C{twist}, which has other options.
 TWISTD = "import sys; from twisted.scripts.twistd import run; sys.exit(run())"
@@ -120,21 +123,39 @@ class ServerProcess:
 
         @return: The port number.
         """
+        match = await self._waitUntil(_LISTENING.search, "a listening port", timeout)
+        self.port = int(match.group(1))
+        return self.port
+
+    async def waitForLog(self, text: str, count: int = 1, timeout: float = 30) -> None:
+        """
+        Wait until C{text} appears C{count} times in the server's log.
+        """
+
+        def found(log: str) -> bool | None:
+            return log.count(text) >= count or None
+
+        await self._waitUntil(found, repr(text), timeout)
+
+    async def _waitUntil(self, found: Callable[[str], _T | None], what: str, timeout: float) -> _T:
+        """
+        Poll the log until C{found} gives something; fail if the server exits or the time
+        is up.
+        """
         from twisted.internet import reactor
 
         assert self.process is not None
         deadline = time.monotonic() + timeout
         while True:
-            match = _LISTENING.search(self.log())
-            if match is not None:
-                self.port = int(match.group(1))
-                return self.port
+            result = found(self.log())
+            if result is not None:
+                return result
             if self.process.poll() is not None:
                 self.testCase.fail(
                     f"the server exited with {self.process.returncode}:\n{self.log()}"
                 )
             if time.monotonic() > deadline:
-                self.testCase.fail(f"the server did not start listening:\n{self.log()}")
+                self.testCase.fail(f"the server never logged {what}:\n{self.log()}")
             await deferLater(reactor, 0.05, lambda: None)
 
     async def stop(self) -> int:
@@ -187,8 +208,10 @@ class TwistdTests(TestCase):
         server = ServerProcess(self)
         server.start(runner(server.logFile))
         port = await server.waitUntilListening()
+        # The ports are bound before the services start, and the data directory is made
+        # (and the hint logged) only when they start: wait for it.
         hint = f"add one with: pop3kit --data-dir {server.dataDir} user add NAME"
-        self.assertIn(hint, server.log())
+        await server.waitForLog(hint)
         self.assertTrue(os.path.exists(os.path.join(server.dataDir, "passwd")))
 
         added = await server.pop3kit("user", "add", "alice", "--password-stdin", stdin=b"secret\n")
