@@ -210,7 +210,7 @@ class ImplicitTLSTests(TestCase):
         A client that connects to the TLS port and never says hello is disconnected.
         """
         tls = serverTLS()
-        server = LoopbackServer(self, [], tls=tls, handshakeTimeout=0.2)
+        server = LoopbackServer(self, [], tls=tls, handshakeTimeout=1.0)
         port = reactor.listenTCP(
             0,
             TLSMemoryBIOFactory(tls.contextFactory(), False, server.factory),  # type: ignore[arg-type]
@@ -224,6 +224,6 @@ class ImplicitTLSTests(TestCase):
         # No greeting can come through a TLS layer that never starts.
         client.greeting.addErrback(lambda _: None)
         closed: Deferred[None] = client.closed
-        await sleep(0.05)
+        await sleep(0.1)
         self.assertFalse(closed.called)
         await closed
