@@ -259,6 +259,22 @@ class _ServerBase:
         if self._done or not self._started:
             raise MalformedSASLResponse("unexpected SASL response")
 
+    def start(self, initialResponse: bytes | None) -> Step:
+        """
+        Begin a client-first exchange: the initial response is the first message; without
+        one, an empty challenge asks for it.
+        """
+        self._begin()
+        if initialResponse is None:
+            return Challenge(b"")
+        return self.respond(initialResponse)
+
+    def respond(self, response: bytes) -> Step:
+        """
+        Take the client's next response; each mechanism says what to do with it.
+        """
+        raise NotImplementedError()
+
     def keysFound(self, keys: SCRAMKeys | None) -> Step:
         """
         Refuse: this mechanism never asks for SCRAM keys.
@@ -289,12 +305,6 @@ class _OneMessageServer(_ServerBase):
     A client-first mechanism whose client sends one message: in the initial response, or
     after an empty challenge.  Subclasses judge it in C{_message}.
     """
-
-    def start(self, initialResponse: bytes | None) -> Step:
-        self._begin()
-        if initialResponse is None:
-            return Challenge(b"")
-        return self.respond(initialResponse)
 
     def respond(self, response: bytes) -> Step:
         self._checkOpen()
@@ -434,12 +444,6 @@ class _SCRAMServer(_ServerBase):
         self._username = ""
         self._unknown = False
         self._server: Any = None
-
-    def start(self, initialResponse: bytes | None) -> Step:
-        self._begin()
-        if initialResponse is None:
-            return Challenge(b"")
-        return self.respond(initialResponse)
 
     def respond(self, response: bytes) -> Step:
         self._checkOpen()

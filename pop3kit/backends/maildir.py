@@ -629,20 +629,12 @@ class _Delivery:
             with out:
                 out.flush()
                 os.fsync(out.fileno())
-            name = f"{self._unique},S={self._stored},W={wireSize}"
-            newDir = os.path.join(self._maildir, "new")
-            newPath = os.path.join(newDir, name)
-            try:
-                os.link(self.tmpPath, newPath)
-            except FileExistsError:
-                raise
-            except OSError:
-                # File systems without hard links: rename instead.
-                os.rename(self.tmpPath, newPath)
-            _syncDirectory(newDir)
-        finally:
+        except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.tmpPath)
+            raise
+        name = self.publish(wireSize)
+        _syncDirectory(os.path.join(self._maildir, "new"))
         return name
 
     def closeFile(self) -> None:
@@ -669,6 +661,7 @@ class _Delivery:
             except FileExistsError:
                 raise
             except OSError:
+                # File systems without hard links: rename instead.
                 os.rename(self.tmpPath, newPath)
         finally:
             with contextlib.suppress(FileNotFoundError):
