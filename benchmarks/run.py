@@ -523,27 +523,9 @@ def measureSessions(ctx: Context) -> dict[str, Any]:
     user = ctx.data.sessionUser
     batch = f"USER {user}\r\nPASS {PASSWORD}\r\nSTAT\r\nQUIT\r\n".encode()
     with runningServer(ctx, "sessions") as server:
-        address = (HOST, server.port)
 
         def session() -> None:
-            sock = socket.create_connection(address, timeout=10)
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                greeting = sock.recv(512)
-                if not greeting.startswith(b"+OK"):
-                    raise BenchmarkError(f"bad greeting {greeting!r}")
-                sock.sendall(batch)
-                chunks = []
-                for _ in range(100):
-                    chunk = sock.recv(4096)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                reply = b"".join(chunks).split(b"\r\n")
-                if len(reply) != 5 or not all(line.startswith(b"+OK") for line in reply[:4]):
-                    raise BenchmarkError(f"unexpected session replies {reply!r}")
-            finally:
-                sock.close()
+            runSession("plain", server.port, batch, None)
 
         for _ in range(50):  # warm-up
             session()
