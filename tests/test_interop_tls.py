@@ -459,25 +459,15 @@ class TLSProcess(ServerProcess):
         """
         Start twistd with C{certificate} and C{key}, on two kernel-chosen ports.
         """
-        output = open(os.path.join(self.directory, "output"), "wb")  # noqa: SIM115
-        self.testCase.addCleanup(output.close)
-        self.process = subprocess.Popen(
+        self.start(
+            [sys.executable, "-c", TWISTD, "--nodaemon", "--pidfile=", "--logfile", self.logFile],
             [
-                *(sys.executable, "-c", TWISTD),
-                *("--nodaemon", "--pidfile=", "--logfile", self.logFile),
-                "pop3kit",
                 *("--listen", "tcp:0:interface=127.0.0.1"),
                 *("--listen", "ssl:0:interface=127.0.0.1"),
                 *("--tls-certificate", certificate, "--tls-key", key),
                 *("--data-dir", self.dataDir, "--failed-login-delay", "0"),
             ],
-            cwd=self.directory,
-            env=self.environment,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
         )
-        self.testCase.addCleanup(self.stop)
 
     def ports(self) -> tuple[int, int]:
         """

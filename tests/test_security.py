@@ -17,7 +17,6 @@ import re
 import select
 import socket
 import ssl
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -698,24 +697,17 @@ class PrivilegeDropTests(TestCase):
         server = ServerProcess(self)
         root = os.path.join(server.directory, "mail")
         os.makedirs(root)
-        output = open(os.path.join(server.directory, "output"), "wb")  # noqa: SIM115
-        self.addCleanup(output.close)
-        server.process = subprocess.Popen(
+        server.start(
             [
                 *(sys.executable, "-c", TWISTD),
                 *("--nodaemon", "--pidfile=", "--logfile", server.logFile),
                 *("--uid", str(uid), "--gid", str(gid)),
-                "pop3kit",
+            ],
+            [
                 *("--listen", "tcp:0:interface=127.0.0.1", "--maildir-root", root),
                 *("--auth", "memory:alice:secret"),
             ],
-            cwd=server.directory,
-            env=server.environment,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
         )
-        self.addCleanup(server.stop)
         port = await server.waitUntilListening()
 
         def status() -> dict[str, list[int]]:

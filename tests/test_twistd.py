@@ -78,24 +78,23 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
 
-    def start(self, runner: Sequence[str]) -> None:
+    def start(self, runner: Sequence[str], arguments: Sequence[str] | None = None) -> None:
         """
         Start the server with the runner's command line (Python, its arguments and the
         runner's options, which must send the log to L{logFile}).
+
+        @param arguments: The plugin's options; by default one port on loopback chosen by
+            the kernel and the zero-configuration layout in L{dataDir}.
         """
+        if arguments is None:
+            arguments = [
+                *("--listen", "tcp:0:interface=127.0.0.1"),
+                *("--data-dir", self.dataDir, "--failed-login-delay", "0"),
+            ]
         output = open(os.path.join(self.directory, "output"), "wb")  # noqa: SIM115
         self.testCase.addCleanup(output.close)
         self.process = subprocess.Popen(
-            [
-                *runner,
-                "pop3kit",
-                "--listen",
-                "tcp:0:interface=127.0.0.1",
-                "--data-dir",
-                self.dataDir,
-                "--failed-login-delay",
-                "0",
-            ],
+            [*runner, "pop3kit", *arguments],
             cwd=self.directory,
             env=self.environment,
             stdin=subprocess.DEVNULL,
