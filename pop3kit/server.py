@@ -16,7 +16,7 @@ import base64
 import ipaddress
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import BinaryIO, Literal, Protocol, cast
 
@@ -183,16 +183,6 @@ def isLocal(address: IAddress) -> bool:
         except ValueError:
             return False
     return False
-
-
-def _scramKeySource(checkers: Iterable[object]) -> ISCRAMKeySource | None:
-    for checker in checkers:
-        if ISCRAMKeySource.providedBy(checker):
-            return checker
-        inner = _scramKeySource(getattr(checker, "checkers", ()))
-        if inner is not None:
-            return inner
-    return None
 
 
 class ITLSProvider(Protocol):
@@ -887,7 +877,9 @@ class POP3ServerFactory(ServerFactory):
         The portal's checker that provides SCRAM keys (itself, or inside a
         L{pop3kit.cred.ChainedChecker}), or L{None}: SCRAM is then not offered.
         """
-        return _scramKeySource(self.portal.checkers.values())
+        # A ChainedChecker provides the interface itself when a member does.
+        sources = (c for c in self.portal.checkers.values() if ISCRAMKeySource.providedBy(c))
+        return next(sources, None)
 
     def apopAvailable(self) -> bool:
         """

@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from pop3kit.backends.memory import MemoryRealm
+from pop3kit.cred import ChainedChecker
 from pop3kit.errors import TemporaryFailure
 from pop3kit.interfaces import ISCRAMKeySource
 from pop3kit.limits import DEFAULT_MAX_PER_CLIENT, DEFAULT_MAX_UNAUTHENTICATED, ConnectionLimiter
@@ -320,6 +321,17 @@ class CapabilityTests(SynchronousTestCase):
         """
         checker = InMemoryUsernamePasswordDatabaseDontUse(alice=b"secret")
         self.assertEqual(self.saslLine(Harness(checker)), b"SASL PLAIN LOGIN")
+
+    def test_keySourceInChain(self) -> None:
+        """
+        SCRAM is offered, and works, when the key source is one of several chained
+        checkers.
+        """
+        plain = InMemoryUsernamePasswordDatabaseDontUse(carol=b"pw")
+        harness = Harness(ChainedChecker([plain, SCRAMChecker()]))
+        self.assertEqual(self.saslLine(harness), b"SASL SCRAM-SHA-256 SCRAM-SHA-1 PLAIN LOGIN")
+        status, complete = runExchange(harness.connect(), "SCRAM-SHA-256", "alice", "secret")
+        self.assertTrue(status.startswith(b"+OK ") and complete, status)
 
     def test_cramMD5OnlyWhenAsked(self) -> None:
         """
