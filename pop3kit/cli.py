@@ -30,11 +30,15 @@ from typing import Any
 
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit.checkers import passwdfile
+from pop3kit.core import LOGIN_METHODS, Credential
 
 __all__ = ["DEFAULT_DATA_DIR", "EX_TEMPFAIL", "main"]
 
-#: The login mechanisms C{fetch} and C{scan} accept for C{--auth}.
-AUTH_MECHANISMS = ("user", "apop", "plain", "login", "cram-md5", "scram-sha-1", "scram-sha-256")
+#: The login mechanisms C{fetch} and C{scan} accept for C{--auth}: every login method that
+#: works with a password.
+AUTH_MECHANISMS = tuple(
+    method.option for method in LOGIN_METHODS if method.credential is not Credential.CERTIFICATE
+)
 
 EX_TEMPFAIL = 75
 """

@@ -63,10 +63,12 @@ from zope.interface import implementer
 
 from pop3kit import sasl
 from pop3kit.core import (
+    LOGIN_METHODS,
     BodyData,
     ClientConnection,
     CommandTooLong,
     Continuation,
+    Credential,
     EndOfBody,
     ResponseKind,
     ServerProtocolError,
@@ -100,14 +102,15 @@ __all__ = [
 
 _log = Logger()
 
-#: The login methods L{POP3Client.login} knows, lower case.
+#: The login methods L{POP3Client.login} knows, lower case (EXTERNAL, which needs no
+#: password, goes through L{POP3Client.authenticate}).
 MECHANISMS = frozenset(
-    {"user", "apop", "plain", "login", "cram-md5", "scram-sha-1", "scram-sha-256"}
+    method.option for method in LOGIN_METHODS if method.credential is not Credential.CERTIFICATE
 )
 
 #: The login methods that send the password itself: refused without TLS unless the client
 #: allows clear-text logins (RFC 2595 section 2.3, RFC 8314 section 4).
-CLEARTEXT_MECHANISMS = frozenset({"user", "plain", "login"})
+CLEARTEXT_MECHANISMS = frozenset(method.option for method in LOGIN_METHODS if method.cleartext)
 
 _UID = re.compile(rb"[\x21-\x7e]+")
 

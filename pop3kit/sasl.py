@@ -46,7 +46,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
+from pop3kit import core
 from pop3kit._scram import SCRAM_HASHES, SCRAMKeys, _saslprep, dummyKeys
+from pop3kit.core import SASL_MECHANISMS
 from pop3kit.cred import CRAMMD5Credentials
 from pop3kit.errors import AuthenticationFailed, RemoteProtocolError
 
@@ -564,14 +566,7 @@ class _ExternalServer(_OneMessageServer):
         return Verified(self._identity)
 
 
-SERVER_MECHANISMS: tuple[str, ...] = (
-    "SCRAM-SHA-256",
-    "SCRAM-SHA-1",
-    "CRAM-MD5",
-    "PLAIN",
-    "LOGIN",
-    "EXTERNAL",
-)
+SERVER_MECHANISMS: tuple[str, ...] = SASL_MECHANISMS
 """
 The names L{serverMechanism} knows, strongest first.  A server offers C{EXTERNAL} only
 when the client presented a certificate, and the clear-text C{PLAIN} and C{LOGIN} only
@@ -805,7 +800,7 @@ class _SCRAMClient(_ClientBase):
         raise MalformedSASLChallenge("unexpected SCRAM challenge")
 
 
-CLIENT_PREFERENCE: tuple[str, ...] = ("SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN")
+CLIENT_PREFERENCE: tuple[str, ...] = core.CLIENT_PREFERENCE
 """
 The mechanisms L{clientMechanism} makes with a password, best first: a client picks the
 first of these that the server advertises.  C{EXTERNAL} (no password) is not among them.

@@ -53,6 +53,7 @@ from pop3kit.core import (
     Auth,
     Capabilities,
     Command,
+    Credential,
     LineTooLong,
     MaildropView,
     MessageEncoder,
@@ -68,6 +69,7 @@ from pop3kit.core import (
     decodeBase64,
     err,
     errorResponse,
+    loginMethod,
     ok,
 )
 from pop3kit.cred import APOPCredentials
@@ -858,19 +860,13 @@ class POP3ServerFactory(ServerFactory):
         )
 
     def _usableMechanisms(self, interfaces: Sequence[object]) -> tuple[str, ...]:
-        scram = self.scramKeySource() is not None
-        external = self.tls is not None and self.tls.clientCAPath is not None
-
-        def usable(name: str) -> bool:
-            if name in ("PLAIN", "LOGIN"):
-                return IUsernamePassword in interfaces
-            if name == "CRAM-MD5":
-                return IUsernameHashedPassword in interfaces
-            if name == "EXTERNAL":
-                return external
-            return scram
-
-        return tuple(name for name in self.sasl if usable(name))
+        verifiable = {
+            Credential.PASSWORD: IUsernamePassword in interfaces,
+            Credential.HASHED: IUsernameHashedPassword in interfaces,
+            Credential.SCRAM: self.scramKeySource() is not None,
+            Credential.CERTIFICATE: self.tls is not None and self.tls.clientCAPath is not None,
+        }
+        return tuple(name for name in self.sasl if verifiable[loginMethod(name).credential])
 
     def scramKeySource(self) -> ISCRAMKeySource | None:
         """

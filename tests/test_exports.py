@@ -13,6 +13,11 @@ PINNED = {
     "pop3kit.core": [
         "CLEARTEXT_MECHANISMS", "DEFAULT_SASL_MECHANISMS", "KEYWORDS", "LANGUAGES",
         "LEGAL_COMMANDS",
+        # The one table of login methods, and what derives from it.
+        "CLIENT_PREFERENCE", "LOGIN_METHODS", "SASL_MECHANISMS", "TLS_MECHANISMS",
+        "Credential", "LoginMethod", "loginMethod",
+        # The protocol-error tree of both roles.
+        "LocalProtocolError", "ProtocolError",
         "MAX_BAD_COMMANDS", "MAX_COMMAND_LINE", "MAX_FAILED_LOGINS", "MAX_RESPONSE_LINE",
         "MAX_SASL_LINE", "MAX_UID_LENGTH", "NEVER", "Apop", "Auth", "AuthenticationFailed",
         "Capa", "Capabilities", "Command", "Dele", "IllegalCommand", "Lang", "LineFramer",
@@ -38,7 +43,8 @@ PINNED = {
     "pop3kit.errors": [
         "AuthenticationFailed", "IllegalCommand", "LoginDelayed", "MaildropInUse",
         "MessageUnavailable", "NoSuchMessage", "POP3Error", "PermanentFailure",
-        "RemoteProtocolError", "ResponseCode", "TemporaryFailure",
+        "LocalProtocolError", "ProtocolError", "RemoteProtocolError", "ResponseCode",
+        "TemporaryFailure",
     ],
     "pop3kit.backends.memory": ["MemoryMailbox", "MemoryRealm"],
     "pop3kit.backends.maildir": [

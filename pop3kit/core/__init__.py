@@ -6,12 +6,7 @@ This package imports only the standard library, so it can be tested and fuzzed w
 sockets or a reactor.
 """
 
-from pop3kit.core._capabilities import (
-    CLEARTEXT_MECHANISMS,
-    DEFAULT_SASL_MECHANISMS,
-    NEVER,
-    Capabilities,
-)
+from pop3kit.core._capabilities import NEVER, Capabilities
 from pop3kit.core._client import (
     MAX_CLIENT_RESPONSE_LINE,
     BodyData,
@@ -70,18 +65,31 @@ from pop3kit.core._dotstuff import (
 from pop3kit.core._errors import (
     AuthenticationFailed,
     IllegalCommand,
+    LocalProtocolError,
     LoginDelayed,
     MaildropInUse,
     MessageUnavailable,
     NoSuchMessage,
     PermanentFailure,
     POP3Error,
+    ProtocolError,
     RemoteProtocolError,
     ResponseCode,
     TemporaryFailure,
 )
 from pop3kit.core._framing import MAX_COMMAND_LINE, LineFramer, LineTooLong
 from pop3kit.core._maildrop import MaildropView
+from pop3kit.core._mechanisms import (
+    CLEARTEXT_MECHANISMS,
+    CLIENT_PREFERENCE,
+    DEFAULT_SASL_MECHANISMS,
+    LOGIN_METHODS,
+    SASL_MECHANISMS,
+    TLS_MECHANISMS,
+    Credential,
+    LoginMethod,
+    loginMethod,
+)
 from pop3kit.core._messages import MAX_UID_LENGTH, MessageInfo, isValidUid
 from pop3kit.core._responses import (
     MAX_RESPONSE_LINE,
@@ -95,10 +103,12 @@ from pop3kit.core._states import LEGAL_COMMANDS, State, isLegal
 
 __all__ = [
     "CLEARTEXT_MECHANISMS",
+    "CLIENT_PREFERENCE",
     "DEFAULT_SASL_MECHANISMS",
     "KEYWORDS",
     "LANGUAGES",
     "LEGAL_COMMANDS",
+    "LOGIN_METHODS",
     "MAX_BAD_COMMANDS",
     "MAX_CLIENT_RESPONSE_LINE",
     "MAX_COMMAND_LINE",
@@ -107,6 +117,8 @@ __all__ = [
     "MAX_SASL_LINE",
     "MAX_UID_LENGTH",
     "NEVER",
+    "SASL_MECHANISMS",
+    "TLS_MECHANISMS",
     "Apop",
     "Auth",
     "AuthenticationFailed",
@@ -118,6 +130,7 @@ __all__ = [
     "Command",
     "CommandTooLong",
     "Continuation",
+    "Credential",
     "Dele",
     "EndOfBody",
     "IllegalCommand",
@@ -125,7 +138,9 @@ __all__ = [
     "LineFramer",
     "LineTooLong",
     "List",
+    "LocalProtocolError",
     "LoginDelayed",
+    "LoginMethod",
     "MaildropInUse",
     "MaildropView",
     "MessageEncoder",
@@ -137,6 +152,7 @@ __all__ = [
     "POP3Error",
     "Pass",
     "PermanentFailure",
+    "ProtocolError",
     "Quit",
     "RemoteProtocolError",
     "ResponseCode",
@@ -166,6 +182,7 @@ __all__ = [
     "formatCommand",
     "isLegal",
     "isValidUid",
+    "loginMethod",
     "multiline",
     "ok",
     "parseCommand",

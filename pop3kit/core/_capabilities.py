@@ -6,21 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from pop3kit.core._mechanisms import CLEARTEXT_MECHANISMS, TLS_MECHANISMS
 from pop3kit.core._states import State
 
 #: EXPIRE's value for "messages are kept forever".
 NEVER = "NEVER"
-
-#: SASL mechanisms that send the password itself (RFC 2595 section 2.3, RFC 5034).
-CLEARTEXT_MECHANISMS = frozenset({"PLAIN", "LOGIN"})
-
-#: The SASL mechanisms a server offers by default, strongest first, when its checkers can
-#: verify them; EXTERNAL is added when TLS client certificates are requested.  CRAM-MD5,
-#: like APOP, is offered only when asked for: it needs passwords stored reversibly.
-DEFAULT_SASL_MECHANISMS: tuple[str, ...] = ("SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN", "LOGIN")
-
-#: SASL mechanisms that need an active TLS layer.
-TLS_MECHANISMS = frozenset({"EXTERNAL"})
 
 
 @dataclass(frozen=True, slots=True)

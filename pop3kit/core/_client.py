@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from pop3kit.core._dotstuff import MultilineDecoder
-from pop3kit.core._errors import ResponseCode
+from pop3kit.core._errors import LocalProtocolError, RemoteProtocolError, ResponseCode
 from pop3kit.core._framing import MAX_COMMAND_LINE
 from pop3kit.core._responses import MAX_RESPONSE_LINE
 
@@ -30,15 +30,18 @@ _KEYWORD = re.compile(rb"[A-Za-z0-9-]{3,4}")
 _FORBIDDEN_IN_ARGUMENT = re.compile(rb"[\x00\r\n]")
 
 
-class ServerProtocolError(Exception):
+class ServerProtocolError(RemoteProtocolError):
     """
-    The server sent something a POP3 client cannot make sense of (no status indicator, a
-    status line longer than the limit, bad base64 in a challenge).  The session cannot be
-    trusted to stay in step after this: the client closes the connection.
+    The L{RemoteProtocolError} a client sees: the server sent something a POP3 client
+    cannot make sense of (no status indicator, a status line longer than the limit, bad
+    base64 in a challenge).  The session cannot be trusted to stay in step after this:
+    the client closes the connection.
     """
 
+    defaultText = "the server broke the POP3 protocol"
 
-class CommandTooLong(ValueError):
+
+class CommandTooLong(LocalProtocolError):
     """
     A command line would exceed the 255 octets (CRLF included) a POP3 server must accept
     (RFC 2449 section 4); it is never sent.
@@ -166,15 +169,17 @@ def formatCommand(keyword: bytes, *arguments: bytes) -> bytes:
     """
     Format one command line: the keyword, arguments separated by single spaces, CRLF.
 
-    @raise ValueError: for a keyword that is not 3-4 letters, digits or hyphens, or an
-        argument that is empty or holds CR, LF or NUL.
+    @raise LocalProtocolError: (a L{ValueError}) for a keyword that is not 3-4 letters,
+        digits or hyphens, or an argument that is empty or holds CR, LF or NUL.
     @raise CommandTooLong: when the line would exceed 255 octets, CRLF included.
     """
     if not _KEYWORD.fullmatch(keyword):
-        raise ValueError(f"not a POP3 keyword: {keyword!r}")
+        raise LocalProtocolError(f"not a POP3 keyword: {keyword!r}")
     for argument in arguments:
         if not argument or _FORBIDDEN_IN_ARGUMENT.search(argument):
-            raise ValueError("command arguments must be non-empty and hold no CR, LF or NUL")
+            raise LocalProtocolError(
+                "command arguments must be non-empty and hold no CR, LF or NUL"
+            )
     line = b" ".join((keyword, *arguments)) + b"\r\n"
     if len(line) > MAX_COMMAND_LINE:
         raise CommandTooLong(
@@ -239,7 +244,7 @@ class ClientConnection:
         Such lines may be longer than 255 octets (RFC 5034 section 4).
         """
         if _FORBIDDEN_IN_ARGUMENT.search(payload):
-            raise ValueError("a SASL response line holds no CR, LF or NUL")
+            raise LocalProtocolError("a SASL response line holds no CR, LF or NUL")
         return payload + b"\r\n"
 
     def receiveData(self, data: bytes) -> None:

@@ -1,5 +1,10 @@
 """
-Errors that become C{-ERR} responses, each carrying its RFC 2449 / RFC 3206 response code.
+Errors of both roles: L{POP3Error} carries the text and RFC 2449 / RFC 3206 response code of
+a C{-ERR} answer, and L{ProtocolError} splits, as in h11, into L{LocalProtocolError} (this
+side tried to send something POP3 does not allow; nothing was sent) and
+L{RemoteProtocolError} (the peer sent something malformed).  A server answers a
+L{RemoteProtocolError} with C{-ERR}; a client closes the connection on one, since it can
+no longer trust the session to be in step.
 """
 
 from __future__ import annotations
@@ -40,9 +45,29 @@ class POP3Error(Exception):
         return f"{type(self).__name__}({self.text!r}, code={self.code})"
 
 
-class RemoteProtocolError(POP3Error):
+class ProtocolError(POP3Error):
     """
-    The peer sent something malformed (bad syntax, bad argument, line too long).
+    A violation of the POP3 protocol, by this side (L{LocalProtocolError}) or by the peer
+    (L{RemoteProtocolError}).
+    """
+
+    defaultText = "protocol error"
+
+
+class LocalProtocolError(ProtocolError, ValueError):
+    """
+    This side tried to send something POP3 does not allow (a command line over 255
+    octets, an argument holding CR or LF); nothing was sent.  Also a L{ValueError}.
+    """
+
+    defaultText = "not a valid POP3 message"
+
+
+class RemoteProtocolError(ProtocolError):
+    """
+    The peer sent something malformed: for a server, bad syntax, a bad argument or a line
+    too long (answered with C{-ERR}); for a client, a response that is not POP3 (see
+    L{pop3kit.core.ServerProtocolError}).
     """
 
     defaultText = "syntax error"
