@@ -18,6 +18,8 @@ PINNED = {
         "Credential", "LoginMethod", "loginMethod",
         # The protocol-error tree of both roles.
         "LocalProtocolError", "ProtocolError",
+        # Replies as values, for both roles.
+        "Err", "Greeting", "MultiLine", "Ok", "Reply",
         "MAX_BAD_COMMANDS", "MAX_COMMAND_LINE", "MAX_FAILED_LOGINS", "MAX_RESPONSE_LINE",
         "MAX_SASL_LINE", "MAX_UID_LENGTH", "NEVER", "Apop", "Auth", "AuthenticationFailed",
         "Capa", "Capabilities", "Command", "Dele", "IllegalCommand", "Lang", "LineFramer",

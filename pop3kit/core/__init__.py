@@ -12,16 +12,7 @@ from pop3kit.core._client import (
     BodyData,
     ClientConnection,
     ClientEvent,
-    CommandTooLong,
-    Continuation,
     EndOfBody,
-    ResponseKind,
-    ServerProtocolError,
-    StatusLine,
-    apopTimestamp,
-    formatCommand,
-    parseStatusLine,
-    responseCodeFor,
 )
 from pop3kit.core._commands import (
     KEYWORDS,
@@ -29,6 +20,7 @@ from pop3kit.core._commands import (
     Auth,
     Capa,
     Command,
+    CommandTooLong,
     Dele,
     Lang,
     List,
@@ -44,6 +36,7 @@ from pop3kit.core._commands import (
     User,
     Utf8,
     decodeBase64,
+    formatCommand,
     parseCommand,
 )
 from pop3kit.core._connection import (
@@ -75,6 +68,7 @@ from pop3kit.core._errors import (
     ProtocolError,
     RemoteProtocolError,
     ResponseCode,
+    ServerProtocolError,
     TemporaryFailure,
 )
 from pop3kit.core._framing import MAX_COMMAND_LINE, LineFramer, LineTooLong
@@ -91,6 +85,19 @@ from pop3kit.core._mechanisms import (
     loginMethod,
 )
 from pop3kit.core._messages import MAX_UID_LENGTH, MessageInfo, isValidUid
+from pop3kit.core._replies import (
+    Continuation,
+    Err,
+    Greeting,
+    MultiLine,
+    Ok,
+    Reply,
+    ResponseKind,
+    StatusLine,
+    apopTimestamp,
+    parseStatusLine,
+    responseCodeFor,
+)
 from pop3kit.core._responses import (
     MAX_RESPONSE_LINE,
     continuation,
@@ -133,6 +140,8 @@ __all__ = [
     "Credential",
     "Dele",
     "EndOfBody",
+    "Err",
+    "Greeting",
     "IllegalCommand",
     "Lang",
     "LineFramer",
@@ -146,15 +155,18 @@ __all__ = [
     "MessageEncoder",
     "MessageInfo",
     "MessageUnavailable",
+    "MultiLine",
     "MultilineDecoder",
     "NoSuchMessage",
     "Noop",
+    "Ok",
     "POP3Error",
     "Pass",
     "PermanentFailure",
     "ProtocolError",
     "Quit",
     "RemoteProtocolError",
+    "Reply",
     "ResponseCode",
     "ResponseKind",
     "Retr",

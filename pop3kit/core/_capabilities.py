@@ -4,6 +4,7 @@ The capabilities a server announces with CAPA (RFC 2449 section 6, RFC 3206).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from pop3kit.core._mechanisms import CLEARTEXT_MECHANISMS, TLS_MECHANISMS
@@ -16,7 +17,8 @@ NEVER = "NEVER"
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     """
-    What a server implements and has enabled; L{lines} renders the CAPA response.
+    What a server implements and has enabled: L{lines} renders the CAPA response a server
+    sends, and L{fromLines} reads the one a client receives.
 
     Everything announced in AUTHORIZATION is announced in TRANSACTION too (RFC 2449
     section 5).  A value describes one connection at one moment: L{secured} gives the
@@ -34,6 +36,11 @@ class Capabilities:
     @ivar loginDelay: The LOGIN-DELAY in seconds, or L{None} when not enforced.
     @ivar expire: The EXPIRE policy in days, L{NEVER}, or L{None} when not announced.
     @ivar implementation: The IMPLEMENTATION text, or L{None} to announce none.
+    @ivar top: TOP is available.
+    @ivar uidl: UIDL is available.
+    @ivar respCodes: Extended response codes are sent (RESP-CODES).
+    @ivar authRespCode: The AUTH response code is sent (AUTH-RESP-CODE, RFC 3206).
+    @ivar pipelining: Commands may be pipelined (PIPELINING).
     """
 
     user: bool = True
@@ -46,6 +53,40 @@ class Capabilities:
     loginDelay: int | None = None
     expire: int | str | None = None
     implementation: str | None = None
+    top: bool = True
+    uidl: bool = True
+    respCodes: bool = True
+    authRespCode: bool = True
+    pipelining: bool = True
+
+    @classmethod
+    def fromLines(cls, lines: Iterable[bytes]) -> Capabilities:
+        """
+        The capabilities a server announced, from the lines of its CAPA answer (without
+        line ends).  Unknown tags and malformed values are ignored, as RFC 2449 asks;
+        C{tls} is C{False} and C{cleartext} C{True}: they describe the connection, not
+        the announcement, so the client decides them.
+        """
+        tags: dict[str, list[str]] = {}
+        for line in lines:
+            words = line.decode("utf-8", "replace").split()
+            if words:
+                tags[words[0].upper()] = words[1:]
+        return cls(
+            user="USER" in tags,
+            sasl=tuple(word.upper() for word in tags.get("SASL", ())),
+            stls="STLS" in tags,
+            utf8="UTF8" in tags,
+            lang="LANG" in tags,
+            loginDelay=_number(tags.get("LOGIN-DELAY")),
+            expire=_expire(tags.get("EXPIRE")),
+            implementation=_printable(" ".join(tags.get("IMPLEMENTATION", ()))),
+            top="TOP" in tags,
+            uidl="UIDL" in tags,
+            respCodes="RESP-CODES" in tags,
+            authRespCode="AUTH-RESP-CODE" in tags,
+            pipelining="PIPELINING" in tags,
+        )
 
     def __post_init__(self) -> None:
         if self.loginDelay is not None and self.loginDelay < 0:
@@ -95,7 +136,7 @@ class Capabilities:
         """
         The CAPA response lines for C{state}, without line ends.
         """
-        tags = ["TOP"]
+        tags = ["TOP"] if self.top else []
         if self.userAvailable:
             tags.append("USER")
         mechanisms = self.mechanisms
@@ -103,7 +144,13 @@ class Capabilities:
             tags.append("SASL " + " ".join(mechanisms))
         if self.stls and not self.tls:
             tags.append("STLS")
-        tags += ["UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
+        flags = [
+            (self.uidl, "UIDL"),
+            (self.respCodes, "RESP-CODES"),
+            (self.authRespCode, "AUTH-RESP-CODE"),
+            (self.pipelining, "PIPELINING"),
+        ]
+        tags += [tag for enabled, tag in flags if enabled]
         if self.utf8:
             tags.append("UTF8 USER")
         if self.lang:
@@ -115,3 +162,28 @@ class Capabilities:
         if self.implementation is not None:
             tags.append(f"IMPLEMENTATION {self.implementation}")
         return [tag.encode("utf-8") for tag in tags]
+
+
+def _number(words: list[str] | None) -> int | None:
+    """
+    The first word as a non-negative number, or L{None}.
+    """
+    if not words or not words[0].isdigit():
+        return None
+    return int(words[0])
+
+
+def _expire(words: list[str] | None) -> int | str | None:
+    """
+    EXPIRE's value: a number of days, L{NEVER}, or L{None}.
+    """
+    if words and words[0].upper() == NEVER:
+        return NEVER
+    return _number(words)
+
+
+def _printable(text: str) -> str | None:
+    """
+    C{text} if it is non-empty and printable, else L{None}.
+    """
+    return text if text and text.isprintable() else None

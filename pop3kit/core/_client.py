@@ -13,90 +13,18 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass
-from enum import Enum
 
+from pop3kit.core._commands import formatCommand
 from pop3kit.core._dotstuff import MultilineDecoder
-from pop3kit.core._errors import LocalProtocolError, RemoteProtocolError, ResponseCode
-from pop3kit.core._framing import MAX_COMMAND_LINE
+from pop3kit.core._errors import LocalProtocolError, ServerProtocolError
+from pop3kit.core._replies import Continuation, ResponseKind, StatusLine, parseStatusLine
 from pop3kit.core._responses import MAX_RESPONSE_LINE
 
 #: The longest status or continuation line the client accepts, CRLF included: twice the
 #: RFC 2449 limit, to tolerate servers that overstep it a little.
 MAX_CLIENT_RESPONSE_LINE = 2 * MAX_RESPONSE_LINE
 
-_RESPONSE_CODE = re.compile(rb"\[([\x21-\x5a\x5c\x5e-\x7e]+)\] ?")
-_TIMESTAMP = re.compile(rb"<[^<>\s]*@[^<>\s]*>")
-_KEYWORD = re.compile(rb"[A-Za-z0-9-]{3,4}")
 _FORBIDDEN_IN_ARGUMENT = re.compile(rb"[\x00\r\n]")
-
-
-class ServerProtocolError(RemoteProtocolError):
-    """
-    The L{RemoteProtocolError} a client sees: the server sent something a POP3 client
-    cannot make sense of (no status indicator, a status line longer than the limit, bad
-    base64 in a challenge).  The session cannot be trusted to stay in step after this:
-    the client closes the connection.
-    """
-
-    defaultText = "the server broke the POP3 protocol"
-
-
-class CommandTooLong(LocalProtocolError):
-    """
-    A command line would exceed the 255 octets (CRLF included) a POP3 server must accept
-    (RFC 2449 section 4); it is never sent.
-    """
-
-
-class ResponseKind(Enum):
-    """
-    What a command's answer looks like on the wire.
-
-    @cvar SINGLE: One status line.
-    @cvar MULTILINE: A status line, and after C{+OK} a byte-stuffed body ending in C{.}.
-    @cvar SASL: C{+ challenge} lines, each answered by the client, until a status line.
-    @cvar STLS: One status line; after C{+OK} the TLS handshake starts, so any octets that
-        arrived after it are discarded.
-    """
-
-    SINGLE = "single"
-    MULTILINE = "multiline"
-    SASL = "sasl"
-    STLS = "stls"
-
-
-@dataclass(frozen=True, slots=True)
-class StatusLine:
-    """
-    A C{+OK} or C{-ERR} line.
-
-    @ivar ok: C{True} for C{+OK}.
-    @ivar text: The text after the indicator and after the response code, if any.
-    @ivar code: The response code as sent (C{"SYS/TEMP"}), without brackets, or L{None}.
-    """
-
-    ok: bool
-    text: bytes
-    code: str | None = None
-
-    @property
-    def responseCode(self) -> ResponseCode | None:
-        """
-        The known L{ResponseCode} this line's code belongs to: the code itself or, for an
-        unknown code, its longest known ancestor in the hierarchy (C{SYS/TEMP/DISK} is
-        C{SYS/TEMP}); L{None} when there is no code or no known ancestor.
-        """
-        return responseCodeFor(self.code)
-
-
-@dataclass(frozen=True, slots=True)
-class Continuation:
-    """
-    A SASL challenge line, C{+ base64}; C{payload} is the base64 text, not yet decoded (a
-    bare C{+} gives an empty payload).
-    """
-
-    payload: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,77 +44,6 @@ class EndOfBody:
 
 
 ClientEvent = StatusLine | Continuation | BodyData | EndOfBody
-
-
-def responseCodeFor(code: str | None) -> ResponseCode | None:
-    """
-    Map a response code as sent to the known L{ResponseCode} it is, or descends from.
-    Codes are case-insensitive; unknown codes with no known ancestor give L{None}.
-    """
-    if not code:
-        return None
-    levels = code.upper().split("/")
-    for end in range(len(levels), 0, -1):
-        candidate = "/".join(levels[:end])
-        try:
-            return ResponseCode(candidate)
-        except ValueError:
-            continue
-    return None
-
-
-def parseStatusLine(line: bytes) -> StatusLine:
-    """
-    Parse a status line (without its line end), tolerating a missing space after the
-    indicator (RFC 1957) and any text.
-
-    @raise ServerProtocolError: when the line starts with neither C{+OK} nor C{-ERR}.
-    """
-    if line[:3].upper() == b"+OK":
-        ok, rest = True, line[3:]
-    elif line[:4].upper() == b"-ERR":
-        ok, rest = False, line[4:]
-    else:
-        raise ServerProtocolError(f"expected +OK or -ERR, got {line[:40]!r}")
-    rest = rest[1:] if rest[:1] == b" " else rest
-    code = None
-    match = _RESPONSE_CODE.match(rest)
-    if match is not None:
-        code = match.group(1).decode("ascii")
-        rest = rest[match.end() :]
-    return StatusLine(ok, rest, code)
-
-
-def apopTimestamp(greeting: bytes) -> bytes | None:
-    """
-    The APOP timestamp (C{<...@...>}, brackets included) in a greeting's text, or L{None}.
-    """
-    match = _TIMESTAMP.search(greeting)
-    return match.group(0) if match is not None else None
-
-
-def formatCommand(keyword: bytes, *arguments: bytes) -> bytes:
-    """
-    Format one command line: the keyword, arguments separated by single spaces, CRLF.
-
-    @raise LocalProtocolError: (a L{ValueError}) for a keyword that is not 3-4 letters,
-        digits or hyphens, or an argument that is empty or holds CR, LF or NUL.
-    @raise CommandTooLong: when the line would exceed 255 octets, CRLF included.
-    """
-    if not _KEYWORD.fullmatch(keyword):
-        raise LocalProtocolError(f"not a POP3 keyword: {keyword!r}")
-    for argument in arguments:
-        if not argument or _FORBIDDEN_IN_ARGUMENT.search(argument):
-            raise LocalProtocolError(
-                "command arguments must be non-empty and hold no CR, LF or NUL"
-            )
-    line = b" ".join((keyword, *arguments)) + b"\r\n"
-    if len(line) > MAX_COMMAND_LINE:
-        raise CommandTooLong(
-            f"{keyword.decode('ascii')} command line of {len(line)} octets is over the "
-            f"{MAX_COMMAND_LINE}-octet limit"
-        )
-    return line
 
 
 class ClientConnection:

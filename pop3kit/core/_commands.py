@@ -1,9 +1,12 @@
 """
 POP3 commands as validated values, and the parser that builds them from command lines.
 
-A command object cannot hold an invalid argument: C{Retr(0)} raises L{ValueError}.  The
-parser turns every malformed line into a L{RemoteProtocolError} whose text is fit for the
-wire, never into a Python exception of another kind.
+A command object cannot hold an invalid argument: C{Retr(0)} raises
+L{LocalProtocolError} (a L{ValueError}).  The parser turns every malformed line into a
+L{RemoteProtocolError} whose text is fit for the wire, never into a Python exception of
+another kind.  Both roles use the same values: a server parses lines into them, a client
+builds them and sends L{Command.toLine}, knowing from L{Command.responseKind} the shape
+of the answer to expect.
 """
 
 from __future__ import annotations
@@ -14,7 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from pop3kit.core._errors import NoSuchMessage, RemoteProtocolError
+from pop3kit.core._errors import (
+    LocalProtocolError,
+    NoSuchMessage,
+    RemoteProtocolError,
+)
+from pop3kit.core._framing import MAX_COMMAND_LINE
+from pop3kit.core._replies import ResponseKind
 
 _DIGITS = re.compile(rb"[0-9]+")
 _HEX_DIGEST = re.compile(rb"[0-9a-fA-F]{32}")
@@ -23,8 +32,42 @@ _MECHANISM = re.compile(r"[A-Z0-9_-]{1,20}")
 #: An RFC 5646 language tag, loosely: letters, digits and hyphens.
 _LANGUAGE_TAG = re.compile(rb"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 
+_KEYWORD = re.compile(rb"[A-Za-z0-9-]{3,4}")
+_FORBIDDEN_IN_ARGUMENT = re.compile(rb"[\x00\r\n]")
+
 #: More digits than this cannot name a message; the parser answers "no such message".
 _MAX_NUMBER_DIGITS = 10
+
+
+class CommandTooLong(LocalProtocolError):
+    """
+    A command line would exceed the 255 octets (CRLF included) a POP3 server must accept
+    (RFC 2449 section 4); it is never sent.
+    """
+
+
+def formatCommand(keyword: bytes, *arguments: bytes) -> bytes:
+    """
+    Format one command line: the keyword, arguments separated by single spaces, CRLF.
+
+    @raise LocalProtocolError: (a L{ValueError}) for a keyword that is not 3-4 letters,
+        digits or hyphens, or an argument that is empty or holds CR, LF or NUL.
+    @raise CommandTooLong: when the line would exceed 255 octets, CRLF included.
+    """
+    if not _KEYWORD.fullmatch(keyword):
+        raise LocalProtocolError(f"not a POP3 keyword: {keyword!r}")
+    for argument in arguments:
+        if not argument or _FORBIDDEN_IN_ARGUMENT.search(argument):
+            raise LocalProtocolError(
+                "command arguments must be non-empty and hold no CR, LF or NUL"
+            )
+    line = b" ".join((keyword, *arguments)) + b"\r\n"
+    if len(line) > MAX_COMMAND_LINE:
+        raise CommandTooLong(
+            f"{keyword.decode('ascii')} command line of {len(line)} octets is over the "
+            f"{MAX_COMMAND_LINE}-octet limit"
+        )
+    return line
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +80,40 @@ class Command:
 
     keyword: ClassVar[str] = ""
 
+    def arguments(self) -> tuple[bytes, ...]:
+        """
+        The command's arguments as sent on the wire.
+        """
+        return ()
+
+    @property
+    def responseKind(self) -> ResponseKind:
+        """
+        The shape of the answer this command gets.
+        """
+        return ResponseKind.SINGLE
+
+    def toLine(self) -> bytes:
+        """
+        The command line, CRLF included.
+
+        @raise CommandTooLong: when it would exceed 255 octets.
+        """
+        return formatCommand(self.keyword.encode("ascii"), *self.arguments())
+
+    def redacted(self) -> bytes:
+        """
+        The command line without its line end, secrets (passwords, digests, SASL data)
+        replaced by C{<redacted>}: fit for logs and error messages.
+        """
+        return b" ".join((self.keyword.encode("ascii"), *self.arguments()))
+
 
 def _checkMessageNumber(number: int | None, optional: bool = False) -> None:
     if number is None and optional:
         return
     if not isinstance(number, int) or number < 1:
-        raise ValueError(f"message numbers start at 1, not {number!r}")
+        raise LocalProtocolError(f"message numbers start at 1, not {number!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +127,13 @@ class User(Command):
 
     def __post_init__(self) -> None:
         if not self.name:
-            raise ValueError("empty user name")
+            raise LocalProtocolError("empty user name")
+
+    def arguments(self) -> tuple[bytes, ...]:
+        """
+        The user name, UTF-8 encoded.
+        """
+        return (self.name.encode("utf-8"),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +148,18 @@ class Pass(Command):
     def __repr__(self) -> str:
         return "Pass(password=<redacted>)"
 
+    def arguments(self) -> tuple[bytes, ...]:
+        """
+        The password.
+        """
+        return (self.password,)
+
+    def redacted(self) -> bytes:
+        """
+        C{PASS <redacted>}.
+        """
+        return b"PASS <redacted>"
+
 
 @dataclass(frozen=True, slots=True)
 class Apop(Command):
@@ -84,12 +173,24 @@ class Apop(Command):
 
     def __post_init__(self) -> None:
         if not self.name:
-            raise ValueError("empty user name")
+            raise LocalProtocolError("empty user name")
         if not _HEX_DIGEST.fullmatch(self.digest) or self.digest != self.digest.lower():
-            raise ValueError("APOP digest must be 32 lower-case hex digits")
+            raise LocalProtocolError("APOP digest must be 32 lower-case hex digits")
 
     def __repr__(self) -> str:
         return f"Apop(name={self.name!r}, digest=<redacted>)"
+
+    def arguments(self) -> tuple[bytes, ...]:
+        """
+        The user name, UTF-8 encoded, and the digest.
+        """
+        return (self.name.encode("utf-8"), self.digest)
+
+    def redacted(self) -> bytes:
+        """
+        C{APOP name <redacted>}.
+        """
+        return b"APOP " + self.name.encode("utf-8") + b" <redacted>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +223,19 @@ class List(Command):
     def __post_init__(self) -> None:
         _checkMessageNumber(self.message, optional=True)
 
+    def arguments(self) -> tuple[bytes, ...]:
+        """
+        The message number, if any.
+        """
+        return () if self.message is None else (b"%d" % self.message,)
+
+    @property
+    def responseKind(self) -> ResponseKind:
+        """
+        A listing for all messages, one line for one message.
+        """
+        return ResponseKind.MULTILINE if self.message is None else ResponseKind.SINGLE
+
 
 @dataclass(frozen=True, slots=True)
 class Retr(Command):
@@ -135,6 +249,19 @@ class Retr(Command):
     def __post_init__(self) -> None:
         _checkMessageNumber(self.message)
 
+    def arguments(self) -> tuple[bytes, ...]:
+        """
+        The message number.
+        """
+        return (b"%d" % self.message,)
+
+    @property
+    def responseKind(self) -> ResponseKind:
+        """
+        The message, as a multi-line answer.
+        """
+        return ResponseKind.MULTILINE
+
 
 @dataclass(frozen=True, slots=True)
 class Dele(Command):
@@ -147,6 +274,12 @@ class Dele(Command):
 
     def __post_init__(self) -> None:
         _checkMessageNumber(self.message)
+
+    def arguments(self) -> tuple[bytes, ...]:
+        """
+        The message number.
+        """
+        return (b"%d" % self.message,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +313,20 @@ class Top(Command):
     def __post_init__(self) -> None:
         _checkMessageNumber(self.message)
         if not isinstance(self.lines, int) or self.lines < 0:
-            raise ValueError(f"TOP needs a non-negative line count, not {self.lines!r}")
+            raise LocalProtocolError(f"TOP needs a non-negative line count, not {self.lines!r}")
+
+    def arguments(self) -> tuple[bytes, ...]:
+        """
+        The message number and the line count.
+        """
+        return (b"%d" % self.message, b"%d" % self.lines)
+
+    @property
+    def responseKind(self) -> ResponseKind:
+        """
+        The top of the message, as a multi-line answer.
+        """
+        return ResponseKind.MULTILINE
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +341,19 @@ class Uidl(Command):
     def __post_init__(self) -> None:
         _checkMessageNumber(self.message, optional=True)
 
+    def arguments(self) -> tuple[bytes, ...]:
+        """
+        The message number, if any.
+        """
+        return () if self.message is None else (b"%d" % self.message,)
+
+    @property
+    def responseKind(self) -> ResponseKind:
+        """
+        A listing for all messages, one line for one message.
+        """
+        return ResponseKind.MULTILINE if self.message is None else ResponseKind.SINGLE
+
 
 @dataclass(frozen=True, slots=True)
 class Capa(Command):
@@ -203,6 +362,13 @@ class Capa(Command):
     """
 
     keyword: ClassVar[str] = "CAPA"
+
+    @property
+    def responseKind(self) -> ResponseKind:
+        """
+        The capability list, as a multi-line answer.
+        """
+        return ResponseKind.MULTILINE
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,13 +389,39 @@ class Auth(Command):
     def __post_init__(self) -> None:
         if self.mechanism is None:
             if self.initialResponse is not None:
-                raise ValueError("an initial response needs a mechanism")
+                raise LocalProtocolError("an initial response needs a mechanism")
         elif not _MECHANISM.fullmatch(self.mechanism):
-            raise ValueError(f"not a SASL mechanism name: {self.mechanism!r}")
+            raise LocalProtocolError(f"not a SASL mechanism name: {self.mechanism!r}")
 
     def __repr__(self) -> str:
         response = "None" if self.initialResponse is None else "<redacted>"
         return f"Auth(mechanism={self.mechanism!r}, initialResponse={response})"
+
+    def arguments(self) -> tuple[bytes, ...]:
+        """
+        The mechanism and the initial response in base64 (C{=} for an empty one).
+        """
+        if self.mechanism is None:
+            return ()
+        mechanism = self.mechanism.encode("ascii")
+        if self.initialResponse is None:
+            return (mechanism,)
+        return (mechanism, binascii.b2a_base64(self.initialResponse, newline=False) or b"=")
+
+    @property
+    def responseKind(self) -> ResponseKind:
+        """
+        A SASL exchange, or the list of mechanisms without one.
+        """
+        return ResponseKind.MULTILINE if self.mechanism is None else ResponseKind.SASL
+
+    def redacted(self) -> bytes:
+        """
+        The line with the initial response, if any, replaced by C{<redacted>}.
+        """
+        if self.initialResponse is None:
+            return super(Auth, self).redacted()
+        return b"AUTH " + (self.mechanism or "").encode("ascii") + b" <redacted>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +431,13 @@ class Stls(Command):
     """
 
     keyword: ClassVar[str] = "STLS"
+
+    @property
+    def responseKind(self) -> ResponseKind:
+        """
+        One line, after which the TLS handshake starts.
+        """
+        return ResponseKind.STLS
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +460,19 @@ class Lang(Command):
 
     keyword: ClassVar[str] = "LANG"
     tag: str | None = None
+
+    def arguments(self) -> tuple[bytes, ...]:
+        """
+        The language tag, if any.
+        """
+        return () if self.tag is None else (self.tag.encode("ascii"),)
+
+    @property
+    def responseKind(self) -> ResponseKind:
+        """
+        The language list without a tag, one line with one.
+        """
+        return ResponseKind.MULTILINE if self.tag is None else ResponseKind.SINGLE
 
 
 def decodeBase64(data: bytes) -> bytes:

@@ -67,7 +67,7 @@ class RemoteProtocolError(ProtocolError):
     """
     The peer sent something malformed: for a server, bad syntax, a bad argument or a line
     too long (answered with C{-ERR}); for a client, a response that is not POP3 (see
-    L{pop3kit.core.ServerProtocolError}).
+    L{ServerProtocolError}).
     """
 
     defaultText = "syntax error"
@@ -79,6 +79,17 @@ class IllegalCommand(RemoteProtocolError):
     """
 
     defaultText = "command not valid in this state"
+
+
+class ServerProtocolError(RemoteProtocolError):
+    """
+    The L{RemoteProtocolError} a client sees: the server sent something a POP3 client
+    cannot make sense of (no status indicator, a status line longer than the limit, bad
+    base64 in a challenge).  The session cannot be trusted to stay in step after this:
+    the client closes the connection.
+    """
+
+    defaultText = "the server broke the POP3 protocol"
 
 
 class NoSuchMessage(POP3Error):
