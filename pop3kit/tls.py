@@ -332,6 +332,8 @@ class ServerTLS:
         or L{None} to not ask clients for certificates.
     """
 
+    log = Logger()
+
     def __init__(
         self, certificatePath: str, keyPath: str, *, clientCAPath: str | None = None
     ) -> None:
@@ -368,13 +370,13 @@ class ServerTLS:
                 self.certificatePath, self.keyPath, self.clientCAPath
             )
         except TLSConfigurationError as e:
-            _log.error("Keeping the current TLS certificate: {error}", error=str(e))
+            self.log.error("Keeping the current TLS certificate: {error}", error=str(e))
             return False
         except Exception:
-            _log.failure("Keeping the current TLS certificate: reloading failed")
+            self.log.failure("Keeping the current TLS certificate: reloading failed")
             return False
         self._options = options
-        _log.info(
+        self.log.info(
             "Reloaded the TLS certificate from {path}: {subject}, valid until {notAfter}",
             path=self.certificatePath,
             subject=certificate.subject.rfc4514_string(),
@@ -569,6 +571,8 @@ class TLSReloadService(Service):
     privileges (C{--uid}), that user must be able to read the key for a reload to work.
     """
 
+    log = Logger()
+
     def __init__(self, serverTLS: ServerTLS, reactor: IReactorFromThreads) -> None:
         """
         @param serverTLS: What to reload.
@@ -590,7 +594,7 @@ class TLSReloadService(Service):
             previous(number, frame)
 
     def _reload(self) -> None:
-        _log.info("SIGHUP: reloading the TLS certificate")
+        self.log.info("SIGHUP: reloading the TLS certificate")
         self._serverTLS.reload()
 
     def startService(self) -> None:
@@ -600,13 +604,13 @@ class TLSReloadService(Service):
         super().startService()  # type: ignore[no-untyped-call]
         sighup = getattr(signal, "SIGHUP", None)
         if sighup is None:
-            _log.warn("No SIGHUP on this platform: the TLS certificate is not reloadable")
+            self.log.warn("No SIGHUP on this platform: the TLS certificate is not reloadable")
             return
         handler = self._handleSignal
         try:
             self._previous = signal.signal(sighup, handler)
         except ValueError as e:  # not the main thread
-            _log.error("Cannot reload the TLS certificate on SIGHUP: {error}", error=str(e))
+            self.log.error("Cannot reload the TLS certificate on SIGHUP: {error}", error=str(e))
             return
         self._installed = handler
 
@@ -622,5 +626,5 @@ class TLSReloadService(Service):
                 signal.signal(signal.SIGHUP, signal.SIG_DFL if previous is None else previous)
                 self._previous = None
             else:
-                _log.warn("Another SIGHUP handler replaced the TLS reload handler; leaving it")
+                self.log.warn("Another SIGHUP handler replaced the TLS reload handler; leaving it")
         return super().stopService()  # type: ignore[no-any-return, no-untyped-call]

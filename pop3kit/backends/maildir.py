@@ -53,7 +53,6 @@ __all__ = [
     "mailboxPath",
 ]
 
-_log = Logger()
 
 #: How many octets are read or written at a time.
 _CHUNK_SIZE = 64 * 1024
@@ -225,6 +224,8 @@ class MaildirMailbox:
     when a message has been renamed (new flags) or moved from C{new/} to C{cur/} since.
     """
 
+    log = Logger()
+
     def __init__(self, path: str, sizeCache: SizeCache | None = None) -> None:
         """
         @param path: The Maildir: the directory holding C{new/}, C{cur/} and C{tmp/}.
@@ -251,7 +252,7 @@ class MaildirMailbox:
         try:
             return succeed(self._list())
         except OSError as e:
-            _log.failure("Cannot list Maildir {path}", path=self._path)
+            self.log.failure("Cannot list Maildir {path}", path=self._path)
             return fail(TemporaryFailure(f"cannot read maildrop ({e.strerror})"))
 
     def _list(self) -> list[MessageInfo]:
@@ -277,7 +278,7 @@ class MaildirMailbox:
             if info.uid in seen:
                 info = MessageInfo(_hashed(unique), info.size)
                 if info.uid in seen:
-                    _log.warn(
+                    self.log.warn(
                         "Maildir {path}: skipping {unique!r}, its unique-id is taken",
                         path=self._path,
                         unique=unique,
@@ -367,7 +368,7 @@ class MaildirMailbox:
                 except FileNotFoundError:
                     continue
                 except OSError as e:
-                    _log.failure("Cannot open {path}", path=path)
+                    self.log.failure("Cannot open {path}", path=path)
                     return fail(TemporaryFailure(f"cannot read message ({e.strerror})"))
         return fail(MessageUnavailable())
 
@@ -397,7 +398,7 @@ class MaildirMailbox:
                     except FileNotFoundError:
                         vanished = True
                     except OSError as e:
-                        _log.failure("Cannot delete {path}", path=path)
+                        self.log.failure("Cannot delete {path}", path=path)
                         problems.append(e.strerror or str(e))
                 if not vanished:
                     break
@@ -486,6 +487,8 @@ class MaildirRealm:
     L{MaildirMailbox}.
     """
 
+    log = Logger()
+
     def __init__(self, root: str, sizeCache: SizeCache | None = None, create: bool = True):
         """
         @param root: The directory holding the users' Maildirs.  It must exist.
@@ -519,7 +522,7 @@ class MaildirRealm:
             try:
                 _makeMaildir(path, parents=False)
             except OSError as e:
-                _log.failure("Cannot create Maildir {path}", path=path)
+                self.log.failure("Cannot create Maildir {path}", path=path)
                 raise TemporaryFailure(f"cannot create maildrop ({e.strerror})") from None
         elif not os.path.isdir(path):
             raise PermanentFailure("no maildrop for this user")

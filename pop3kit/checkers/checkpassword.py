@@ -85,7 +85,6 @@ _STDERR_LIMIT = 2000
 _STDERR_SHOWN = _STDERR_LIMIT - MAX_INPUT_LENGTH
 
 _FAILURE_MESSAGE = "Authentication failed."
-_log = Logger()
 
 
 class _ProgramTrouble(Exception):
@@ -255,7 +254,7 @@ class CheckpasswordChecker:
 
     credentialInterfaces = (IUsernamePassword,)
 
-    _log = _log
+    log = Logger()
 
     def __init__(
         self,
@@ -351,7 +350,7 @@ class CheckpasswordChecker:
         """
         Log why the program gave no answer, and make the error the client sees.
         """
-        self._log.error(
+        self.log.error(
             "checkpassword program {program} {problem}; the login failed with "
             "[SYS/TEMP]{stderrNote}",
             program=shlex.join(self._program),

@@ -105,7 +105,6 @@ __all__ = [
 ]
 
 _FAILURE_MESSAGE = "Authentication failed."
-_log = Logger()
 
 
 @implementer(ICredentialsChecker, ISCRAMKeySource)
@@ -131,7 +130,7 @@ class PasswdFileChecker:
 
     credentialInterfaces = (IUsernamePassword, IUsernameHashedPassword)
 
-    _log = _log
+    log = Logger()
 
     def __init__(self, path: str, reactor: IReactorThreads | None = None) -> None:
         """
@@ -169,7 +168,7 @@ class PasswdFileChecker:
             with open(self._path, "rb") as f:
                 data = f.read()
         except OSError as e:
-            self._log.warn(
+            self.log.warn(
                 "passwd-file {path}: cannot read ({error}); nobody can log in",
                 path=self._path,
                 error=e.strerror,
@@ -181,14 +180,14 @@ class PasswdFileChecker:
         entries: dict[str, _Verifier | None] = {}
         for lineNumber, name, field in _iterEntries(data):
             if name is None:
-                self._log.warn(
+                self.log.warn(
                     "passwd-file {path}: line {lineNumber}: no ':' or no valid user name; ignored",
                     path=self._path,
                     lineNumber=lineNumber,
                 )
                 continue
             if name in entries:
-                self._log.warn(
+                self.log.warn(
                     "passwd-file {path}: line {lineNumber}: user {user!r} appears more "
                     "than once; the first entry counts",
                     path=self._path,
@@ -209,7 +208,7 @@ class PasswdFileChecker:
                     reason = str(e)
                 else:
                     continue
-            self._log.warn(
+            self.log.warn(
                 "passwd-file {path}: line {lineNumber}: user {user!r} cannot log in: {reason}",
                 path=self._path,
                 lineNumber=lineNumber,
