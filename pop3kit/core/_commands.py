@@ -212,12 +212,12 @@ class Stat(Command):
 
 
 @dataclass(frozen=True, slots=True)
-class List(Command):
+class _OptionalMessage(Command):
     """
-    C{LIST [msg]}.
+    A command with an optional message number: a listing of every message without one,
+    one line for that message with one.
     """
 
-    keyword: ClassVar[str] = "LIST"
     message: int | None = None
 
     def __post_init__(self) -> None:
@@ -238,12 +238,11 @@ class List(Command):
 
 
 @dataclass(frozen=True, slots=True)
-class Retr(Command):
+class _OneMessage(Command):
     """
-    C{RETR msg}.
+    A command naming one message.
     """
 
-    keyword: ClassVar[str] = "RETR"
     message: int
 
     def __post_init__(self) -> None:
@@ -254,6 +253,24 @@ class Retr(Command):
         The message number.
         """
         return (b"%d" % self.message,)
+
+
+@dataclass(frozen=True, slots=True)
+class List(_OptionalMessage):
+    """
+    C{LIST [msg]}.
+    """
+
+    keyword: ClassVar[str] = "LIST"
+
+
+@dataclass(frozen=True, slots=True)
+class Retr(_OneMessage):
+    """
+    C{RETR msg}.
+    """
+
+    keyword: ClassVar[str] = "RETR"
 
     @property
     def responseKind(self) -> ResponseKind:
@@ -264,22 +281,12 @@ class Retr(Command):
 
 
 @dataclass(frozen=True, slots=True)
-class Dele(Command):
+class Dele(_OneMessage):
     """
     C{DELE msg}.
     """
 
     keyword: ClassVar[str] = "DELE"
-    message: int
-
-    def __post_init__(self) -> None:
-        _checkMessageNumber(self.message)
-
-    def arguments(self) -> tuple[bytes, ...]:
-        """
-        The message number.
-        """
-        return (b"%d" % self.message,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,29 +337,12 @@ class Top(Command):
 
 
 @dataclass(frozen=True, slots=True)
-class Uidl(Command):
+class Uidl(_OptionalMessage):
     """
     C{UIDL [msg]}.
     """
 
     keyword: ClassVar[str] = "UIDL"
-    message: int | None = None
-
-    def __post_init__(self) -> None:
-        _checkMessageNumber(self.message, optional=True)
-
-    def arguments(self) -> tuple[bytes, ...]:
-        """
-        The message number, if any.
-        """
-        return () if self.message is None else (b"%d" % self.message,)
-
-    @property
-    def responseKind(self) -> ResponseKind:
-        """
-        A listing for all messages, one line for one message.
-        """
-        return ResponseKind.MULTILINE if self.message is None else ResponseKind.SINGLE
 
 
 @dataclass(frozen=True, slots=True)
