@@ -37,6 +37,7 @@ from pop3kit._fetch import (
     parseURL,
     readPassword,
 )
+from pop3kit._fetch._destinations import _LFWriter
 from pop3kit.backends.maildir import MaildirMailbox, _deliveryOrder
 from tests.test_interop_clients import (
     FIRST_MESSAGES,
@@ -214,21 +215,33 @@ class DescribeFailureTests(SynchronousTestCase):
         from pop3kit.errors import ResponseCode
 
         account = parseURL("pop3s://alice@mail.example.com")
-        cases: list[tuple[BaseException, str, int]] = [
-            (ServerError("bad", ResponseCode.AUTH), "logging in to", EX_NOPERM),
-            (ServerError("bad"), "logging in to", EX_NOPERM),
-            (ServerError("busy", ResponseCode.IN_USE), "logging in to", EX_TEMPFAIL),
-            (ServerError("later", ResponseCode.LOGIN_DELAY), "logging in to", EX_TEMPFAIL),
-            (ServerError("oops", ResponseCode.SYS_TEMP), "downloading from", EX_TEMPFAIL),
-            (ServerError("broken", ResponseCode.SYS_PERM), "downloading from", _fetch.EX_PROTOCOL),
-            (ServerError("no such message"), "downloading from", _fetch.EX_PROTOCOL),
-            (MechanismUnavailable("none left"), "logging in to", EX_NOPERM),
-            (TLSUnavailable("the server does not offer STLS"), "connecting to", EX_TLS),
-            (TLSFailed("certificate verify failed"), "connecting to", EX_TLS),
-            (error.DNSLookupError("mail.example.com"), "connecting to", _fetch.EX_NOHOST),
-            (error.ConnectionRefusedError(), "connecting to", EX_UNAVAILABLE),
-            (error.TimeoutError(), "connecting to", EX_TEMPFAIL),
-            (error.ConnectionLost("gone"), "downloading from", EX_TEMPFAIL),
+        cases: list[tuple[BaseException, _fetch.Activity, int]] = [
+            (ServerError("bad", ResponseCode.AUTH), _fetch.Activity.LOGGING_IN, EX_NOPERM),
+            (ServerError("bad"), _fetch.Activity.LOGGING_IN, EX_NOPERM),
+            (ServerError("busy", ResponseCode.IN_USE), _fetch.Activity.LOGGING_IN, EX_TEMPFAIL),
+            (
+                ServerError("later", ResponseCode.LOGIN_DELAY),
+                _fetch.Activity.LOGGING_IN,
+                EX_TEMPFAIL,
+            ),
+            (ServerError("oops", ResponseCode.SYS_TEMP), _fetch.Activity.DOWNLOADING, EX_TEMPFAIL),
+            (
+                ServerError("broken", ResponseCode.SYS_PERM),
+                _fetch.Activity.DOWNLOADING,
+                _fetch.EX_PROTOCOL,
+            ),
+            (ServerError("no such message"), _fetch.Activity.DOWNLOADING, _fetch.EX_PROTOCOL),
+            (MechanismUnavailable("none left"), _fetch.Activity.LOGGING_IN, EX_NOPERM),
+            (TLSUnavailable("the server does not offer STLS"), _fetch.Activity.CONNECTING, EX_TLS),
+            (TLSFailed("certificate verify failed"), _fetch.Activity.CONNECTING, EX_TLS),
+            (
+                error.DNSLookupError("mail.example.com"),
+                _fetch.Activity.CONNECTING,
+                _fetch.EX_NOHOST,
+            ),
+            (error.ConnectionRefusedError(), _fetch.Activity.CONNECTING, EX_UNAVAILABLE),
+            (error.TimeoutError(), _fetch.Activity.CONNECTING, EX_TEMPFAIL),
+            (error.ConnectionLost("gone"), _fetch.Activity.DOWNLOADING, EX_TEMPFAIL),
         ]
         for exception, doing, status in cases:
             described = _fetch.describeFailure(exception, account, doing)
@@ -256,12 +269,12 @@ class _ListSink:
 
 class LFWriterTests(SynchronousTestCase):
     """
-    L{_fetch._LFWriter} turns CRLF into LF across chunk boundaries.
+    L{_LFWriter} turns CRLF into LF across chunk boundaries.
     """
 
     def convert(self, chunks: list[bytes], batchSize: int = 1) -> bytes:
         sink = _ListSink()
-        writer = _fetch._LFWriter(sink, batchSize)
+        writer = _LFWriter(sink, batchSize)
         for chunk in chunks:
             writer.write(chunk)
         writer.finish()
