@@ -426,6 +426,7 @@ async def fetch(
     runInThread: RunInThread | None = None,
     sync: DiskSync | None = None,
     warnings: TextIO | None = None,
+    batchMessages: int = BATCH_MESSAGES,
 ) -> FetchResult:
     """
     Download the messages of C{account} into C{options.destination}.
@@ -438,6 +439,7 @@ async def fetch(
     @param runInThread: Runs a blocking call in a thread (see L{Fetcher}).
     @param sync: Makes stored messages durable; a L{DiskSync} by default.
     @param warnings: Where warnings go: standard error by default.
+    @param batchMessages: At most this many messages are made durable together.
     @raise ExitError: On any failure, with the exit status to end with.  Messages stored
         before the failure stay stored and recorded.
     """
@@ -457,5 +459,6 @@ async def fetch(
         runInThread=inThreadPool(reactor) if runInThread is None else runInThread,
         progress=progress,
         warnings=warnings,
+        batchMessages=batchMessages,
     )
     return await fetcher.run()
