@@ -632,7 +632,8 @@ class MemoryNetwork:
     def run(self, work: Deferred[_T] | Coroutine[Any, Any, _T], *, advance: bool = False) -> _T:
         """
         Run C{work} to its end: flush until it has fired, and return its result or raise
-        its exception.
+        its exception.  A L{Deferred} that raised L{Stalled} may be run again (after the
+        test changed something, or with C{advance=True}).
 
         @param work: A L{Deferred}, or a coroutine (run with L{Deferred.fromCoroutine}).
         @param advance: When everything is flushed and C{work} still waits, move the
@@ -642,7 +643,12 @@ class MemoryNetwork:
         """
         d = work if isinstance(work, Deferred) else Deferred.fromCoroutine(work)
         outcome: list[object] = []
-        d.addBoth(outcome.append)
+
+        def record(result: object) -> object:
+            outcome.append(result)
+            return result
+
+        d.addBoth(record)
         while True:
             self.flush()
             if outcome or not advance or not self._advanceToNextCall():
@@ -652,6 +658,8 @@ class MemoryNetwork:
             raise Stalled(f"{work!r} is still waiting with nothing left to deliver{hint}")
         result = outcome[0]
         if isinstance(result, Failure):
+            # Raised here, so handled: not to be logged again when collected.
+            d.addErrback(lambda failure: None)
             result.raiseException()
         return cast(_T, result)
 
