@@ -461,7 +461,7 @@ class Stalled(Exception):
 class MemoryConnection:
     """
     One connection of a L{MemoryNetwork}: two protocols over two
-    L{twisted.test.iosim.FakeTransport}s, joined by an L{twisted.test.iosim.IOPump}.
+    C{twisted.test.iosim.FakeTransport}s, joined by a C{twisted.test.iosim.IOPump}.
 
     @ivar client: The connecting side's protocol, as its factory built it (for a
         connection made with L{pop3kit.client.connect}, Twisted's wrapper around the
@@ -504,7 +504,7 @@ class MemoryConnection:
 
 class MemoryNetwork:
     """
-    POP3 servers and clients joined in memory over L{twisted.test.iosim}: no sockets, no
+    POP3 servers and clients joined in memory over C{twisted.test.iosim}: no sockets, no
     threads, no global reactor.
 
     Servers listen on ports with L{listen}.  Clients connect with
@@ -673,7 +673,7 @@ class ConnectedClient:
 
         pair = ConnectedClient(portal)
         pair.run(pair.client.login("alice", "secret"))
-        assert pair.run(pair.client.retrieve(1)) == b"Subject: hi\r\n\r\nhello\r\n"
+        message = pair.run(pair.client.retrieve(1))
 
     @ivar network: The L{MemoryNetwork} the two are joined by.
     @ivar clock: The network's L{MemoryReactorClock}: the client's clock, and the
