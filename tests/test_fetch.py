@@ -53,6 +53,10 @@ FIXTURES: dict[str, bytes] = {
     "loneCR": b"Subject: CR\n\nlone CR\r inside\r\nand at the end\r",
     "longLine": b"Subject: long\n\n" + b"x" * 2000 + b"\n",
     "fromLine": b"Subject: from\n\nFrom the start of a line\n",
+    "dots": (
+        b"Subject: dots\n\n.\n..\n...\n.leading dot\n..two leading dots\n. \nmiddle.\nend .\n.\n"
+    ),
+    "controls": b"Subject: controls\n\n\x00\x01\x7f\x1b[0m\x0c\n",
 }
 
 #: Three plain messages for the keep / only-new runs, and the one delivered later.
