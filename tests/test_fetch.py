@@ -19,6 +19,8 @@ from typing import Any, BinaryIO, cast
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase
 
 from pop3kit import _fetch
@@ -546,6 +548,28 @@ class _RecordingClient:
         return self._client.delete(n)
 
 
+class _SlowThread:
+    """
+    A thread hop whose calls run one second (on the clock) after they are asked for, as
+    a slow disk would; it counts how many run at once.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+        self.running = 0
+        self.mostAtOnce = 0
+
+    def __call__(self, call: Callable[[], None]) -> Deferred[None]:
+        self.running += 1
+        self.mostAtOnce = max(self.mostAtOnce, self.running)
+
+        def done(result: object) -> object:
+            self.running -= 1
+            return result
+
+        return deferLater(self.clock, 1, call).addBoth(done)
+
+
 class FetchTests(SynchronousTestCase):
     """
     Whole fetches from pop3kit's own server, joined to the client in memory.
@@ -561,11 +585,12 @@ class FetchTests(SynchronousTestCase):
     def fetch(self, password: str = SECRET, advance: bool = False, **options: Any) -> FetchResult:
         """
         Fetch alice's mail into L{target} (or C{to}), then let the server see the session
-        end.  C{progress}, C{connector}, C{sync} and C{batchMessages} go to
-        L{_fetch.fetch}, the rest into its L{FetchOptions}.
+        end.  C{progress}, C{connector}, C{sync}, C{batchMessages} and C{runInThread}
+        (L{runNow} by default) go to L{_fetch.fetch}, the rest into its L{FetchOptions}.
         """
-        toFetch = ("progress", "connector", "sync", "batchMessages")
+        toFetch = ("progress", "connector", "sync", "batchMessages", "runInThread")
         extra = {name: options.pop(name) for name in toFetch if name in options}
+        extra.setdefault("runInThread", runNow)
         options.setdefault("to", f"maildir:{self.target}")
         options.setdefault("stateFile", self.state)
         options.setdefault("connect", ConnectOptions(noTLS=True, timeout=20))
@@ -578,7 +603,6 @@ class FetchTests(SynchronousTestCase):
                     fetchOptions,
                     password,
                     environ={},
-                    runInThread=runNow,
                     warnings=io.StringIO(),
                     **extra,
                 ),
@@ -715,6 +739,25 @@ class FetchTests(SynchronousTestCase):
         firstAnswer = events.index(("received", 1))
         self.assertEqual(events[:firstAnswer], [("RETR", n, 0) for n in range(1, 151)])
         self.assertEqual(self.stored(), messages)
+
+    def test_downloadWhileCommitting(self) -> None:
+        """
+        While a batch is being made durable, messages keep arriving, and the next batch
+        grows past its limit until the disk is free: one commit at a time, none lost.
+        """
+        messages = [b"Subject: %d\n\nbody\n" % i for i in range(10)]
+        self.server.deliver(*messages)
+        events: list[tuple[object, ...]] = []
+        slow = _SlowThread(self.server.network.reactor)
+        result = self.fetch(
+            advance=True, batchMessages=2, runInThread=slow, sync=_RecordingSync(events)
+        )
+        self.assertEqual(result.fetched, 10)
+        self.assertEqual(self.stored(), messages)
+        self.assertEqual(slow.mostAtOnce, 1)
+        batches = [len(cast(list[str], e[2])) for e in events if e[0] == "syncDirectory"]
+        # new/ holds 2 messages after the first batch, and all 10 after the second.
+        self.assertEqual(batches, [2, 10])
 
     def test_mbox(self) -> None:
         """
