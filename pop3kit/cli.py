@@ -16,7 +16,8 @@ Maildirs under its C{mail/} directory::
 Errors print one line on standard error and exit with status 1; usage errors exit with 2.
 C{deliver} exits with 75 (C{EX_TEMPFAIL}) when the message could not be written, so that
 a mail transfer agent running it keeps the message and tries again instead of bouncing it.
-C{fetch} and C{scan} exit with the statuses of L{pop3kit._fetch} (see docs/fetch.rst).
+C{fetch} and C{scan} exit with the statuses of L{pop3kit._exits} (see docs/fetch.rst).
+Every failure is an L{ExitError}, which carries its message and its exit status.
 """
 
 from __future__ import annotations
@@ -26,11 +27,15 @@ import getpass
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pop3kit._exits import EX_TEMPFAIL, ExitError, ExitStatus, describeOSError
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit.checkers import passwdfile
 from pop3kit.core import LOGIN_METHODS, Credential
+
+if TYPE_CHECKING:
+    from pop3kit._fetch import Account, ConnectOptions
 
 __all__ = ["DEFAULT_DATA_DIR", "EX_TEMPFAIL", "main"]
 
@@ -39,22 +44,6 @@ __all__ = ["DEFAULT_DATA_DIR", "EX_TEMPFAIL", "main"]
 AUTH_MECHANISMS = tuple(
     method.option for method in LOGIN_METHODS if method.credential is not Credential.CERTIFICATE
 )
-
-EX_TEMPFAIL = 75
-"""
-The exit status (from C{sysexits.h}) of a delivery that failed for a reason that may go
-away, such as a full disk.
-"""
-
-
-class _Failure(Exception):
-    """
-    An error to report in one line, with an exit status.
-    """
-
-    def __init__(self, message: str, status: int = 1) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def _passwdPath(args: argparse.Namespace) -> str:
@@ -70,7 +59,7 @@ def _validName(name: str) -> str:
         mailboxPath(".", name)
         return passwdfile.validateUserName(name)
     except ValueError as e:
-        raise _Failure(f"invalid user name {name!r}: {e}") from None
+        raise ExitError(f"invalid user name {name!r}: {e}") from None
 
 
 def _readPassword(args: argparse.Namespace) -> str:
@@ -87,11 +76,11 @@ def _readPassword(args: argparse.Namespace) -> str:
             password = getpass.getpass("New password: ")
             again = getpass.getpass("Retype new password: ")
         except EOFError:
-            raise _Failure("no password given") from None
+            raise ExitError("no password given") from None
         if password != again:
-            raise _Failure("passwords do not match")
+            raise ExitError("passwords do not match")
     if not password:
-        raise _Failure("empty password")
+        raise ExitError("empty password")
     return password
 
 
@@ -99,7 +88,7 @@ def _hash(args: argparse.Namespace, password: str) -> str:
     try:
         return passwdfile.hashPassword(password, args.scheme)
     except ValueError as e:
-        raise _Failure(f"cannot hash the password: {e}") from None
+        raise ExitError(f"cannot hash the password: {e}") from None
 
 
 def _userAdd(args: argparse.Namespace) -> int:
@@ -110,12 +99,12 @@ def _userAdd(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         exists = False
     if exists:
-        raise _Failure(f"user {name!r} already exists in {path}; use 'pop3kit user passwd'")
+        raise ExitError(f"user {name!r} already exists in {path}; use 'pop3kit user passwd'")
     passwordHash = _hash(args, _readPassword(args))
     try:
         passwdfile.addUser(path, name, passwordHash)
     except passwdfile.DuplicateUser:
-        raise _Failure(f"user {name!r} already exists in {path}") from None
+        raise ExitError(f"user {name!r} already exists in {path}") from None
     print(f"added user {name!r} to {path}")
     return 0
 
@@ -124,12 +113,12 @@ def _userPasswd(args: argparse.Namespace) -> int:
     name = _validName(args.name)
     path = _passwdPath(args)
     if name not in passwdfile.listUsers(path):
-        raise _Failure(f"no user {name!r} in {path}")
+        raise ExitError(f"no user {name!r} in {path}")
     passwordHash = _hash(args, _readPassword(args))
     try:
         passwdfile.setPassword(path, name, passwordHash)
     except passwdfile.UnknownUser:
-        raise _Failure(f"no user {name!r} in {path}") from None
+        raise ExitError(f"no user {name!r} in {path}") from None
     print(f"changed the password of {name!r} in {path}")
     return 0
 
@@ -140,7 +129,7 @@ def _userRemove(args: argparse.Namespace) -> int:
     try:
         passwdfile.removeUser(path, name)
     except passwdfile.UnknownUser:
-        raise _Failure(f"no user {name!r} in {path}") from None
+        raise ExitError(f"no user {name!r} in {path}") from None
     print(f"removed user {name!r} from {path}")
     return 0
 
@@ -160,15 +149,15 @@ def _deliver(args: argparse.Namespace) -> int:
     try:
         path = maildir.mailboxPath(root, args.name)
     except ValueError as e:
-        raise _Failure(f"invalid user name {args.name!r}: {e}") from None
+        raise ExitError(f"invalid user name {args.name!r}: {e}") from None
     try:
         maildir.deliver(path, sys.stdin.buffer)
     except OSError as e:
-        raise _Failure(_describe(e), EX_TEMPFAIL) from None
+        raise ExitError(describeOSError(e), EX_TEMPFAIL) from None
     return 0
 
 
-def _connectOptions(args: argparse.Namespace) -> tuple[Any, Any, str]:
+def _connectOptions(args: argparse.Namespace) -> tuple[Account, ConnectOptions, str]:
     """
     The account, connection options and password of C{fetch} and C{scan}.
     """
@@ -176,9 +165,9 @@ def _connectOptions(args: argparse.Namespace) -> tuple[Any, Any, str]:
 
     account = _fetch.parseURL(args.url)
     if args.no_tls and account.implicitTLS:
-        raise _fetch.FetchError("--no-tls contradicts a pop3s:// URL", _fetch.EX_USAGE)
+        raise ExitError("--no-tls contradicts a pop3s:// URL", ExitStatus.USAGE)
     if args.timeout <= 0:
-        raise _fetch.FetchError("--timeout must be positive", _fetch.EX_USAGE)
+        raise ExitError("--timeout must be positive", ExitStatus.USAGE)
     options = _fetch.ConnectOptions(
         noTLS=args.no_tls, cafile=args.cafile, mechanism=args.auth, timeout=args.timeout
     )
@@ -189,18 +178,15 @@ def _connectOptions(args: argparse.Namespace) -> tuple[Any, Any, str]:
 def _runFetch(args: argparse.Namespace) -> int:
     from pop3kit import _fetch
 
-    try:
-        account, connectOptions, password = _connectOptions(args)
-        options = _fetch.FetchOptions(
-            destination=args.to,
-            delete=args.delete,
-            sinceLast=args.since_last,
-            stateFile=args.state_file,
-            connect=connectOptions,
-        )
-        _fetch.parseDestination(args.to)
-    except _fetch.FetchError as e:
-        raise _Failure(str(e), e.status) from None
+    account, connectOptions, password = _connectOptions(args)
+    options = _fetch.FetchOptions(
+        destination=args.to,
+        delete=args.delete,
+        sinceLast=args.since_last,
+        stateFile=args.state_file,
+        connect=connectOptions,
+    )
+    _fetch.parseDestination(args.to)
     progress = _fetch.Progress(sys.stderr) if sys.stderr.isatty() and not args.quiet else None
 
     async def work(reactor: Any) -> None:
@@ -217,20 +203,12 @@ def _runFetch(args: argparse.Namespace) -> int:
 def _runScan(args: argparse.Namespace) -> int:
     from pop3kit import _fetch
 
-    try:
-        account, options, password = _connectOptions(args)
-    except _fetch.FetchError as e:
-        raise _Failure(str(e), e.status) from None
+    account, options, password = _connectOptions(args)
 
     async def work(reactor: Any) -> None:
         await _fetch.scan(reactor, account, options, password, sys.stdout, args.delete or ())
 
     return _fetch.runInReactor(work)
-
-
-def _describe(error: OSError) -> str:
-    where = f"{error.filename}: " if error.filename else ""
-    return f"{where}{error.strerror or error}"
 
 
 def _makeParser() -> argparse.ArgumentParser:
@@ -415,11 +393,11 @@ def main(argv: list[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except _Failure as e:
+    except ExitError as e:
         message, status = str(e), e.status
     except OSError as e:
-        message, status = _describe(e), 1
+        message, status = describeOSError(e), ExitStatus.FAILURE
     except KeyboardInterrupt:
-        message, status = "interrupted", 130
+        message, status = "interrupted", ExitStatus.INTERRUPTED
     print(f"pop3kit: error: {message}", file=sys.stderr)
     return status

@@ -2,25 +2,46 @@
 Test helpers for applications and backends built on pop3kit.
 
 L{IMailboxContractMixin} checks that a storage backend keeps the L{IMailbox} contract.
-L{ConnectedServer} drives one server session in memory, with no sockets.  For an in-memory
-maildrop, use L{pop3kit.backends.memory.MemoryMailbox}.
+L{ConnectedServer} drives one server session in memory, with no sockets.
+L{ConnectedClient} joins a real L{pop3kit.client.POP3Client} to a real server in memory,
+and L{MemoryNetwork} lets code that connects by itself (with L{pop3kit.client.connect})
+reach servers in memory: no sockets, no threads, no global reactor, and time moves only
+when a test says so.  For an in-memory maildrop, use
+L{pop3kit.backends.memory.MemoryMailbox}.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from twisted.cred.portal import Portal
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import IProtocol, IProtocolFactory
 from twisted.internet.protocol import ServerFactory
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+from twisted.test import iosim
 from twisted.trial.unittest import SkipTest
 from zope.interface.verify import verifyObject
 
+from pop3kit.client import POP3Client
 from pop3kit.core import MessageInfo, canonicalForm, isValidUid, wireSize
 from pop3kit.errors import MessageUnavailable
 from pop3kit.interfaces import IMailbox
+from pop3kit.server import POP3ServerFactory
+
+__all__ = [
+    "CONTRACT_MESSAGES",
+    "ConnectedClient",
+    "ConnectedServer",
+    "IMailboxContractMixin",
+    "MemoryConnection",
+    "MemoryNetwork",
+    "Stalled",
+]
 
 # ---------------------------------------------------------------------------------------
 # The IMailbox contract tests
@@ -423,3 +444,288 @@ class ConnectedServer:
         from twisted.python.failure import Failure
 
         self.protocol.connectionLost(Failure(ConnectionLost()))
+
+
+# ---------------------------------------------------------------------------------------
+# A client and a server joined in memory
+# ---------------------------------------------------------------------------------------
+
+
+class Stalled(Exception):
+    """
+    L{MemoryNetwork.run} moved every byte there was to move (and let time pass, if
+    asked), and the work it runs is still waiting.
+    """
+
+
+class MemoryConnection:
+    """
+    One connection of a L{MemoryNetwork}: two protocols over two
+    C{twisted.test.iosim.FakeTransport}s, joined by a C{twisted.test.iosim.IOPump}.
+
+    @ivar client: The connecting side's protocol, as its factory built it (for a
+        connection made with L{pop3kit.client.connect}, Twisted's wrapper around the
+        L{POP3Client}).
+    @ivar server: The server protocol.
+    @ivar clientTransport: The client's transport.  Its C{abortConnection} drops the
+        connection from the client's side at the next flush.
+    @ivar serverTransport: The server's transport.  Its C{abortConnection} drops the
+        connection from the server's side at the next flush, as a crash would.
+    """
+
+    def __init__(
+        self,
+        client: IProtocol,
+        server: IProtocol,
+        clientAddress: IPv4Address,
+        serverAddress: IPv4Address,
+        clock: MemoryReactorClock,
+    ) -> None:
+        self.client = client
+        self.server = server
+        self.clientTransport = iosim.FakeTransport(
+            client, isServer=False, hostAddress=clientAddress, peerAddress=serverAddress
+        )
+        self.serverTransport = iosim.FakeTransport(
+            server, isServer=True, hostAddress=serverAddress, peerAddress=clientAddress
+        )
+        self._pump = iosim.connect(
+            server, self.serverTransport, client, self.clientTransport, greet=False, clock=clock
+        )
+
+    def pump(self) -> bool:
+        """
+        Move what each side wrote to the other once, and report a closed connection.
+
+        @return: Whether anything moved.
+        """
+        return bool(self._pump.pump(advanceClock=False))
+
+
+class MemoryNetwork:
+    """
+    POP3 servers and clients joined in memory over C{twisted.test.iosim}: no sockets, no
+    threads, no global reactor.
+
+    Servers listen on ports with L{listen}.  Clients connect with
+    C{pop3kit.client.connect(network.reactor, host, port, ...)}, or any other code that
+    calls C{connectTCP} on L{reactor}: every host name resolves to 127.0.0.1, and a port
+    nobody listens on refuses the connection.  L{connectClient} gives a connected
+    L{POP3Client} directly.  Bytes move only when L{flush} or L{run} says so, and time
+    only when the clock is advanced (L{advance}, or L{run} with C{advance=True}).
+
+    @ivar reactor: A L{MemoryReactorClock}: give it to the code under test as its reactor
+        and to servers and clients as their clock.
+    @ivar peerHost: The address the servers see the clients connect from.
+    @ivar connections: Every connection made, oldest first.
+    """
+
+    def __init__(
+        self, reactor: MemoryReactorClock | None = None, peerHost: str = "127.0.0.1"
+    ) -> None:
+        """
+        @param reactor: The reactor to use; a new one by default.
+        @param peerHost: The address the servers see the clients connect from.  The
+            default, loopback, counts as secure under the servers' default cleartext
+            policy, so USER/PASS works without TLS.
+        """
+        self.reactor = MemoryReactorClock() if reactor is None else reactor
+        self.peerHost = peerHost
+        self.connections: list[MemoryConnection] = []
+        self._nextPort = 40000
+
+    def listen(self, factory: IProtocolFactory, port: int = 110) -> None:
+        """
+        Let C{factory} accept the connections to C{port} (on any host name).
+        """
+        self.reactor.listenTCP(port, factory)
+
+    def connectClient(self, port: int = 110, **clientOptions: Any) -> MemoryConnection:
+        """
+        Connect a new L{POP3Client} to the server on C{port}, and let it read the
+        greeting.
+
+        @param clientOptions: Keyword arguments for L{POP3Client}; its clock is
+            L{reactor}, and it sends passwords without TLS unless
+            C{allowCleartextLogin=False} is given.
+        @raise ConnectionRefusedError: If nobody listens on C{port}.
+        """
+        clientOptions.setdefault("allowCleartextLogin", True)
+        client = POP3Client(clock=self.reactor, **clientOptions)
+        connection = self._join(client, port)
+        if connection is None:
+            raise ConnectionRefusedError(f"nothing listens on port {port}")
+        self.flush()
+        return connection
+
+    def _serverFactory(self, port: int) -> IProtocolFactory | None:
+        for listening, factory, _backlog, _interface in self.reactor.tcpServers:
+            if listening == port:
+                return factory
+        return None
+
+    def _join(self, client: IProtocol, port: int) -> MemoryConnection | None:
+        factory = self._serverFactory(port)
+        if factory is None:
+            return None
+        self._nextPort += 1
+        clientAddress = IPv4Address("TCP", self.peerHost, self._nextPort)
+        serverAddress = IPv4Address("TCP", "127.0.0.1", port)
+        server = factory.buildProtocol(clientAddress)
+        if server is None:
+            return None
+        connection = MemoryConnection(client, server, clientAddress, serverAddress, self.reactor)
+        self.connections.append(connection)
+        return connection
+
+    def _completeConnections(self) -> bool:
+        """
+        Join the connections asked for with C{connectTCP} to their servers, or refuse
+        them.
+        """
+        progress = False
+        while self.reactor.tcpClients:
+            _host, port, factory, _timeout, _bindAddress = self.reactor.tcpClients.pop(0)
+            connector = self.reactor.connectors.pop(0)
+            serverAddress = IPv4Address("TCP", "127.0.0.1", port)
+            client = factory.buildProtocol(serverAddress)
+            if client is None or self._join(client, port) is None:
+                refused = ConnectionRefusedError(f"nothing listens on port {port}")
+                factory.clientConnectionFailed(connector, Failure(refused))
+            progress = True
+        return progress
+
+    def _step(self) -> bool:
+        self.reactor.advance(0)
+        progress = self._completeConnections()
+        for connection in self.connections:
+            progress = connection.pump() or progress
+        return progress
+
+    def flush(self) -> bool:
+        """
+        Move bytes between clients and servers, join new connections and run what is due
+        now on the clock, until nothing more happens.  Time does not move.
+
+        @return: Whether anything happened.
+        """
+        happened = False
+        while self._step():
+            happened = True
+        return happened
+
+    def advance(self, seconds: float) -> None:
+        """
+        Let C{seconds} pass on the clock, then L{flush}.
+        """
+        self.reactor.advance(seconds)
+        self.flush()
+
+    def _advanceToNextCall(self) -> bool:
+        calls = self.reactor.getDelayedCalls()
+        if not calls:
+            return False
+        due = min(call.getTime() for call in calls)
+        self.reactor.advance(max(0.0, due - self.reactor.seconds()))
+        return True
+
+    def run(self, work: Deferred[_T] | Coroutine[Any, Any, _T], *, advance: bool = False) -> _T:
+        """
+        Run C{work} to its end: flush until it has fired, and return its result or raise
+        its exception.  A L{Deferred} that raised L{Stalled} may be run again (after the
+        test changed something, or with C{advance=True}).
+
+        @param work: A L{Deferred}, or a coroutine (run with L{Deferred.fromCoroutine}).
+        @param advance: When everything is flushed and C{work} still waits, move the
+            clock to the next scheduled call (a time-out, a delay) and go on.  Without it,
+            time stands still.
+        @raise Stalled: If C{work} is still waiting when nothing more can happen.
+        """
+        d = work if isinstance(work, Deferred) else Deferred.fromCoroutine(work)
+        outcome: list[object] = []
+
+        def record(result: object) -> object:
+            outcome.append(result)
+            return result
+
+        d.addBoth(record)
+        while True:
+            self.flush()
+            if outcome or not advance or not self._advanceToNextCall():
+                break
+        if not outcome:
+            hint = "" if advance else "; run(..., advance=True) lets time pass"
+            raise Stalled(f"{work!r} is still waiting with nothing left to deliver{hint}")
+        result = outcome[0]
+        if isinstance(result, Failure):
+            # Raised here, so handled: not to be logged again when collected.
+            d.addErrback(lambda failure: None)
+            result.raiseException()
+        return cast(_T, result)
+
+
+class ConnectedClient:
+    """
+    A real L{POP3Client} connected in memory to a real server session, greeting received:
+    the client-side counterpart of L{ConnectedServer}.
+
+    Drive the client through its L{Deferred} API and let L{run} deliver the bytes::
+
+        pair = ConnectedClient(portal)
+        pair.run(pair.client.login("alice", "secret"))
+        message = pair.run(pair.client.retrieve(1))
+
+    @ivar network: The L{MemoryNetwork} the two are joined by.
+    @ivar clock: The network's L{MemoryReactorClock}: the client's clock, and the
+        server's when a portal was given.
+    @ivar client: The client.
+    @ivar server: The server protocol.
+    @ivar connection: The L{MemoryConnection}, for its transports.
+    """
+
+    def __init__(
+        self,
+        server: ServerFactory | Portal,
+        *,
+        clock: MemoryReactorClock | None = None,
+        peerHost: str = "127.0.0.1",
+        **clientOptions: Any,
+    ) -> None:
+        """
+        @param server: A server factory, typically a L{POP3ServerFactory} made with
+            C{clock=clock}; or a portal, for a L{POP3ServerFactory} with the default
+            policy on L{clock}.
+        @param clock: The clock of the client (and of the server made from a portal); a
+            new L{MemoryReactorClock} by default.
+        @param peerHost: The client address the server sees; see L{MemoryNetwork}.
+        @param clientOptions: Keyword arguments for L{POP3Client} (C{timeout},
+            C{maxPipeline}, ...); passwords go without TLS unless
+            C{allowCleartextLogin=False} is given.
+        """
+        self.network = MemoryNetwork(clock, peerHost)
+        self.clock = self.network.reactor
+        factory = server
+        if isinstance(server, Portal):
+            factory = POP3ServerFactory(server, clock=self.clock)
+        self.network.listen(cast(ServerFactory, factory))
+        self.connection = self.network.connectClient(**clientOptions)
+        self.client = cast(POP3Client, self.connection.client)
+        self.server = self.connection.server
+
+    def flush(self) -> bool:
+        """
+        Deliver everything both sides wrote; see L{MemoryNetwork.flush}.
+        """
+        return self.network.flush()
+
+    def advance(self, seconds: float) -> None:
+        """
+        Let C{seconds} pass on the clock, then flush.
+        """
+        self.network.advance(seconds)
+
+    def run(self, work: Deferred[_T] | Coroutine[Any, Any, _T], *, advance: bool = False) -> _T:
+        """
+        Flush until C{work} has fired; see L{MemoryNetwork.run}.
+        """
+        return self.network.run(work, advance=advance)

@@ -1,61 +1,89 @@
 """
 Tests for C{pop3kit fetch} (L{pop3kit._fetch}): its pieces on their own, then whole fetches
-from pop3kit's own server over loopback TCP (in this process, clear text), including
-connections lost and processes killed half-way, and the command line's exit statuses in a
-subprocess.  Fetches from Dovecot are in L{tests.test_interop_dovecot}.
+from pop3kit's own server joined to the client in memory (L{pop3kit.testing.MemoryNetwork}:
+no sockets, no threads, no global reactor), including lost connections, time-outs and the
+order in which messages are made durable and deleted.  The command line in a subprocess
+over loopback TCP (exit statuses, a process killed half-way) is in
+L{tests.test_fetch_command}; fetches from Dovecot are in L{tests.test_interop_dovecot}.
 """
 
 from __future__ import annotations
 
+import gc
 import io
 import mailbox
 import os
-import signal
-import sys
+from collections.abc import Callable
 from typing import Any, BinaryIO, cast
 
-from twisted.internet import reactor as _reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.error import ProcessExitedAlready
-from twisted.internet.interfaces import IProcessTransport
+from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.portal import Portal
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from pop3kit import _fetch
+from pop3kit._exits import ExitError, ExitStatus
 from pop3kit._fetch import (
-    EX_NOPERM,
-    EX_TEMPFAIL,
-    EX_TLS,
-    EX_UNAVAILABLE,
-    EX_USAGE,
     Account,
     ConnectOptions,
-    FetchError,
+    DiskSync,
     FetchOptions,
+    FetchResult,
     StateFile,
     parseDestination,
     parseURL,
     readPassword,
 )
-from pop3kit.backends.maildir import MaildirMailbox, _deliveryOrder
-from tests.test_interop_clients import (
-    FIRST_MESSAGES,
-    LATER_MESSAGE,
-    SECRET,
-    _Collector,
-    lfForm,
-    readMaildir,
-    serverUids,
-)
-from tests.test_interop_poplib import FIXTURES, MaildirServer
+from pop3kit._fetch._destinations import _LFWriter
+from pop3kit.backends.maildir import MaildirMailbox, MaildirRealm, _deliveryOrder, deliver
+from pop3kit.backends.maildir import mailboxPath as _mailboxPath
+from pop3kit.client import POP3Client, TLSMode, connect
+from pop3kit.core import canonicalForm
+from pop3kit.server import POP3ServerFactory
+from pop3kit.testing import CONTRACT_MESSAGES, MemoryNetwork
 
-reactor = cast(Any, _reactor)
+#: alice's password.
+SECRET = "secret"
 
-#: The repository root, for running the command line in a subprocess.
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: Messages of every shape that is easy to get wrong: the contract's, and a few more.
+FIXTURES: dict[str, bytes] = {
+    **CONTRACT_MESSAGES,
+    "dotLast": b"Subject: a final dot without line end\n\ntext\n.",
+    "emptyBody": b"Subject: nothing to say\n\n",
+    "loneCR": b"Subject: CR\n\nlone CR\r inside\r\nand at the end\r",
+    "longLine": b"Subject: long\n\n" + b"x" * 2000 + b"\n",
+    "fromLine": b"Subject: from\n\nFrom the start of a line\n",
+    "dots": (
+        b"Subject: dots\n\n.\n..\n...\n.leading dot\n..two leading dots\n. \nmiddle.\nend .\n.\n"
+    ),
+    "controls": b"Subject: controls\n\n\x00\x01\x7f\x1b[0m\x0c\n",
+}
 
-#: The command line, run by a subprocess.
-COMMAND = [sys.executable, "-c", "import sys; from pop3kit.cli import main; sys.exit(main())"]
+#: Three plain messages for the keep / only-new runs, and the one delivered later.
+FIRST_MESSAGES = [FIXTURES["lf"], FIXTURES["crlf"], FIXTURES["dotLines"]]
+LATER_MESSAGE = FIXTURES["utf8"]
+
+
+def lfForm(message: bytes) -> bytes:
+    """
+    The canonical form of C{message} with the CR of each CRLF removed (a lone CR stays):
+    what C{fetch} stores.
+    """
+    return canonicalForm(message).replace(b"\r\n", b"\n")
+
+
+def readMaildir(path: str) -> dict[str, bytes]:
+    """
+    The messages in the Maildir at C{path} (in C{new} and C{cur}), by file name.
+    """
+    messages = {}
+    for sub in ("new", "cur"):
+        for name in os.listdir(os.path.join(path, sub)):
+            with open(os.path.join(path, sub, name), "rb") as f:
+                messages[name] = f.read()
+    return messages
 
 
 def inDeliveryOrder(path: str) -> list[bytes]:
@@ -65,6 +93,13 @@ def inDeliveryOrder(path: str) -> list[bytes]:
     """
     found = readMaildir(path)
     return [found[name] for name in sorted(found, key=_deliveryOrder)]
+
+
+def runNow(call: Callable[[], None]) -> Deferred[None]:
+    """
+    Run a blocking call at once, in this thread: the thread hop of in-memory fetches.
+    """
+    return maybeDeferred(call)
 
 
 class _FakeTTY(io.StringIO):
@@ -124,15 +159,15 @@ class URLTests(SynchronousTestCase):
             "pop3://u@h:99999",
             "pop3://u@h?x=1",
         ):
-            with self.assertRaises(FetchError, msg=url) as caught:
+            with self.assertRaises(ExitError, msg=url) as caught:
                 parseURL(url)
-            self.assertEqual(caught.exception.status, EX_USAGE, url)
+            self.assertEqual(caught.exception.status, ExitStatus.USAGE, url)
 
     def test_passwordNeverEchoed(self) -> None:
         """
         The error for a URL with a password does not repeat the password.
         """
-        with self.assertRaises(FetchError) as caught:
+        with self.assertRaises(ExitError) as caught:
             parseURL("pop3://u:hunter2@h")
         self.assertNotIn("hunter2", str(caught.exception))
 
@@ -178,62 +213,30 @@ class PasswordTests(SynchronousTestCase):
         """
         Without a file, the variable or a terminal, there is no password: a usage error.
         """
-        with self.assertRaises(FetchError) as caught:
+        with self.assertRaises(ExitError) as caught:
             readPassword(None, {}, io.StringIO())
-        self.assertEqual(caught.exception.status, EX_USAGE)
+        self.assertEqual(caught.exception.status, ExitStatus.USAGE)
 
     def test_empty(self) -> None:
         """
         An empty password is refused.
         """
-        with self.assertRaises(FetchError):
+        with self.assertRaises(ExitError):
             readPassword(None, {"POP3KIT_PASSWORD": ""}, io.StringIO())
 
     def test_missingFile(self) -> None:
         """
-        A password file that cannot be read is an error naming the file.
+        A password file that cannot be read is an error naming the file, with status 1.
         """
-        with self.assertRaises(FetchError) as caught:
+        with self.assertRaises(ExitError) as caught:
             readPassword("/nonexistent/pw", {}, io.StringIO())
-        self.assertIn("/nonexistent/pw", str(caught.exception))
-
-
-class DescribeFailureTests(SynchronousTestCase):
-    """
-    L{_fetch.describeFailure} gives each failure its exit status.
-    """
-
-    def test_statuses(self) -> None:
-        """
-        Response codes, TLS, name resolution, refusal, time-outs and lost connections map
-        to their documented exit statuses, each with a one-line message.
-        """
-        from twisted.internet import error
-
-        from pop3kit.client import MechanismUnavailable, ServerError, TLSFailed, TLSUnavailable
-        from pop3kit.errors import ResponseCode
-
-        account = parseURL("pop3s://alice@mail.example.com")
-        cases: list[tuple[BaseException, str, int]] = [
-            (ServerError("bad", ResponseCode.AUTH), "logging in to", EX_NOPERM),
-            (ServerError("bad"), "logging in to", EX_NOPERM),
-            (ServerError("busy", ResponseCode.IN_USE), "logging in to", EX_TEMPFAIL),
-            (ServerError("later", ResponseCode.LOGIN_DELAY), "logging in to", EX_TEMPFAIL),
-            (ServerError("oops", ResponseCode.SYS_TEMP), "downloading from", EX_TEMPFAIL),
-            (ServerError("broken", ResponseCode.SYS_PERM), "downloading from", _fetch.EX_PROTOCOL),
-            (ServerError("no such message"), "downloading from", _fetch.EX_PROTOCOL),
-            (MechanismUnavailable("none left"), "logging in to", EX_NOPERM),
-            (TLSUnavailable("the server does not offer STLS"), "connecting to", EX_TLS),
-            (TLSFailed("certificate verify failed"), "connecting to", EX_TLS),
-            (error.DNSLookupError("mail.example.com"), "connecting to", _fetch.EX_NOHOST),
-            (error.ConnectionRefusedError(), "connecting to", EX_UNAVAILABLE),
-            (error.TimeoutError(), "connecting to", EX_TEMPFAIL),
-            (error.ConnectionLost("gone"), "downloading from", EX_TEMPFAIL),
-        ]
-        for exception, doing, status in cases:
-            described = _fetch.describeFailure(exception, account, doing)
-            self.assertEqual(described.status, status, repr(exception))
-            self.assertNotIn("\n", str(described))
+        self.assertEqual(
+            (str(caught.exception), caught.exception.status),
+            (
+                "cannot read the password file: /nonexistent/pw: No such file or directory",
+                ExitStatus.FAILURE,
+            ),
+        )
 
 
 class _ListSink:
@@ -256,12 +259,12 @@ class _ListSink:
 
 class LFWriterTests(SynchronousTestCase):
     """
-    L{_fetch._LFWriter} turns CRLF into LF across chunk boundaries.
+    L{_LFWriter} turns CRLF into LF across chunk boundaries.
     """
 
     def convert(self, chunks: list[bytes], batchSize: int = 1) -> bytes:
         sink = _ListSink()
-        writer = _fetch._LFWriter(sink, batchSize)
+        writer = _LFWriter(sink, batchSize)
         for chunk in chunks:
             writer.write(chunk)
         writer.finish()
@@ -342,8 +345,12 @@ class DestinationTests(SynchronousTestCase):
         self.assertEqual(parseDestination("maildir:/m").kind, "maildir")
         self.assertEqual(parseDestination("MBOX:/b").kind, "mbox")
         for text in ("/m", "mh:/m", "maildir:"):
-            with self.assertRaises(FetchError, msg=text):
+            with self.assertRaises(ExitError, msg=text) as caught:
                 parseDestination(text)
+            self.assertEqual(
+                (str(caught.exception), caught.exception.status),
+                (f"invalid destination {text!r}: use maildir:DIR or mbox:FILE", ExitStatus.USAGE),
+            )
 
     def test_maildirAbortLeavesNothing(self) -> None:
         """
@@ -357,6 +364,32 @@ class DestinationTests(SynchronousTestCase):
         sink.abort()
         self.assertEqual(readMaildir(path), {})
         self.assertEqual(os.listdir(os.path.join(path, "tmp")), [])
+
+    def test_fileOpenedOnFirstWrite(self) -> None:
+        """
+        A Maildir or mbox sink opens no file until its first write; an empty message opens
+        one when it is closed, and is stored.
+        """
+        for kind in ("maildir", "mbox"):
+            base = os.path.abspath(self.mktemp())
+            destination = parseDestination(f"{kind}:{base}/box")
+            destination.check()
+            files = set(os.listdir(base))
+            opened = [destination.open() for _ in range(3)]
+            self.assertEqual(set(os.listdir(base)), files, kind)
+            if kind == "maildir":
+                self.assertEqual(os.listdir(os.path.join(base, "box", "tmp")), [])
+            opened[0].close(0)
+            opened[1].write(b"Subject: one\n\n")
+            opened[1].close(16)
+            destination.commitBatch(opened[:2])
+            opened[2].abort()
+            if kind == "maildir":
+                stored = sorted(readMaildir(os.path.join(base, "box")).values())
+            else:
+                box = mailbox.mbox(os.path.join(base, "box"))
+                stored = sorted(box.get_bytes(key) for key in box.iterkeys())
+            self.assertEqual(stored, [b"", b"Subject: one\n\n"], kind)
 
     def test_mboxQuotesFromLines(self) -> None:
         """
@@ -382,12 +415,66 @@ class DestinationTests(SynchronousTestCase):
         """
         A destination that cannot be created is reported before connecting.
         """
-        blocker = self.mktemp()
+        blocker = os.path.abspath(self.mktemp())
         with open(blocker, "w"):
             pass
-        with self.assertRaises(FetchError) as caught:
+        with self.assertRaises(ExitError) as caught:
             parseDestination(f"maildir:{blocker}/m").check()
-        self.assertEqual(caught.exception.status, _fetch.EX_CANTCREAT)
+        self.assertEqual(
+            (str(caught.exception), caught.exception.status),
+            (
+                f"cannot use maildir:{blocker}/m: {blocker}/m: Not a directory",
+                ExitStatus.CANTCREAT,
+            ),
+        )
+
+
+class _MemoryServer:
+    """
+    pop3kit's server on port 110 of a L{MemoryNetwork} (any host name reaches it), serving
+    Maildirs under a temporary directory; alice's password is L{SECRET}.
+
+    @ivar network: The network; fetches connect through C{network.reactor}.
+    @ivar maildir: alice's Maildir.
+    """
+
+    def __init__(self, testCase: SynchronousTestCase) -> None:
+        base = os.path.abspath(testCase.mktemp())
+        root = os.path.join(base, "mail")
+        os.makedirs(root)
+        self.maildir = _mailboxPath(root, "alice")
+        self.network = MemoryNetwork()
+        checker = InMemoryUsernamePasswordDatabaseDontUse(alice=SECRET.encode())
+        self.factory = POP3ServerFactory(
+            Portal(MaildirRealm(root), [checker]),
+            clock=self.network.reactor,
+            failedLoginDelay=0,
+        )
+        self.network.listen(self.factory)
+
+    def deliver(self, *messages: bytes) -> None:
+        """
+        Deliver C{messages} into alice's Maildir, in this order.
+        """
+        for message in messages:
+            deliver(self.maildir, io.BytesIO(message))
+
+    def uids(self) -> list[str]:
+        """
+        The unique-ids the server gives alice's messages now, asked with UIDL.
+        """
+        client = cast(POP3Client, self.network.connectClient().client)
+        self.network.run(client.login("alice", SECRET))
+        uids = self.network.run(client.listUids())
+        self.network.run(client.quit())
+        return sorted(uids.values())
+
+    def dropAll(self) -> None:
+        """
+        Drop every connection from the server's side, as a crash would.
+        """
+        for connection in self.network.connections:
+            connection.serverTransport.abortConnection()
 
 
 class _Abort(_fetch.Progress):
@@ -396,57 +483,145 @@ class _Abort(_fetch.Progress):
     stored: a connection lost half-way through a fetch.
     """
 
-    def __init__(self, server: MaildirServer, after: int) -> None:
+    def __init__(self, server: _MemoryServer, after: int) -> None:
         super().__init__(io.StringIO())
         self.server = server
         self.after = after
 
     def update(self, done: int, octets: int, force: bool = False) -> None:
         if done >= self.after:
-            for session in self.server.server.factory.servers:
-                session.transport.abortConnection()  # type: ignore[union-attr]
+            self.server.dropAll()
 
 
-class FetchTests(TestCase):
+class _RecordingSync(DiskSync):
     """
-    Whole fetches from pop3kit's own server over loopback TCP, in clear text.
+    A L{DiskSync} that records each call, with what the Maildir or mbox holds at that
+    moment, before doing it.
     """
 
-    timeout = 60
+    def __init__(self, events: list[tuple[object, ...]]) -> None:
+        self.events = events
+
+    def syncAll(self) -> None:
+        self.events.append(("syncAll",))
+        super().syncAll()
+
+    def syncFile(self, path: str) -> None:
+        with open(path, "rb") as f:
+            self.events.append(("syncFile", path, f.read()))
+        super().syncFile(path)
+
+    def syncDirectory(self, path: str) -> None:
+        self.events.append(("syncDirectory", path, sorted(os.listdir(path))))
+        super().syncDirectory(path)
+
+
+class _RecordingClient:
+    """
+    A client that records which RETRs and DELEs it is asked for, and passes everything
+    on to the real one.
+    """
+
+    def __init__(
+        self, client: POP3Client, events: list[tuple[object, ...]], tmp: str | None
+    ) -> None:
+        self._client = client
+        self._events = events
+        self._tmp = tmp
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def retrieve(self, n: int, consumer: BinaryIO) -> Deferred[int]:
+        files = len(os.listdir(self._tmp)) if self._tmp is not None else None
+        self._events.append(("RETR", n, files))
+        d = self._client.retrieve(n, consumer)
+
+        def received(octets: int) -> int:
+            self._events.append(("received", n))
+            return octets
+
+        return d.addCallback(received)
+
+    def delete(self, n: int) -> Deferred[None]:
+        self._events.append(("DELE", n))
+        return self._client.delete(n)
+
+
+class _SlowThread:
+    """
+    A thread hop whose calls run one second (on the clock) after they are asked for, as
+    a slow disk would; it counts how many run at once.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+        self.running = 0
+        self.mostAtOnce = 0
+
+    def __call__(self, call: Callable[[], None]) -> Deferred[None]:
+        self.running += 1
+        self.mostAtOnce = max(self.mostAtOnce, self.running)
+
+        def done(result: object) -> object:
+            self.running -= 1
+            return result
+
+        return deferLater(self.clock, 1, call).addBoth(done)
+
+
+class FetchTests(SynchronousTestCase):
+    """
+    Whole fetches from pop3kit's own server, joined to the client in memory.
+    """
 
     def setUp(self) -> None:
-        self.server = MaildirServer(self)
+        self.server = _MemoryServer(self)
         self.base = os.path.abspath(self.mktemp())
         self.target = os.path.join(self.base, "Maildir")
         self.state = os.path.join(self.base, "state")
-        self.account = parseURL(f"pop3://alice@127.0.0.1:{self.server.port}")
+        self.account = parseURL("pop3://alice@mail.example.com")
 
-    async def fetch(self, password: str = SECRET, **options: Any) -> _fetch.FetchResult:
+    def fetch(self, password: str = SECRET, advance: bool = False, **options: Any) -> FetchResult:
         """
-        Fetch alice's mail into L{target} (or C{to}), then wait until the server has seen
-        the session end.
+        Fetch alice's mail into L{target} (or C{to}), then let the server see the session
+        end.  C{progress}, C{connector}, C{sync}, C{batchMessages} and C{runInThread}
+        (L{runNow} by default) go to L{_fetch.fetch}, the rest into its L{FetchOptions}.
         """
-        progress = options.pop("progress", None)
+        toFetch = ("progress", "connector", "sync", "batchMessages", "runInThread")
+        extra = {name: options.pop(name) for name in toFetch if name in options}
+        extra.setdefault("runInThread", runNow)
         options.setdefault("to", f"maildir:{self.target}")
         options.setdefault("stateFile", self.state)
-        fetchOptions = FetchOptions(
-            destination=options.pop("to"),
-            connect=ConnectOptions(noTLS=True, timeout=20),
-            **options,
-        )
+        options.setdefault("connect", ConnectOptions(noTLS=True, timeout=20))
+        fetchOptions = FetchOptions(destination=options.pop("to"), **options)
         try:
-            return await _fetch.fetch(
-                reactor, self.account, fetchOptions, password, environ={}, progress=progress
+            return self.server.network.run(
+                _fetch.fetch(
+                    self.server.network.reactor,
+                    self.account,
+                    fetchOptions,
+                    password,
+                    environ={},
+                    warnings=io.StringIO(),
+                    **extra,
+                ),
+                advance=advance,
             )
         finally:
-            await self.sessionsOver()
+            self.server.network.flush()
 
-    async def sessionsOver(self) -> None:
+    def fetchFails(self, **options: Any) -> ExitError:
         """
-        Wait until the server has seen every session end.
+        Fetch as L{fetch} does, and return the L{ExitError} it fails with (after checking
+        that no command was left failing unhandled).
         """
-        for session in self.server.server.factory.servers:
-            await session.lost
+        error: ExitError = self.assertRaises(ExitError, self.fetch, **options)
+        # Let go of the failed run: a command it left failing unhandled is then logged,
+        # which fails the test.
+        error.__traceback__ = None
+        gc.collect()
+        return error
 
     def stored(self) -> list[bytes]:
         """
@@ -454,75 +629,137 @@ class FetchTests(TestCase):
         """
         return inDeliveryOrder(self.target)
 
-    async def test_keepByteExact(self) -> None:
+    def recordingConnector(
+        self, events: list[tuple[object, ...]], tmp: str | None = None
+    ) -> _fetch.Connector:
+        """
+        A connector that connects through the memory network and gives a client that
+        records its RETRs and DELEs into C{events} (with how many files C{tmp} holds when
+        each RETR is asked for).
+        """
+
+        async def connector(
+            reactor: Any,
+            host: str,
+            port: int | None = None,
+            *,
+            tls: TLSMode = "starttls",
+            cafile: str | None = None,
+            hostname: str | None = None,
+            timeout: float = 60.0,
+        ) -> POP3Client:
+            client = await connect(
+                reactor, host, port, tls=tls, cafile=cafile, hostname=hostname, timeout=timeout
+            )
+            return cast(POP3Client, _RecordingClient(client, events, tmp))
+
+        return connector
+
+    def test_keepByteExact(self) -> None:
         """
         Every fixture arrives byte for byte with LF line ends; the server keeps them all.
         """
         messages = list(FIXTURES.values())
         self.server.deliver(*messages)
-        result = await self.fetch()
+        result = self.fetch()
         self.assertEqual(self.stored(), [lfForm(m) for m in messages])
         self.assertEqual((result.fetched, result.deleted), (len(messages), 0))
-        self.assertEqual(len(await serverUids(self.server)), len(messages))
+        self.assertEqual(len(self.server.uids()), len(messages))
         self.assertEqual(os.listdir(os.path.join(self.target, "tmp")), [])
 
-    async def test_keepFetchesOnlyNew(self) -> None:
+    def test_keepFetchesOnlyNew(self) -> None:
         """
         With C{--keep}, a second run fetches nothing, and a third only the new message.
         """
         self.server.deliver(*FIRST_MESSAGES)
-        first = await self.fetch()
-        second = await self.fetch()
+        first = self.fetch()
+        second = self.fetch()
         self.server.deliver(LATER_MESSAGE)
-        third = await self.fetch()
+        third = self.fetch()
         self.assertEqual([first.fetched, second.fetched, third.fetched], [3, 0, 1])
         self.assertEqual(third.skipped, 3)
         self.assertEqual(
             sorted(self.stored()), sorted(lfForm(m) for m in [*FIRST_MESSAGES, LATER_MESSAGE])
         )
 
-    async def test_delete(self) -> None:
+    def test_delete(self) -> None:
         """
         With C{--delete}, everything is stored and then gone from the server; the state file
         forgets the deleted messages.
         """
         self.server.deliver(*FIRST_MESSAGES)
-        result = await self.fetch(delete=True)
+        result = self.fetch(delete=True)
         self.assertEqual((result.fetched, result.deleted), (3, 3))
         self.assertEqual(self.stored(), [lfForm(m) for m in FIRST_MESSAGES])
-        self.assertEqual(await serverUids(self.server), [])
+        self.assertEqual(self.server.uids(), [])
         state = StateFile(self.state)
         state.load()
         self.assertEqual(state.uids, set())
 
-    async def test_deleteSinceLastAfterKeep(self) -> None:
+    def test_deleteSinceLastAfterKeep(self) -> None:
         """
         C{--delete --since-last} after a C{--keep} run deletes what was fetched before
         without downloading it again, and fetches only the new message.
         """
         self.server.deliver(*FIRST_MESSAGES)
-        await self.fetch()
+        self.fetch()
         self.server.deliver(LATER_MESSAGE)
-        result = await self.fetch(delete=True, sinceLast=True)
+        result = self.fetch(delete=True, sinceLast=True)
         self.assertEqual((result.fetched, result.skipped, result.deleted), (1, 3, 4))
-        self.assertEqual(await serverUids(self.server), [])
+        self.assertEqual(self.server.uids(), [])
         self.assertEqual(
             sorted(self.stored()), sorted(lfForm(m) for m in [*FIRST_MESSAGES, LATER_MESSAGE])
         )
 
-    async def test_manyPipelined(self) -> None:
+    def test_manyPipelined(self) -> None:
         """
-        Several hundred messages, more than one pipeline window, all arrive in order.
+        Several hundred messages, more than the client's pipelining window, all arrive in
+        order.
         """
         messages = [
             b"Subject: %d\n\nbody %d\n" % (i, i) + b"x" * (i * 7) + b"\n" for i in range(300)
         ]
         self.server.deliver(*messages)
-        result = await self.fetch()
+        result = self.fetch()
         self.assertEqual(result.fetched, 300)
         self.assertEqual(self.stored(), messages)
 
-    async def test_mbox(self) -> None:
+    def test_oneWindowNoFileUntilData(self) -> None:
+        """
+        Every RETR is handed to the client at once, before the first answer (the client's
+        pipelining window is the only one), and a RETR waiting in the client's queue holds
+        no file: C{tmp/} is empty when each is asked for.
+        """
+        messages = [b"Subject: %d\n\n" % i + b"y" * 1000 + b"\n" for i in range(150)]
+        self.server.deliver(*messages)
+        events: list[tuple[object, ...]] = []
+        tmp = os.path.join(self.target, "tmp")
+        result = self.fetch(connector=self.recordingConnector(events, tmp))
+        self.assertEqual(result.fetched, 150)
+        firstAnswer = events.index(("received", 1))
+        self.assertEqual(events[:firstAnswer], [("RETR", n, 0) for n in range(1, 151)])
+        self.assertEqual(self.stored(), messages)
+
+    def test_downloadWhileCommitting(self) -> None:
+        """
+        While a batch is being made durable, messages keep arriving, and the next batch
+        grows past its limit until the disk is free: one commit at a time, none lost.
+        """
+        messages = [b"Subject: %d\n\nbody\n" % i for i in range(10)]
+        self.server.deliver(*messages)
+        events: list[tuple[object, ...]] = []
+        slow = _SlowThread(self.server.network.reactor)
+        result = self.fetch(
+            advance=True, batchMessages=2, runInThread=slow, sync=_RecordingSync(events)
+        )
+        self.assertEqual(result.fetched, 10)
+        self.assertEqual(self.stored(), messages)
+        self.assertEqual(slow.mostAtOnce, 1)
+        batches = [len(cast(list[str], e[2])) for e in events if e[0] == "syncDirectory"]
+        # new/ holds 2 messages after the first batch, and all 10 after the second.
+        self.assertEqual(batches, [2, 10])
+
+    def test_mbox(self) -> None:
         """
         Messages go into an mbox file, readable with L{mailbox.mbox}, with their From lines
         quoted.
@@ -530,7 +767,7 @@ class FetchTests(TestCase):
         messages = [b"Subject: a\n\nFrom here\n", b"Subject: b\r\n\r\nbody\r\n"]
         self.server.deliver(*messages)
         path = os.path.join(self.base, "inbox.mbox")
-        result = await self.fetch(to=f"mbox:{path}")
+        result = self.fetch(to=f"mbox:{path}")
         self.assertEqual(result.fetched, 2)
         box = mailbox.mbox(path)
         self.assertEqual(
@@ -538,222 +775,165 @@ class FetchTests(TestCase):
             [b"Subject: a\n\n>From here\n", b"Subject: b\n\nbody\n"],
         )
 
-    async def test_wrongPassword(self) -> None:
+    def test_durableBeforeDeleteMaildir(self) -> None:
         """
-        A refused login is L{EX_NOPERM}, and nothing is stored.
+        With C{--delete}, no DELE is sent before the messages are on disk: every file in
+        C{tmp/} is synced, linked into C{new/}, and C{new/} is synced first.
         """
         self.server.deliver(*FIRST_MESSAGES)
-        with self.assertRaises(FetchError) as caught:
-            await self.fetch(password="wrong")
-        self.assertEqual(caught.exception.status, EX_NOPERM, str(caught.exception))
+        events: list[tuple[object, ...]] = []
+        self.fetch(
+            delete=True, connector=self.recordingConnector(events), sync=_RecordingSync(events)
+        )
+        newDir = os.path.join(self.target, "new")
+        stored = sorted(os.listdir(newDir))
+        self.assertEqual(
+            [event for event in events if event[0] not in ("RETR", "received")],
+            [
+                ("syncAll",),
+                ("syncDirectory", newDir, stored),
+                ("DELE", 1),
+                ("DELE", 2),
+                ("DELE", 3),
+            ],
+        )
+        # What was synced is all of the messages, complete.
+        receivedAll = events.index(("received", 3))
+        self.assertLess(receivedAll, events.index(("syncAll",)))
+        self.assertEqual(self.stored(), [lfForm(m) for m in FIRST_MESSAGES])
+
+    def test_durableBeforeDeleteMbox(self) -> None:
+        """
+        With C{--delete} into an mbox, no DELE is sent before the mbox file, holding every
+        message, and its directory are synced.
+        """
+        self.server.deliver(*FIRST_MESSAGES)
+        events: list[tuple[object, ...]] = []
+        path = os.path.join(self.base, "inbox.mbox")
+        self.fetch(
+            to=f"mbox:{path}",
+            delete=True,
+            connector=self.recordingConnector(events),
+            sync=_RecordingSync(events),
+        )
+        with open(path, "rb") as f:
+            content = f.read()
+        self.assertEqual(content.count(b"From MAILER-DAEMON"), 3)
+        self.assertEqual(
+            [event for event in events if event[0] not in ("RETR", "received")],
+            [
+                ("syncFile", path, content),
+                ("syncDirectory", self.base, ["inbox.mbox"]),
+                ("DELE", 1),
+                ("DELE", 2),
+                ("DELE", 3),
+            ],
+        )
+
+    def test_wrongPassword(self) -> None:
+        """
+        A refused login is L{ExitStatus.NOPERM}, and nothing is stored.
+        """
+        self.server.deliver(*FIRST_MESSAGES)
+        error = self.fetchFails(password="wrong")
+        self.assertEqual(
+            (str(error), error.status),
+            (
+                "login to mail.example.com:110 as 'alice' refused: authentication failed",
+                ExitStatus.NOPERM,
+            ),
+        )
         self.assertEqual(self.stored(), [])
 
-    async def test_connectionRefused(self) -> None:
+    def test_connectionRefused(self) -> None:
         """
-        A port nobody listens on is L{EX_UNAVAILABLE}.
+        A port nobody listens on is L{ExitStatus.UNAVAILABLE}.
         """
-        await self.server.server.stop()
-        with self.assertRaises(FetchError) as caught:
-            await self.fetch()
-        self.assertEqual(caught.exception.status, EX_UNAVAILABLE, str(caught.exception))
+        self.account = parseURL("pop3://alice@mail.example.com:1110")
+        error = self.fetchFails(advance=True)
+        self.assertEqual(
+            (str(error), error.status),
+            (
+                "cannot connect to mail.example.com:1110: ConnectionRefusedError: "
+                "Connection was refused by other side: nothing listens on port 1110.",
+                ExitStatus.UNAVAILABLE,
+            ),
+        )
 
-    async def test_stlsRequired(self) -> None:
+    def test_stlsRequired(self) -> None:
         """
         Without C{--no-tls}, a C{pop3://} server that offers no STLS is refused with
-        L{EX_TLS}, before any password is sent.
+        L{ExitStatus.CONFIG}, before any password is sent.
         """
         self.server.deliver(*FIRST_MESSAGES)
-        options = FetchOptions(destination=f"maildir:{self.target}", stateFile=self.state)
-        with self.assertRaises(FetchError) as caught:
-            await _fetch.fetch(reactor, self.account, options, "secret", environ={})
-        await self.sessionsOver()
-        self.assertEqual(caught.exception.status, EX_TLS, str(caught.exception))
+        error = self.fetchFails(connect=ConnectOptions())
+        self.assertEqual(
+            (str(error), error.status),
+            (
+                "TLS with mail.example.com:110 failed: TLSUnavailable: "
+                "the server does not offer STLS",
+                ExitStatus.CONFIG,
+            ),
+        )
         self.assertEqual(self.stored(), [])
 
-    async def test_lostConnectionDeletesNothing(self) -> None:
+    def test_timeout(self) -> None:
         """
-        A connection lost after two messages is L{EX_TEMPFAIL}: those two are stored and
-        recorded, nothing is deleted, no partial file is left; the next run stores the rest
-        once and deletes everything.
+        A server that stops answering in the middle of a fetch is
+        L{ExitStatus.TEMPFAIL}, with a message that says what was being done; the
+        messages received but not yet made durable are removed, and nothing is deleted.
         """
-        messages = [b"Subject: %d\n\n" % i + b"y" * 200_000 + b"\n" for i in range(6)]
+        messages = [b"Subject: %d\n\nbody\n" % i for i in range(4)]
         self.server.deliver(*messages)
-        uids = await serverUids(self.server)
-        with self.assertRaises(FetchError) as caught:
-            await self.fetch(delete=True, sinceLast=True, progress=_Abort(self.server, 2))
-        self.assertEqual(caught.exception.status, EX_TEMPFAIL, str(caught.exception))
-        stored = self.stored()
-        self.assertGreaterEqual(len(stored), 2)
-        self.assertEqual(stored, messages[: len(stored)])
-        self.assertEqual(await serverUids(self.server), uids)
-        self.assertEqual(os.listdir(os.path.join(self.target, "tmp")), [])
-        state = StateFile(self.state)
-        state.load()
-        self.assertEqual(len(state.uids), len(stored))
-
-        result = await self.fetch(delete=True, sinceLast=True)
-        self.assertEqual(result.fetched + len(stored), len(messages))
-        self.assertEqual(self.stored(), messages)
-        self.assertEqual(await serverUids(self.server), [])
-
-
-class CommandLineTests(TestCase):
-    """
-    The command line in a subprocess: exit statuses, and a process killed mid-fetch.
-    """
-
-    timeout = 60
-
-    def setUp(self) -> None:
-        self.server = MaildirServer(self)
-        self.base = os.path.abspath(self.mktemp())
-        os.makedirs(self.base)
-        self.target = os.path.join(self.base, "Maildir")
-
-    def spawn(
-        self, *args: str, password: str | None = SECRET
-    ) -> tuple[_Collector, IProcessTransport]:
-        """
-        Start C{pop3kit ARGS} with a minimal environment, C{HOME} in the test's directory.
-        """
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": self.base,
-            "PYTHONPATH": ROOT,
-            "LC_ALL": "C.UTF-8",
-        }
-        if password is not None:
-            env["POP3KIT_PASSWORD"] = password
-        collector = _Collector()
-        transport = reactor.spawnProcess(
-            collector, COMMAND[0], [*COMMAND, *args], env=env, path=self.base
-        )
-        transport.closeStdin()
-
-        async def killIfRunning() -> None:
-            if collector.status is None:
-                try:
-                    transport.signalProcess("KILL")
-                except ProcessExitedAlready:
-                    pass
-                await collector.whenEnded()
-
-        self.addCleanup(killIfRunning)
-        return collector, transport
-
-    async def runCommand(self, *args: str, password: str | None = SECRET) -> tuple[int, str]:
-        """
-        Run C{pop3kit ARGS} to its end.
-
-        @return: The exit status and standard error.
-        """
-        collector, _ = self.spawn(*args, password=password)
-        status = await collector.whenEnded()
-        return status, b"".join(collector.err).decode()
-
-    def url(self) -> str:
-        return f"pop3://alice@127.0.0.1:{self.server.port}"
-
-    async def test_success(self) -> None:
-        """
-        A fetch exits with 0, prints nothing when not on a terminal, and stores the mail.
-        """
-        self.server.deliver(*FIRST_MESSAGES)
-        status, err = await self.runCommand(
-            "fetch", self.url(), "--no-tls", "--to", f"maildir:{self.target}"
-        )
-        self.assertEqual((status, err), (0, ""))
-        self.assertEqual(
-            sorted(readMaildir(self.target).values()), sorted(lfForm(m) for m in FIRST_MESSAGES)
-        )
-        self.assertTrue(os.listdir(os.path.join(self.base, ".local", "state", "pop3kit", "fetch")))
-
-    async def test_exitStatuses(self) -> None:
-        """
-        A wrong password exits 77, no password 2, a bad URL 2, STLS missing 78, each with
-        one line on standard error.
-        """
-        to = ["--to", f"maildir:{self.target}"]
-        cases = [
-            ((self.url(), "--no-tls", *to), "wrong", EX_NOPERM),
-            ((self.url(), "--no-tls", *to), None, EX_USAGE),
-            (("http://alice@h", *to), "secret", EX_USAGE),
-            ((self.url(), *to), "secret", EX_TLS),
-        ]
-        for args, password, expected in cases:
-            status, err = await self.runCommand("fetch", *args, password=password)
-            self.assertEqual(status, expected, (args, err))
-            self.assertEqual(err.count("\n"), 1, err)
-            self.assertTrue(err.startswith("pop3kit: error: "), err)
-
-    async def test_killedMidFetch(self) -> None:
-        """
-        A fetch killed with SIGKILL half-way leaves only complete messages in C{new/} and
-        deletes nothing on the server; the next run stores the rest (messages of the batch
-        stored but not yet recorded when the kill came are stored twice, none is lost).
-        """
-        messages = [b"Subject: %d\n\n" % i + b"z" * 1_000_000 + b"\n" for i in range(100)]
-        self.server.deliver(*messages)
-        uids = await serverUids(self.server)
-        # The server stalls after 70 messages, so the kill always lands mid-fetch.
         opened = 0
         realOpen = MaildirMailbox.openMessage
 
         def openMessage(mailbox: MaildirMailbox, uid: str) -> Deferred[BinaryIO]:
             nonlocal opened
             opened += 1
-            if opened > 70 and stalling:
-                return Deferred()
-            return realOpen(mailbox, uid)
+            return Deferred() if opened > 2 else realOpen(mailbox, uid)
 
-        stalling = True
         self.patch(MaildirMailbox, "openMessage", openMessage)
-        args = (
-            "fetch",
-            self.url(),
-            "--no-tls",
-            "--delete",
-            "--since-last",
-            "--to",
-            f"maildir:{self.target}",
+        uids = self.server.uids()
+        error = self.fetchFails(advance=True, delete=True)
+        self.assertEqual(
+            (str(error), error.status),
+            (
+                "mail.example.com:110 did not answer in time while downloading",
+                ExitStatus.TEMPFAIL,
+            ),
         )
-        collector, transport = self.spawn(*args)
-        newDir = os.path.join(self.target, "new")
-        for _ in range(400):
-            if collector.status is not None:
-                break
-            if os.path.isdir(newDir) and len(os.listdir(newDir)) >= 3:
-                break
-            await deferLater(reactor, 0.02, lambda: None)
-        if collector.status is None:
-            transport.signalProcess("KILL")
-        status = await collector.whenEnded()
-        self.assertEqual(status, -signal.SIGKILL, "the fetch ended before it was killed")
-        for session in self.server.server.factory.servers:
-            await session.lost
-        stored = inDeliveryOrder(self.target)
-        self.assertGreaterEqual(len(stored), 3)
+        self.assertEqual(self.stored(), [])
+        self.assertEqual(os.listdir(os.path.join(self.target, "tmp")), [])
+        self.assertEqual(self.server.uids(), uids)
+
+    def test_lostConnectionDeletesNothing(self) -> None:
+        """
+        A connection lost after two messages is L{ExitStatus.TEMPFAIL}: those stored are
+        recorded, nothing is deleted, no partial file is left; the next run stores the rest
+        once and deletes everything.
+        """
+        messages = [b"Subject: %d\n\n" % i + b"y" * 200_000 + b"\n" for i in range(6)]
+        self.server.deliver(*messages)
+        uids = self.server.uids()
+        error = self.fetchFails(
+            delete=True, sinceLast=True, progress=_Abort(self.server, 2), batchMessages=2
+        )
+        self.assertEqual(error.status, ExitStatus.TEMPFAIL, str(error))
+        self.assertTrue(
+            str(error).startswith("the connection to mail.example.com:110 was lost: "), error
+        )
+        stored = self.stored()
+        self.assertGreaterEqual(len(stored), 2)
         self.assertLess(len(stored), len(messages))
         self.assertEqual(stored, messages[: len(stored)])
-        self.assertEqual(await serverUids(self.server), uids)
-        storedBeforeKill = len(stored)
+        self.assertEqual(self.server.uids(), uids)
+        self.assertEqual(os.listdir(os.path.join(self.target, "tmp")), [])
+        state = StateFile(self.state)
+        state.load()
+        self.assertEqual(len(state.uids), len(stored))
 
-        stalling = False
-        status, err = await self.runCommand(*args)
-        self.assertEqual((status, err), (0, ""))
-        stored = list(readMaildir(self.target).values())
-        self.assertEqual(sorted(set(stored)), sorted(messages))
-        # Messages of the batch being linked when the kill came were stored but not yet
-        # recorded: they may be stored again, but nothing else is.
-        self.assertLessEqual(len(stored), len(messages) + storedBeforeKill)
-        self.assertEqual(await serverUids(self.server), [])
-
-    async def test_connectionRefused(self) -> None:
-        """
-        An unreachable server exits 69.
-        """
-        await self.server.server.stop()
-        status, err = await self.runCommand(
-            "fetch", self.url(), "--no-tls", "--to", f"maildir:{self.target}"
-        )
-        self.assertEqual(status, EX_UNAVAILABLE, err)
+        result = self.fetch(delete=True, sinceLast=True)
+        self.assertEqual(result.fetched + len(stored), len(messages))
+        self.assertEqual(self.stored(), messages)
+        self.assertEqual(self.server.uids(), [])

@@ -1,23 +1,24 @@
 """
 Tests for C{pop3kit scan}: the summary line made from a message's headers, and whole scans
-of pop3kit's own server over loopback TCP (clear text).  Scans of Dovecot are in
+of pop3kit's own server joined to the client in memory (L{pop3kit.testing.MemoryNetwork}:
+no sockets, no threads, no global reactor).  Scans of Dovecot are in
 L{tests.test_interop_dovecot}.
 """
 
 from __future__ import annotations
 
+import gc
 import io
 from typing import Any, cast
 
-from twisted.internet import reactor as _reactor
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import SynchronousTestCase
 
 from pop3kit import _fetch
-from pop3kit._fetch import ConnectOptions, FetchError, parseURL, summarise
-from tests.test_interop_clients import SECRET, serverUids
-from tests.test_interop_poplib import MaildirServer
-
-reactor = cast(Any, _reactor)
+from pop3kit._exits import ExitError, ExitStatus
+from pop3kit._fetch import ConnectOptions, parseURL, summarise
+from pop3kit.client import POP3Client, TLSMode, connect
+from tests.test_fetch import SECRET, _MemoryServer
 
 
 class SummaryTests(SynchronousTestCase):
@@ -93,32 +94,95 @@ class SummaryTests(SynchronousTestCase):
         self.assertTrue(line.endswith("one two three"), line)
 
 
-class ScanTests(TestCase):
+class _TopRecorder:
     """
-    Whole scans of pop3kit's own server.
+    A client that records when each TOP is asked for and answered, and passes everything
+    on to the real one.
     """
 
-    timeout = 60
+    def __init__(self, client: POP3Client, events: list[tuple[str, int]]) -> None:
+        self._client = client
+        self._events = events
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def top(self, n: int, lines: int) -> Deferred[bytes]:
+        self._events.append(("TOP", n))
+
+        def answered(headers: bytes) -> bytes:
+            self._events.append(("answered", n))
+            return headers
+
+        return self._client.top(n, lines).addCallback(answered)
+
+
+class _DropAfterFirstLine(io.StringIO):
+    """
+    An output that drops every server connection once the first line is written.
+    """
+
+    def __init__(self, server: _MemoryServer) -> None:
+        super().__init__()
+        self.server = server
+
+    def write(self, text: str) -> int:
+        self.server.dropAll()
+        return super().write(text)
+
+
+class ScanTests(SynchronousTestCase):
+    """
+    Whole scans of pop3kit's own server, joined to the client in memory.
+    """
 
     def setUp(self) -> None:
-        self.server = MaildirServer(self)
-        self.account = parseURL(f"pop3://alice@127.0.0.1:{self.server.port}")
+        self.server = _MemoryServer(self)
+        self.account = parseURL("pop3://alice@mail.example.com")
         self.options = ConnectOptions(noTLS=True, timeout=20)
 
-    async def scan(self, delete: list[int] | None = None, password: str = SECRET) -> list[str]:
+    def scan(
+        self,
+        delete: list[int] | None = None,
+        password: str = SECRET,
+        connector: _fetch.Connector = connect,
+        output: io.StringIO | None = None,
+    ) -> list[str]:
         """
         Scan alice's maildrop; return the lines printed, once the server has seen the
         session end.
         """
-        output = io.StringIO()
+        output = io.StringIO() if output is None else output
+        network = self.server.network
         try:
-            await _fetch.scan(reactor, self.account, self.options, password, output, delete or ())
+            network.run(
+                _fetch.scan(
+                    network.reactor,
+                    self.account,
+                    self.options,
+                    password,
+                    output,
+                    delete or (),
+                    connector=connector,
+                )
+            )
         finally:
-            for session in self.server.server.factory.servers:
-                await session.lost
+            network.flush()
         return output.getvalue().splitlines()
 
-    async def test_oneLinePerMessage(self) -> None:
+    def scanFails(self, **options: Any) -> ExitError:
+        """
+        Scan as L{scan} does, and return the L{ExitError} it fails with (after checking
+        that no command was left failing unhandled).
+        """
+        error: ExitError = self.assertRaises(ExitError, self.scan, **options)
+        # Let go of the failed run: a command it left failing unhandled is then logged,
+        # which fails the test.
+        error.__traceback__ = None
+        gc.collect()
+        return error
+
+    def test_oneLinePerMessage(self) -> None:
         """
         Every message gets one line, in order, with its size as LIST gives it; bodies are
         not downloaded.
@@ -130,7 +194,7 @@ class ScanTests(TestCase):
         ]
         messages += [b"Subject: m%d\n\n.\n" % i for i in range(40)]
         self.server.deliver(*messages)
-        lines = await self.scan()
+        lines = self.scan()
         self.assertEqual(len(lines), len(messages))
         self.assertEqual(lines[0].split()[:2], ["1", "45"])
         self.assertTrue(lines[0].endswith("first"))
@@ -138,33 +202,81 @@ class ScanTests(TestCase):
         self.assertEqual(lines[2].split(), ["3", "0", "-"])
         self.assertTrue(lines[-1].endswith("m39"))
 
-    async def test_delete(self) -> None:
+    def test_oneWindow(self) -> None:
+        """
+        Every TOP is handed to the client at once, before the first answer: the client's
+        pipelining window is the only one.
+        """
+        self.server.deliver(*[b"Subject: %d\n\n" % i for i in range(100)])
+        events: list[tuple[str, int]] = []
+
+        async def connector(
+            reactor: Any,
+            host: str,
+            port: int | None = None,
+            *,
+            tls: TLSMode = "starttls",
+            cafile: str | None = None,
+            hostname: str | None = None,
+            timeout: float = 60.0,
+        ) -> POP3Client:
+            client = await connect(
+                reactor, host, port, tls=tls, cafile=cafile, hostname=hostname, timeout=timeout
+            )
+            return cast(POP3Client, _TopRecorder(client, events))
+
+        lines = self.scan(connector=connector)
+        self.assertEqual(len(lines), 100)
+        firstAnswer = events.index(("answered", 1))
+        self.assertEqual(events[:firstAnswer], [("TOP", n) for n in range(1, 101)])
+
+    def test_delete(self) -> None:
         """
         C{--delete N ...} deletes exactly the messages numbered.
         """
         self.server.deliver(*[b"Subject: %d\n\n" % i for i in range(4)])
-        before = await serverUids(self.server)
-        lines = await self.scan(delete=[2, 4])
+        before = self.server.uids()
+        lines = self.scan(delete=[2, 4])
         self.assertEqual(len(lines), 4)
-        after = await serverUids(self.server)
+        after = self.server.uids()
         self.assertEqual(len(after), 2)
         self.assertTrue(set(after) <= set(before))
 
-    async def test_deleteUnknown(self) -> None:
+    def test_deleteUnknown(self) -> None:
         """
         A number that is not in the maildrop is a usage error, and nothing is deleted.
         """
         self.server.deliver(b"Subject: only\n\n")
-        with self.assertRaises(FetchError) as caught:
-            await self.scan(delete=[1, 5])
-        self.assertEqual(caught.exception.status, _fetch.EX_USAGE)
-        self.assertIn("5", str(caught.exception))
-        self.assertEqual(len(await serverUids(self.server)), 1)
+        error = self.scanFails(delete=[1, 5, 7])
+        self.assertEqual(
+            (str(error), error.status),
+            ("no message 5, 7 on mail.example.com", ExitStatus.USAGE),
+        )
+        self.assertEqual(len(self.server.uids()), 1)
 
-    async def test_wrongPassword(self) -> None:
+    def test_wrongPassword(self) -> None:
         """
-        A refused login is L{_fetch.EX_NOPERM}.
+        A refused login is L{ExitStatus.NOPERM}.
         """
-        with self.assertRaises(FetchError) as caught:
-            await self.scan(password="wrong")
-        self.assertEqual(caught.exception.status, _fetch.EX_NOPERM)
+        error = self.scanFails(password="wrong")
+        self.assertEqual(
+            (str(error), error.status),
+            (
+                "login to mail.example.com:110 as 'alice' refused: authentication failed",
+                ExitStatus.NOPERM,
+            ),
+        )
+
+    def test_lostConnection(self) -> None:
+        """
+        A connection lost half-way is L{ExitStatus.TEMPFAIL}, the TOPs still queued fail
+        quietly, and nothing is deleted.
+        """
+        self.server.deliver(*[b"Subject: %d\n\n" % i for i in range(80)])
+        uids = self.server.uids()
+        error = self.scanFails(delete=[1], output=_DropAfterFirstLine(self.server))
+        self.assertEqual(error.status, ExitStatus.TEMPFAIL, str(error))
+        self.assertTrue(
+            str(error).startswith("the connection to mail.example.com:110 was lost: "), error
+        )
+        self.assertEqual(self.server.uids(), uids)

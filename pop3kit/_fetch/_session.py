@@ -1,0 +1,85 @@
+# -*- test-case-name: tests.test_fetch,tests.test_scan -*-
+"""
+Opening a session for C{fetch} and C{scan}: connect, secure the connection as the URL and
+options say, and log in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable
+from typing import Any, Literal, Protocol
+
+from pop3kit._exits import Activity, describeFailure
+from pop3kit._fetch._account import Account, ConnectOptions
+from pop3kit.client import POP3Client, TLSMode, connect
+
+__all__ = ["Connector", "abortSession", "openSession"]
+
+
+class Connector(Protocol):
+    """
+    Connects to a server and negotiates TLS, as L{pop3kit.client.connect} does; tests
+    give one that connects in memory.
+    """
+
+    def __call__(
+        self,
+        reactor: Any,
+        host: str,
+        port: int | None = None,
+        *,
+        tls: TLSMode = "starttls",
+        cafile: str | None = None,
+        hostname: str | None = None,
+        timeout: float = 60.0,
+    ) -> Awaitable[POP3Client]: ...
+
+
+def _tlsMode(account: Account, options: ConnectOptions) -> Literal["implicit", "starttls", "none"]:
+    if account.implicitTLS:
+        return "implicit"
+    return "none" if options.noTLS else "starttls"
+
+
+async def openSession(
+    reactor: Any,
+    account: Account,
+    options: ConnectOptions,
+    password: str,
+    *,
+    connector: Connector = connect,
+) -> POP3Client:
+    """
+    Connect, secure the connection as the URL and options say, and log in.
+
+    @param reactor: Given to C{connector}.
+    @param connector: Connects and negotiates TLS: L{pop3kit.client.connect} by default.
+    @raise pop3kit._exits.ExitError: For every failure, with its exit status.
+    """
+    try:
+        client = await connector(
+            reactor,
+            account.host,
+            account.port,
+            tls=_tlsMode(account, options),
+            cafile=options.cafile,
+            hostname=account.host,
+            timeout=options.timeout,
+        )
+    except Exception as e:
+        raise describeFailure(e, account, Activity.CONNECTING) from None
+    try:
+        await client.login(account.user, password, mechanism=options.mechanism)
+    except Exception as e:
+        abortSession(client)
+        raise describeFailure(e, account, Activity.LOGGING_IN) from None
+    return client
+
+
+def abortSession(client: POP3Client) -> None:
+    """
+    Drop the connection without QUIT, so nothing marked is deleted.
+    """
+    with contextlib.suppress(Exception):
+        client.abort()
