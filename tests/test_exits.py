@@ -1,11 +1,14 @@
 """
-Tests for L{pop3kit._exits}: the exit statuses, and the exact status and message that
-L{describeFailure} gives every failure its table handles, during every activity.
+Tests for L{pop3kit._exits} and L{pop3kit._fetch._failures}: the exit statuses, and the
+exact status and message that L{describeFailure} gives every failure its table handles,
+during every activity.
 """
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 
 from OpenSSL import SSL
 from service_identity import VerificationError
@@ -17,16 +20,15 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from pop3kit import _exits, _fetch, cli
-from pop3kit._exits import (
+from pop3kit._exits import ExitError, ExitStatus
+from pop3kit._fetch import _failures, parseURL
+from pop3kit._fetch._failures import (
     FAILURES,
     UNKNOWN_FAILURE,
     Activity,
-    ExitError,
-    ExitStatus,
     FailureRule,
     describeFailure,
 )
-from pop3kit._fetch import parseURL
 from pop3kit.client import (
     ClientError,
     InvalidState,
@@ -473,7 +475,7 @@ class DescribeFailureTests(SynchronousTestCase):
 
         def firstRule(error: BaseException, activity: Activity) -> FailureRule:
             for rule in FAILURES:
-                if any(rule.matches(cause, activity) for cause in _exits._chain(error)):
+                if any(rule.matches(cause, activity) for cause in _failures._chain(error)):
                     return rule
             return UNKNOWN_FAILURE
 
@@ -525,3 +527,18 @@ class ExitStatusTests(SynchronousTestCase):
         self.assertIs(cli.EX_TEMPFAIL, ExitStatus.TEMPFAIL)
         self.assertIs(_fetch.FetchError, ExitError)
         self.assertEqual(_fetch.EX_TLS, 78)
+
+    def test_commandLineStartsLight(self) -> None:
+        """
+        Importing L{pop3kit.cli}, as C{pop3kit deliver} does for every message a mail
+        transfer agent hands it, loads neither the client nor TLS.
+        """
+        code = (
+            "import sys, pop3kit.cli; "
+            "print(sorted(m for m in ('pop3kit.client', 'OpenSSL', 'pop3kit._fetch') "
+            "if m in sys.modules))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, check=True, text=True
+        ).stdout
+        self.assertEqual(out.strip(), "[]")

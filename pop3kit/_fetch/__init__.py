@@ -29,10 +29,8 @@ from pop3kit._exits import (
     EX_TLS,
     EX_UNAVAILABLE,
     EX_USAGE,
-    Activity,
     ExitError,
     ExitStatus,
-    describeFailure,
 )
 from pop3kit._fetch._account import (
     POP3_PORT,
@@ -43,6 +41,7 @@ from pop3kit._fetch._account import (
     readPassword,
 )
 from pop3kit._fetch._destinations import Destination, DiskSync, parseDestination
+from pop3kit._fetch._failures import Activity, describeFailure
 from pop3kit._fetch._fetcher import (
     BATCH_MESSAGES,
     BATCH_OCTETS,

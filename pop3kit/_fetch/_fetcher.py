@@ -29,7 +29,7 @@ from typing import Any, BinaryIO, TextIO, cast
 
 from twisted.internet.defer import Deferred
 
-from pop3kit._exits import Activity, ExitError, ExitStatus, describeFailure, describeOSError
+from pop3kit._exits import ExitError, ExitStatus, describeOSError
 from pop3kit._fetch._account import Account, ConnectOptions
 from pop3kit._fetch._destinations import (
     Destination,
@@ -38,6 +38,7 @@ from pop3kit._fetch._destinations import (
     _Sink,
     parseDestination,
 )
+from pop3kit._fetch._failures import Activity, describeFailure
 from pop3kit._fetch._progress import Progress
 from pop3kit._fetch._run import RunInThread, inThreadPool
 from pop3kit._fetch._session import Connector, abortSession, openSession

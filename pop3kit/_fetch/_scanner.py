@@ -19,8 +19,9 @@ from typing import Any, TextIO
 
 from twisted.internet.defer import Deferred
 
-from pop3kit._exits import Activity, ExitError, ExitStatus, describeFailure
+from pop3kit._exits import ExitError, ExitStatus
 from pop3kit._fetch._account import Account, ConnectOptions
+from pop3kit._fetch._failures import Activity, describeFailure
 from pop3kit._fetch._session import Connector, abortSession, openSession
 from pop3kit.client import POP3Client, connect
 

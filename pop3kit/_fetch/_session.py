@@ -10,8 +10,8 @@ import contextlib
 from collections.abc import Awaitable
 from typing import Any, Literal, Protocol
 
-from pop3kit._exits import Activity, describeFailure
 from pop3kit._fetch._account import Account, ConnectOptions
+from pop3kit._fetch._failures import Activity, describeFailure
 from pop3kit.client import POP3Client, TLSMode, connect
 
 __all__ = ["Connector", "abortSession", "openSession"]
