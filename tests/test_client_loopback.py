@@ -36,11 +36,11 @@ from pop3kit.client import (
     TLSUnavailable,
     connect,
 )
-from pop3kit.core import canonicalForm
 from pop3kit.errors import ResponseCode
 from pop3kit.interfaces import ISCRAMKeySource
 from pop3kit.sasl import SCRAMKeys
 from pop3kit.server import POP3ServerFactory
+from tests._oracle import crlfForm
 from tests._pki import PKI, Issued, sharedPKI
 from tests.test_server_loopback import TrackingFactory, dotLines
 
@@ -130,7 +130,7 @@ class Pop3kitServerTests(LoopbackMixin, TestCase):
         capabilities = await client.capabilities()
         self.assertIn("PIPELINING", capabilities)
         self.assertEqual(
-            await client.login("alice", "secret"), (3, sum(len(canonicalForm(m)) for m in MESSAGES))
+            await client.login("alice", "secret"), (3, sum(len(crlfForm(m)) for m in MESSAGES))
         )
         sizes = await client.listSizes()
         uids = await client.listUids()
@@ -138,7 +138,7 @@ class Pop3kitServerTests(LoopbackMixin, TestCase):
         self.assertEqual(sorted(uids), [1, 2, 3])
         for number, message in enumerate(MESSAGES, 1):
             body = await client.retrieve(number)
-            self.assertEqual(body, canonicalForm(message))
+            self.assertEqual(body, crlfForm(message))
             self.assertEqual(len(body), sizes[number])
             self.assertEqual(await client.listSize(number), sizes[number])
             self.assertEqual(await client.listUid(number), uids[number])
@@ -220,7 +220,7 @@ class Pop3kitServerTests(LoopbackMixin, TestCase):
         client = self.track(await connect(reactor, "127.0.0.1", port, tls="none"))
         await client.login("alice", "secret")
         bodies = await gatherResults([client.retrieve(n) for n in range(1, 31)])
-        self.assertEqual(bodies, [canonicalForm(m) for m in messages])
+        self.assertEqual(bodies, [crlfForm(m) for m in messages])
         await client.quit()
 
     async def test_largeMessageStreamed(self) -> None:
@@ -233,8 +233,8 @@ class Pop3kitServerTests(LoopbackMixin, TestCase):
         await client.login("alice", "secret")
         f = io.BytesIO()
         octets = await client.retrieve(1, f)
-        self.assertEqual(f.getvalue(), canonicalForm(message))
-        self.assertEqual(octets, len(canonicalForm(message)))
+        self.assertEqual(f.getvalue(), crlfForm(message))
+        self.assertEqual(octets, len(crlfForm(message)))
         await client.quit()
 
     async def test_requiredSTLSNotOffered(self) -> None:

@@ -43,7 +43,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from pop3kit.core import canonicalForm
+from tests._oracle import crlfForm
 from tests.test_interop_poplib import FIXTURES, MaildirServer
 from tests.test_server_loopback import dotLines
 
@@ -108,7 +108,7 @@ def lfForm(message: bytes) -> bytes:
     The canonical form of C{message} with the CR of each CRLF removed (a lone CR stays):
     what mpop, getmail6 and Net::POP3 hand over.
     """
-    return canonicalForm(message).replace(b"\r\n", b"\n")
+    return crlfForm(message).replace(b"\r\n", b"\n")
 
 
 def readMaildir(path: str) -> dict[str, bytes]:
@@ -589,7 +589,7 @@ class FetchmailTests(TestCase):
         self.assertEqual(len(delivered), len(messages))
         for name, message, got in zip(FIXTURES, messages, delivered, strict=True):
             if message:
-                self.assertEqual(got, canonicalForm(message), name)
+                self.assertEqual(got, crlfForm(message), name)
             else:
                 self.assertTrue(got.startswith(b"From: FETCHMAIL-DAEMON\r\n"), got)
                 self.assertIn(b"\r\nSubject: Headerless mail from alice's mailbox", got)
@@ -615,7 +615,7 @@ class FetchmailTests(TestCase):
             match = header.match(got)
             self.assertIsNotNone(match, got)
             assert match is not None
-            self.assertEqual(got[match.end() :], canonicalForm(message).replace(b"\r", b""))
+            self.assertEqual(got[match.end() :], crlfForm(message).replace(b"\r", b""))
 
     async def test_keepUidlAndFetchall(self) -> None:
         """
@@ -625,7 +625,7 @@ class FetchmailTests(TestCase):
         self.maildir.deliver(*FIRST_MESSAGES)
         finished = await self.fetchmail("--keep", "--invisible", "--silent")
         self.assertEqual(finished.status, FETCHMAIL_OK, finished)
-        self.assertEqual(self.delivered(), [canonicalForm(m) for m in FIRST_MESSAGES])
+        self.assertEqual(self.delivered(), [crlfForm(m) for m in FIRST_MESSAGES])
         self.assertEqual(self.seenUids(), await serverUids(self.maildir))
 
         finished = await self.fetchmail("--keep", "--invisible", "--silent")
@@ -635,12 +635,12 @@ class FetchmailTests(TestCase):
         self.maildir.deliver(LATER_MESSAGE)
         finished = await self.fetchmail("--keep", "--invisible", "--silent")
         self.assertEqual(finished.status, FETCHMAIL_OK, finished)
-        self.assertEqual(self.delivered()[len(FIRST_MESSAGES) :], [canonicalForm(LATER_MESSAGE)])
+        self.assertEqual(self.delivered()[len(FIRST_MESSAGES) :], [crlfForm(LATER_MESSAGE)])
         self.assertEqual(self.seenUids(), await serverUids(self.maildir))
 
         finished = await self.fetchmail("--keep", "--fetchall", "--invisible", "--silent")
         self.assertEqual(finished.status, FETCHMAIL_OK, finished)
-        everything = [canonicalForm(m) for m in [*FIRST_MESSAGES, LATER_MESSAGE]]
+        everything = [crlfForm(m) for m in [*FIRST_MESSAGES, LATER_MESSAGE]]
         self.assertEqual(self.delivered()[len(everything) :], everything)
         self.assertEqual(len(self.maildir.files()), len(everything))
 
@@ -651,7 +651,7 @@ class FetchmailTests(TestCase):
         self.maildir.deliver(*FIRST_MESSAGES)
         finished = await self.fetchmail("--nokeep", "--invisible", "--silent")
         self.assertEqual(finished.status, FETCHMAIL_OK, finished)
-        self.assertEqual(self.delivered(), [canonicalForm(m) for m in FIRST_MESSAGES])
+        self.assertEqual(self.delivered(), [crlfForm(m) for m in FIRST_MESSAGES])
         self.assertEqual(self.maildir.files(), [])
         finished = await self.fetchmail("--nokeep", "--invisible", "--silent")
         self.assertEqual(finished.status, FETCHMAIL_NOMAIL, finished)
@@ -673,7 +673,7 @@ class FetchmailTests(TestCase):
         )
         self.assertEqual(finished.status, FETCHMAIL_OK, finished)
         self.assertRegex(finished.out, rb"POP3> APOP alice [0-9a-f]{32}\n")
-        self.assertEqual(self.delivered(), [canonicalForm(m) for m in FIRST_MESSAGES])
+        self.assertEqual(self.delivered(), [crlfForm(m) for m in FIRST_MESSAGES])
         self.assertEqual(server.files(), [])
 
     async def test_wrongPassword(self) -> None:
@@ -693,7 +693,7 @@ class FetchmailTests(TestCase):
         self.maildir.deliver(*DOT_MESSAGES)
         finished = await self.fetchmail("--nokeep", "--invisible", "--silent")
         self.assertEqual(finished.status, FETCHMAIL_OK, finished)
-        self.assertEqual(self.delivered(), [canonicalForm(m) for m in DOT_MESSAGES])
+        self.assertEqual(self.delivered(), [crlfForm(m) for m in DOT_MESSAGES])
 
     async def test_eightBit(self) -> None:
         """
@@ -702,7 +702,7 @@ class FetchmailTests(TestCase):
         self.maildir.deliver(*EIGHT_BIT_MESSAGES)
         finished = await self.fetchmail("--nokeep", "--invisible", "--silent")
         self.assertEqual(finished.status, FETCHMAIL_OK, finished)
-        self.assertEqual(self.delivered(), [canonicalForm(m) for m in EIGHT_BIT_MESSAGES])
+        self.assertEqual(self.delivered(), [crlfForm(m) for m in EIGHT_BIT_MESSAGES])
 
 
 # ---------------------------------------------------------------------------------------
@@ -1001,7 +1001,7 @@ class NetPOP3Tests(TestCase):
         canonical form with LF line ends.
         """
         messages = list(messages)
-        sizes = [str(len(canonicalForm(m))) for m in messages]
+        sizes = [str(len(crlfForm(m))) for m in messages]
         self.assertEqual(
             session.all("list"),
             [[str(n), s, s if s != "0" else "undef"] for n, s in enumerate(sizes, 1)],
@@ -1015,7 +1015,7 @@ class NetPOP3Tests(TestCase):
         """
         self.maildir.deliver(*FIRST_MESSAGES)
         uids = await serverUids(self.maildir)
-        sizes = [len(canonicalForm(m)) for m in FIRST_MESSAGES]
+        sizes = [len(crlfForm(m)) for m in FIRST_MESSAGES]
         session = await self.session(2)
         self.assertNotRegex(bytes.fromhex(session.one("banner")[0]), rb"<.*>")
         self.assertEqual(session.one("count"), ["3"])

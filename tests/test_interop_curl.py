@@ -16,7 +16,7 @@ from twisted.internet.defer import gatherResults
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
-from pop3kit.core import canonicalForm
+from tests._oracle import crlfForm
 from tests.test_interop_poplib import FIXTURES
 from tests.test_server_loopback import LoopbackServer
 
@@ -88,7 +88,7 @@ class CurlTests(TestCase):
         out, err, status = await self.curl(self.url())
         self.assertEqual((status, err), (0, b""))
         expected = b"".join(
-            b"%d %d\r\n" % (number, len(canonicalForm(message)))
+            b"%d %d\r\n" % (number, len(crlfForm(message)))
             for number, message in enumerate(self.messages, 1)
         )
         self.assertEqual(out, expected)
@@ -104,7 +104,7 @@ class CurlTests(TestCase):
         for number, (name, message) in enumerate(FIXTURES.items(), 1):
             out, err, status = await self.curl(self.url(str(number)))
             self.assertEqual((status, err), (0, b""), name)
-            self.assertEqual(out, canonicalForm(message) or b"\r\n", name)
+            self.assertEqual(out, crlfForm(message) or b"\r\n", name)
         self.assertEqual(self.server.mailbox(), self.messages)
 
     async def test_uidl(self) -> None:
@@ -133,7 +133,7 @@ class CurlTests(TestCase):
         out, err, status = await self.curl(self.url())
         self.assertEqual(status, 0)
         self.assertEqual(out.count(b"\r\n"), len(self.messages) - 1)
-        self.assertTrue(out.startswith(b"1 %d\r\n" % len(canonicalForm(self.messages[1]))))
+        self.assertTrue(out.startswith(b"1 %d\r\n" % len(crlfForm(self.messages[1]))))
 
     async def test_wrongPassword(self) -> None:
         """

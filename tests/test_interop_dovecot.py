@@ -22,9 +22,9 @@ from twisted.trial.unittest import SkipTest, TestCase
 from pop3kit import _fetch
 from pop3kit._fetch import ConnectOptions, FetchError, FetchOptions, parseURL
 from pop3kit.client import POP3Client, ServerError, TLSFailed, connect
-from pop3kit.core import canonicalForm
 from pop3kit.errors import ResponseCode
 from tests._dovecot import HOST, PASSWORD, SKIP_REASON, DovecotServer
+from tests._oracle import crlfForm
 from tests._pki import PKI
 from tests.test_interop_clients import lfForm, readMaildir
 from tests.test_interop_poplib import FIXTURES
@@ -54,7 +54,7 @@ def dovecotSize(message: bytes) -> int:
     less the CRLF it adds at the end of a message whose last line has no line end (RETR
     does send that CRLF: LIST sizes are not exact there).
     """
-    size = len(canonicalForm(message))
+    size = len(crlfForm(message))
     return size - 2 if message and not message.endswith(b"\n") else size
 
 
@@ -63,7 +63,7 @@ def dovecotRetrieved(message: bytes) -> bytes:
     What Dovecot 2.3 sends for a message stored as C{message}: its canonical form, but one
     empty line for an empty file.
     """
-    return canonicalForm(message) or b"\r\n"
+    return crlfForm(message) or b"\r\n"
 
 
 class DovecotTestCase(TestCase):
@@ -221,7 +221,7 @@ class ClientTests(DovecotTestCase):
         with self.assertRaises(ServerError):
             await client.retrieve(1)
         await client.reset()
-        self.assertEqual(await client.retrieve(1), canonicalForm(MESSAGES[0]))
+        self.assertEqual(await client.retrieve(1), crlfForm(MESSAGES[0]))
         await client.noop()
         await client.delete(2)
         await client.quit()

@@ -28,8 +28,8 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import TestCase
 
-from pop3kit.core import canonicalForm
 from pop3kit.tls import ServerTLS
+from tests._oracle import crlfForm
 from tests._pki import sharedPKI
 from tests.test_interop_curl import CURLE_LOGIN_DENIED, SECRET
 from tests.test_interop_poplib import FIXTURES, MaildirServer, listOne, received
@@ -105,7 +105,7 @@ class PoplibTLSTests(TestCase):
         self.tls = serverTLS()
         self.maildir = MaildirServer(self, tls=self.tls, allowCleartext="never")
         self.maildir.deliver(*MESSAGES)
-        self.sizes = [len(canonicalForm(m)) for m in MESSAGES]
+        self.sizes = [len(crlfForm(m)) for m in MESSAGES]
 
     def session(self, client: poplib.POP3) -> dict[str, Any]:
         """
@@ -138,7 +138,7 @@ class PoplibTLSTests(TestCase):
             MESSAGES, self.sizes, result["retr"], strict=True
         ):
             self.assertEqual(status, b"+OK %d octets" % size)
-            self.assertEqual(received(lines), canonicalForm(message))
+            self.assertEqual(received(lines), crlfForm(message))
             self.assertEqual(octets, size)
         self.assertEqual(result["quit"], b"+OK bye")
 
@@ -315,9 +315,7 @@ class CurlTLSTests(TestCase):
         """
         Over both kinds of TLS, curl lists the messages and retrieves each byte-exact.
         """
-        listing = b"".join(
-            b"%d %d\r\n" % (n, len(canonicalForm(m))) for n, m in enumerate(MESSAGES, 1)
-        )
+        listing = b"".join(b"%d %d\r\n" % (n, len(crlfForm(m))) for n, m in enumerate(MESSAGES, 1))
         for arguments in self.urls():
             out, err, status = await self.curl(*arguments)
             self.assertEqual((status, err, out), (0, b"", listing), arguments)
@@ -325,7 +323,7 @@ class CurlTLSTests(TestCase):
             for arguments in self.urls(str(number)):
                 out, err, status = await self.curl(*arguments)
                 self.assertEqual((status, err), (0, b""), arguments)
-                self.assertEqual(out, canonicalForm(message), arguments)
+                self.assertEqual(out, crlfForm(message), arguments)
 
     async def test_wrongPassword(self) -> None:
         """
@@ -364,7 +362,7 @@ class CurlTLSTests(TestCase):
             )
             self.assertEqual(status, 0, err)
             self.assertIn(b"> AUTH " + mechanism.encode(), err)
-            self.assertEqual(out, canonicalForm(MESSAGES[0]), mechanism)
+            self.assertEqual(out, crlfForm(MESSAGES[0]), mechanism)
             out, err, status = await self.curl(
                 "--login-options", f"AUTH={mechanism}", *self.urls()[0], password="wrong"
             )
@@ -419,7 +417,7 @@ class OpenSSLClientTests(TestCase):
         The handshake verified, and the commands were answered in order over TLS.
         """
         self.assertIn("Verify return code: 0 (ok)", out)
-        size = sum(len(canonicalForm(m)) for m in MESSAGES)
+        size = sum(len(crlfForm(m)) for m in MESSAGES)
         expected = [
             "+OK capability list follows",
             "USER",
@@ -510,7 +508,7 @@ class TwistdTLSTests(TestCase):
         self.assertEqual(added.returncode, 0, added.stderr)
         delivered = await server.pop3kit("deliver", "alice", stdin=FIXTURES["dots"])
         self.assertEqual(delivered.returncode, 0, delivered.stderr)
-        expected = canonicalForm(FIXTURES["dots"])
+        expected = crlfForm(FIXTURES["dots"])
 
         def stls() -> tuple[bytes, bytes]:
             client = poplib.POP3("localhost", plainPort, timeout=30)
