@@ -23,9 +23,10 @@ from pop3kit import _fetch
 from pop3kit._fetch import ConnectOptions, FetchError, FetchOptions, parseURL
 from pop3kit.client import POP3Client, ServerError, TLSFailed, connect
 from pop3kit.errors import ResponseCode
-from tests._dovecot import HOST, PASSWORD, SKIP_REASON, DovecotServer
+from tests._dovecot import HOST, PASSWORD, DovecotServer
 from tests._oracle import crlfForm
 from tests._pki import PKI
+from tests._tools import requireTool
 from tests.test_interop_clients import lfForm, readMaildir
 from tests.test_interop_poplib import FIXTURES
 
@@ -73,10 +74,8 @@ class DovecotTestCase(TestCase):
 
     timeout = 60
 
-    if SKIP_REASON is not None:
-        skip = SKIP_REASON
-
     def setUp(self) -> None:
+        requireTool("dovecot", "dovecot-pop3d")
         self.dovecot = DovecotServer(self.mktemp())
         self.paths = self.dovecot.deliver("alice", *MESSAGES)
         self.uids = [os.path.basename(path) for path in self.paths]

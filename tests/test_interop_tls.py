@@ -31,6 +31,7 @@ from twisted.trial.unittest import TestCase
 from pop3kit.tls import ServerTLS
 from tests._oracle import crlfForm
 from tests._pki import PKI, sharedPKI
+from tests._tools import requireTool
 from tests.test_interop_curl import CURLE_LOGIN_DENIED, SECRET
 from tests.test_interop_poplib import FIXTURES, MaildirServer, listOne, received
 from tests.test_server_loopback import LoopbackServer
@@ -40,9 +41,6 @@ from tests.test_twistd import TWISTD, ServerProcess
 reactor: IReactorTCP = _reactor  # type: ignore[assignment]
 
 _T = TypeVar("_T")
-
-CURL = shutil.which("curl")
-OPENSSL = shutil.which("openssl")
 
 #: curl's exit status when the server's certificate does not verify.
 CURLE_PEER_FAILED_VERIFICATION = 60
@@ -269,10 +267,8 @@ class CurlTLSTests(TestCase):
 
     timeout = 60
 
-    if CURL is None:
-        skip = "curl is not installed"
-
     def setUp(self) -> None:
+        self.curlPath = requireTool("curl", "curl")
         tls = serverTLS()
         self.server = LoopbackServer(
             self,
@@ -291,7 +287,6 @@ class CurlTLSTests(TestCase):
         Run curl as alice trusting the test authority, with C{args}; wait until the
         server has seen the connection go.
         """
-        assert CURL is not None
         pki, _ = sharedPKI()
         argv = (
             *("-q", "--silent", "--show-error", "--max-time", "30", "--noproxy", "*"),
@@ -300,7 +295,7 @@ class CurlTLSTests(TestCase):
         )
         environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home}
         out, err, status = await getProcessOutputAndValue(
-            CURL, argv, env=environment, reactor=reactor
+            self.curlPath, argv, env=environment, reactor=reactor
         )
         await gatherResults([s.lost for s in self.server.factory.servers])
         return out, err, status
@@ -341,10 +336,9 @@ class CurlTLSTests(TestCase):
         Trusting only another authority, curl refuses the server's certificate (exit 60,
         CURLE_PEER_FAILED_VERIFICATION): the certificate is really checked.
         """
-        assert CURL is not None
         stranger = PKI(os.path.abspath(self.mktemp()), name="pop3kit stranger CA")
         _, err, status = await getProcessOutputAndValue(
-            CURL,
+            self.curlPath,
             (
                 *("-q", "--silent", "--show-error", "--max-time", "30", "--noproxy", "*"),
                 *("--ssl-reqd", "--capath", self.home, "--cacert", stranger.ca.certificate),
@@ -380,10 +374,8 @@ class OpenSSLClientTests(TestCase):
 
     timeout = 60
 
-    if OPENSSL is None:
-        skip = "openssl is not installed"
-
     def setUp(self) -> None:
+        self.opensslPath = requireTool("openssl", "openssl")
         self.tls = serverTLS()
         self.server = LoopbackServer(self, MESSAGES, tls=self.tls, allowCleartext="never")
         self.port = self.server.start()
@@ -393,10 +385,9 @@ class OpenSSLClientTests(TestCase):
         Run s_client with C{arguments}, sending CAPA, USER, PASS, STAT and QUIT; return
         its standard output and error.
         """
-        assert OPENSSL is not None
         pki, _ = sharedPKI()
         argv = [
-            OPENSSL,
+            self.opensslPath,
             "s_client",
             *arguments,
             *("-CAfile", pki.ca.certificate, "-verify_return_error"),
