@@ -129,9 +129,9 @@ class GatedChecker(InMemoryUsernamePasswordDatabaseDontUse):
 
 class AbandonedLoginTests(SynchronousTestCase):
     """
-    A client that disconnects after the server took the maildrop lock for its login but
-    before the server answered leaves the maildrop free for the next login, and its
-    avatar logged out.
+    A client that disconnects while its login is under way (its password being checked,
+    the maildrop lock being taken, or the locked maildrop being listed) leaves the maildrop
+    free for the next login, and its avatar logged out.
     """
 
     def setUp(self) -> None:
