@@ -42,11 +42,10 @@ from dataclasses import dataclass
 from functools import cache
 
 from tests._pki import Issued, sharedPKI
+from tests._tools import findTool
 
 #: The Dovecot binary, or L{None} if it is not installed.
-DOVECOT: str | None = (
-    "/usr/sbin/dovecot" if os.path.exists("/usr/sbin/dovecot") else shutil.which("dovecot")
-)
+DOVECOT: str | None = findTool("dovecot")
 
 #: Why tests that need Dovecot cannot run here, or L{None} if they can.
 SKIP_REASON: str | None = (

@@ -535,8 +535,9 @@ class UTF8Tests(FakeServerMixin, SynchronousTestCase):
         UTF8 is refused locally in TRANSACTION.
         """
         client = self.connect(capabilities=PIPELINING + b"UTF8\r\n")
-        client.login("alice", "secret")
+        login = client.login("alice", "secret")
         self.server(b"+OK\r\n+OK\r\n+OK 0 0\r\n")
+        self.assertEqual(self.successResultOf(login), (0, 0))
         self.sent()
         self.failureResultOf(client.enableUTF8(), InvalidState)
 
@@ -816,8 +817,9 @@ class LoginTests(FakeServerMixin, SynchronousTestCase):
         Logging in again in TRANSACTION fails with L{InvalidState}.
         """
         client = self.connect(capabilities=PIPELINING)
-        client.login("alice", "secret")
+        first = client.login("alice", "secret")
         self.server(b"+OK\r\n+OK\r\n+OK 0 0\r\n")
+        self.assertEqual(self.successResultOf(first), (0, 0))
         self.failureResultOf(client.login("alice", "secret"), InvalidState)
 
     def test_cleartextRefused(self) -> None:

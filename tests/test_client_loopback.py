@@ -6,7 +6,6 @@ with certificates from L{tests._pki}.
 
 from __future__ import annotations
 
-import inspect
 import io
 import os
 from typing import Any, cast
@@ -23,7 +22,7 @@ from twisted.internet.ssl import CertificateOptions, PrivateCertificate
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from pop3kit.backends.memory import MemoryMailbox, MemoryRealm
@@ -36,11 +35,10 @@ from pop3kit.client import (
     TLSUnavailable,
     connect,
 )
-from pop3kit.core import canonicalForm
 from pop3kit.errors import ResponseCode
 from pop3kit.interfaces import ISCRAMKeySource
 from pop3kit.sasl import SCRAMKeys
-from pop3kit.server import POP3ServerFactory
+from tests._oracle import crlfForm
 from tests._pki import PKI, Issued, sharedPKI
 from tests.test_server_loopback import TrackingFactory, dotLines
 
@@ -76,7 +74,7 @@ class LoopbackMixin:
     ) -> TrackingFactory:
         """
         A pop3kit server factory with user C{alice}, password C{secret}; C{kwargs} go to
-        L{POP3ServerFactory}.
+        L{pop3kit.server.POP3ServerFactory}.
         """
         self.mailbox = MemoryMailbox(MESSAGES if messages is None else messages)
         realm = MemoryRealm({"alice": self.mailbox})
@@ -130,7 +128,7 @@ class Pop3kitServerTests(LoopbackMixin, TestCase):
         capabilities = await client.capabilities()
         self.assertIn("PIPELINING", capabilities)
         self.assertEqual(
-            await client.login("alice", "secret"), (3, sum(len(canonicalForm(m)) for m in MESSAGES))
+            await client.login("alice", "secret"), (3, sum(len(crlfForm(m)) for m in MESSAGES))
         )
         sizes = await client.listSizes()
         uids = await client.listUids()
@@ -138,7 +136,7 @@ class Pop3kitServerTests(LoopbackMixin, TestCase):
         self.assertEqual(sorted(uids), [1, 2, 3])
         for number, message in enumerate(MESSAGES, 1):
             body = await client.retrieve(number)
-            self.assertEqual(body, canonicalForm(message))
+            self.assertEqual(body, crlfForm(message))
             self.assertEqual(len(body), sizes[number])
             self.assertEqual(await client.listSize(number), sizes[number])
             self.assertEqual(await client.listUid(number), uids[number])
@@ -184,12 +182,11 @@ class Pop3kitServerTests(LoopbackMixin, TestCase):
 
     async def test_utf8(self) -> None:
         """
-        UTF8 mode with pop3kit's server, once it announces it.
+        pop3kit's server announces UTF8, and UTF8 mode works with it.
         """
         port = self.listen(self.pop3kitServer())
         client = self.track(await connect(reactor, "127.0.0.1", port, tls="none"))
-        if "UTF8" not in await client.capabilities():
-            raise SkipTest("pop3kit's server does not announce UTF8")
+        self.assertIn("UTF8", await client.capabilities())
         await client.enableUTF8()
         self.assertTrue(client.utf8)
         self.assertEqual((await client.login("alice", "secret"))[0], 3)
@@ -220,7 +217,7 @@ class Pop3kitServerTests(LoopbackMixin, TestCase):
         client = self.track(await connect(reactor, "127.0.0.1", port, tls="none"))
         await client.login("alice", "secret")
         bodies = await gatherResults([client.retrieve(n) for n in range(1, 31)])
-        self.assertEqual(bodies, [canonicalForm(m) for m in messages])
+        self.assertEqual(bodies, [crlfForm(m) for m in messages])
         await client.quit()
 
     async def test_largeMessageStreamed(self) -> None:
@@ -233,8 +230,8 @@ class Pop3kitServerTests(LoopbackMixin, TestCase):
         await client.login("alice", "secret")
         f = io.BytesIO()
         octets = await client.retrieve(1, f)
-        self.assertEqual(f.getvalue(), canonicalForm(message))
-        self.assertEqual(octets, len(canonicalForm(message)))
+        self.assertEqual(f.getvalue(), crlfForm(message))
+        self.assertEqual(octets, len(crlfForm(message)))
         await client.quit()
 
     async def test_requiredSTLSNotOffered(self) -> None:
@@ -260,14 +257,6 @@ class Pop3kitServerTests(LoopbackMixin, TestCase):
         self.assertFalse(client.isSecure)
         self.assertEqual((await client.login("alice", "secret"))[0], 3)
         await client.quit()
-
-
-def _factoryTakes(name: str) -> bool:
-    """
-    Whether L{POP3ServerFactory} has the keyword argument C{name} (pop3kit's server gains
-    STLS and SASL on another branch; these tests run once it has them).
-    """
-    return name in inspect.signature(POP3ServerFactory.__init__).parameters
 
 
 class StaticTLS:
@@ -305,18 +294,20 @@ class SCRAMChecker:
 
 class Pop3kitSTLSAndSASLTests(LoopbackMixin, TestCase):
     """
-    STLS and SASL with pop3kit's own server, once it offers them.
+    STLS and SASL with pop3kit's own server.
     """
 
     async def test_stls(self) -> None:
         """
-        Required STLS is negotiated and verified; the capabilities after the handshake
-        no longer offer STLS; the best login method works inside TLS.
+        The server offers STLS; required STLS is negotiated and verified; the
+        capabilities after the handshake no longer offer STLS; the best login method works
+        inside TLS.
         """
-        if not _factoryTakes("tls"):
-            raise SkipTest("pop3kit's server has no STLS yet")
         pki, issued = sharedPKI()
         port = self.listen(self.pop3kitServer(tls=StaticTLS(issued), allowCleartext="never"))
+        probe = self.track(await connect(reactor, "127.0.0.1", port, tls="none"))
+        self.assertIn("STLS", await probe.capabilities())
+        await probe.quit()
         client = self.track(
             await connect(
                 reactor, "127.0.0.1", port, cafile=pki.ca.certificate, hostname="localhost"
@@ -338,8 +329,6 @@ class Pop3kitSTLSAndSASLTests(LoopbackMixin, TestCase):
         probe = self.track(await connect(reactor, "127.0.0.1", port, tls="none"))
         offered = [name.lower() for name in (await probe.capabilities()).get("SASL", [])]
         await probe.quit()
-        if not offered:
-            raise SkipTest("pop3kit's server offers no SASL yet")
         self.assertIn("scram-sha-256", offered)
         for mechanism in ["user", *offered]:
             if mechanism not in MECHANISMS:
@@ -363,8 +352,7 @@ class Pop3kitSTLSAndSASLTests(LoopbackMixin, TestCase):
         client = self.track(
             await connect(reactor, "127.0.0.1", port, tls="none", allowCleartextLogin=False)
         )
-        if "SCRAM-SHA-256" not in (await client.capabilities()).get("SASL", []):
-            raise SkipTest("pop3kit's server offers no SCRAM yet")
+        self.assertIn("SCRAM-SHA-256", (await client.capabilities()).get("SASL", []))
         self.assertEqual((await client.login("alice", "secret"))[0], 3)
         await client.quit()
 

@@ -22,12 +22,12 @@ from pop3kit.core import (
     ServerProtocolError,
     StatusLine,
     apopTimestamp,
-    canonicalForm,
     encodeMessage,
     formatCommand,
     parseStatusLine,
     responseCodeFor,
 )
+from tests._oracle import crlfForm
 
 #: A message whose lines start with dots in every way that needs byte-stuffing.
 DOTS = b"Subject: dots\r\n\r\n.\r\n..\r\n.x\r\n. \r\nend\r\n"
@@ -246,7 +246,7 @@ class FramingTests(SynchronousTestCase):
             connection.receiveData(wire[position : position + size])
             position += size
             events += drain(connection)
-        body = canonicalForm(message)
+        body = crlfForm(message)
         expected: list[ClientEvent] = [StatusLine(True, b"")]
         if body:
             expected.append(BodyData(body))
@@ -277,8 +277,8 @@ class FramingTests(SynchronousTestCase):
             if body is None or connection.bodyComplete:
                 events += drain(connection)
         expected: list[ClientEvent] = [StatusLine(True, b"")]
-        if canonicalForm(message):
-            expected.append(BodyData(canonicalForm(message)))
+        if crlfForm(message):
+            expected.append(BodyData(crlfForm(message)))
         expected += [EndOfBody(), StatusLine(True, b"")]
         self.assertEqual(_joinBodies(events), expected)
         self.assertIsNone(connection.receiveBody(b"x"))

@@ -23,11 +23,12 @@ from zope.interface.verify import verifyObject
 
 from pop3kit.backends.maildir import deliver
 from pop3kit.checkers.passwdfile import addUser, hashPassword
-from pop3kit.core import canonicalForm, wireSize
+from pop3kit.core import wireSize
 from pop3kit.errors import MessageUnavailable, PermanentFailure
 from pop3kit.interfaces import IMailbox
 from pop3kit.server import POP3ServerFactory
 from pop3kit.testing import ConnectedServer, IMailboxContractMixin
+from tests._oracle import crlfForm
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
 
@@ -214,7 +215,7 @@ class DirectorySessionTests(SynchronousTestCase):
         self.assertEqual(
             retrieved,
             b"+OK %d octets\r\n" % sizes[0]
-            + canonicalForm(HELLO).replace(b"\r\n.\r\n", b"\r\n..\r\n")
+            + crlfForm(HELLO).replace(b"\r\n.\r\n", b"\r\n..\r\n")
             + b".\r\n",
         )
         self.assertEqual(connection.send(b"DELE 1\r\n"), b"+OK message 1 deleted\r\n")

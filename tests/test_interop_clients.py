@@ -5,9 +5,9 @@ loopback TCP, serving a Maildir through a passwd-file.
 
 Every client runs with a temporary C{HOME} (and its own configuration and state files in
 it), talks to 127.0.0.1 only, and is killed if it outlives L{CLIENT_TIMEOUT}.  Each
-test class is skipped where its client is missing; the CI script installs the Debian
-packages C{mpop}, C{fetchmail}, C{getmail6} and C{perl} (whose core modules include
-Net::POP3).
+test class is skipped where its client is missing, and fails under CI (see
+L{tests._tools}), whose script installs the Debian packages C{mpop}, C{fetchmail},
+C{getmail6} and C{perl} (whose core modules include Net::POP3).
 
 What each client does to a message on its way to disk, established by these tests:
 
@@ -29,10 +29,10 @@ from __future__ import annotations
 import os
 import pwd
 import re
-import shutil
 import stat
 import subprocess
 from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import NamedTuple, cast
 
 from twisted.internet import reactor as _reactor
@@ -43,18 +43,14 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from pop3kit.core import canonicalForm
+from tests._oracle import crlfForm
+from tests._tools import requireTool
 from tests.test_interop_poplib import FIXTURES, MaildirServer
 from tests.test_server_loopback import dotLines
 
 #: The global reactor, which trial runs, seen as what this module needs of it.
 processReactor = cast(IReactorProcess, _reactor)
 clock = cast(IReactorTime, _reactor)
-
-MPOP = shutil.which("mpop")
-FETCHMAIL = shutil.which("fetchmail")
-GETMAIL = shutil.which("getmail")
-PERL = shutil.which("perl")
 
 #: alice's password on the test server (see L{MaildirServer}).
 SECRET = "secret"
@@ -77,24 +73,21 @@ LATER_MESSAGE = FIXTURES["utf8"]
 APOP_TIMESTAMP = re.compile(rb"<[0-9A-Za-z.]+@[0-9A-Za-z.-]+>")
 
 
-def _hasNetPOP3() -> bool:
+@cache
+def _netPOP3Problem(perl: str) -> str | None:
     """
-    Whether C{perl} is installed and can load Net::POP3.
+    Why C{perl} cannot run the Net::POP3 tests, or L{None} if it can load Net::POP3.
     """
-    if PERL is None:
-        return False
     found = subprocess.run(
-        [PERL, "-MNet::POP3", "-e", "1"], capture_output=True, timeout=30, check=False
+        [perl, "-MNet::POP3", "-e", "1"], capture_output=True, timeout=30, check=False
     )
-    return found.returncode == 0
+    return None if found.returncode == 0 else f"{perl} cannot load Net::POP3"
 
 
 def _getmailSkip() -> str | None:
     """
-    Why the getmail tests cannot run here, or L{None} if they can.
+    Why getmail cannot deliver here, or L{None} if it can.
     """
-    if GETMAIL is None:
-        return "getmail is not installed (Debian package getmail6)"
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("nobody")
@@ -108,7 +101,7 @@ def lfForm(message: bytes) -> bytes:
     The canonical form of C{message} with the CR of each CRLF removed (a lone CR stays):
     what mpop, getmail6 and Net::POP3 hand over.
     """
-    return canonicalForm(message).replace(b"\r\n", b"\n")
+    return crlfForm(message).replace(b"\r\n", b"\n")
 
 
 def readMaildir(path: str) -> dict[str, bytes]:
@@ -299,10 +292,8 @@ class MpopTests(TestCase):
 
     timeout = 60
 
-    if MPOP is None:
-        skip = "mpop is not installed (Debian package mpop)"
-
     def setUp(self) -> None:
+        self.mpopPath = requireTool("mpop", "mpop")
         self.maildir = MaildirServer(self)
         self.home = ClientHome(self)
         self.target = makeMaildir(os.path.join(self.home.path, "Maildir"))
@@ -321,7 +312,7 @@ class MpopTests(TestCase):
         """
         server = server or self.maildir
         return await self.home.run(
-            MPOP,
+            self.mpopPath,
             [
                 "--host=127.0.0.1",  # command-line settings only: no configuration file
                 f"--port={server.port}",
@@ -510,10 +501,8 @@ class FetchmailTests(TestCase):
 
     timeout = 60
 
-    if FETCHMAIL is None:
-        skip = "fetchmail is not installed (Debian package fetchmail)"
-
     def setUp(self) -> None:
+        self.fetchmailPath = requireTool("fetchmail", "fetchmail")
         self.maildir = MaildirServer(self)
         self.home = ClientHome(self)
         self.out = os.path.join(self.home.path, "out")
@@ -548,7 +537,7 @@ class FetchmailTests(TestCase):
         # is not enough): concurrent tests would collide there.
         pidfile = os.path.join(self.home.path, "fetchmail.pid")
         return await self.home.run(
-            FETCHMAIL,
+            self.fetchmailPath,
             ["--fetchmailrc", rcfile, "--pidfile", pidfile, *args],
             server,
             # .fetchids (the unique-ids seen) goes here
@@ -589,7 +578,7 @@ class FetchmailTests(TestCase):
         self.assertEqual(len(delivered), len(messages))
         for name, message, got in zip(FIXTURES, messages, delivered, strict=True):
             if message:
-                self.assertEqual(got, canonicalForm(message), name)
+                self.assertEqual(got, crlfForm(message), name)
             else:
                 self.assertTrue(got.startswith(b"From: FETCHMAIL-DAEMON\r\n"), got)
                 self.assertIn(b"\r\nSubject: Headerless mail from alice's mailbox", got)
@@ -615,7 +604,7 @@ class FetchmailTests(TestCase):
             match = header.match(got)
             self.assertIsNotNone(match, got)
             assert match is not None
-            self.assertEqual(got[match.end() :], canonicalForm(message).replace(b"\r", b""))
+            self.assertEqual(got[match.end() :], crlfForm(message).replace(b"\r", b""))
 
     async def test_keepUidlAndFetchall(self) -> None:
         """
@@ -625,7 +614,7 @@ class FetchmailTests(TestCase):
         self.maildir.deliver(*FIRST_MESSAGES)
         finished = await self.fetchmail("--keep", "--invisible", "--silent")
         self.assertEqual(finished.status, FETCHMAIL_OK, finished)
-        self.assertEqual(self.delivered(), [canonicalForm(m) for m in FIRST_MESSAGES])
+        self.assertEqual(self.delivered(), [crlfForm(m) for m in FIRST_MESSAGES])
         self.assertEqual(self.seenUids(), await serverUids(self.maildir))
 
         finished = await self.fetchmail("--keep", "--invisible", "--silent")
@@ -635,12 +624,12 @@ class FetchmailTests(TestCase):
         self.maildir.deliver(LATER_MESSAGE)
         finished = await self.fetchmail("--keep", "--invisible", "--silent")
         self.assertEqual(finished.status, FETCHMAIL_OK, finished)
-        self.assertEqual(self.delivered()[len(FIRST_MESSAGES) :], [canonicalForm(LATER_MESSAGE)])
+        self.assertEqual(self.delivered()[len(FIRST_MESSAGES) :], [crlfForm(LATER_MESSAGE)])
         self.assertEqual(self.seenUids(), await serverUids(self.maildir))
 
         finished = await self.fetchmail("--keep", "--fetchall", "--invisible", "--silent")
         self.assertEqual(finished.status, FETCHMAIL_OK, finished)
-        everything = [canonicalForm(m) for m in [*FIRST_MESSAGES, LATER_MESSAGE]]
+        everything = [crlfForm(m) for m in [*FIRST_MESSAGES, LATER_MESSAGE]]
         self.assertEqual(self.delivered()[len(everything) :], everything)
         self.assertEqual(len(self.maildir.files()), len(everything))
 
@@ -651,7 +640,7 @@ class FetchmailTests(TestCase):
         self.maildir.deliver(*FIRST_MESSAGES)
         finished = await self.fetchmail("--nokeep", "--invisible", "--silent")
         self.assertEqual(finished.status, FETCHMAIL_OK, finished)
-        self.assertEqual(self.delivered(), [canonicalForm(m) for m in FIRST_MESSAGES])
+        self.assertEqual(self.delivered(), [crlfForm(m) for m in FIRST_MESSAGES])
         self.assertEqual(self.maildir.files(), [])
         finished = await self.fetchmail("--nokeep", "--invisible", "--silent")
         self.assertEqual(finished.status, FETCHMAIL_NOMAIL, finished)
@@ -673,7 +662,7 @@ class FetchmailTests(TestCase):
         )
         self.assertEqual(finished.status, FETCHMAIL_OK, finished)
         self.assertRegex(finished.out, rb"POP3> APOP alice [0-9a-f]{32}\n")
-        self.assertEqual(self.delivered(), [canonicalForm(m) for m in FIRST_MESSAGES])
+        self.assertEqual(self.delivered(), [crlfForm(m) for m in FIRST_MESSAGES])
         self.assertEqual(server.files(), [])
 
     async def test_wrongPassword(self) -> None:
@@ -693,7 +682,7 @@ class FetchmailTests(TestCase):
         self.maildir.deliver(*DOT_MESSAGES)
         finished = await self.fetchmail("--nokeep", "--invisible", "--silent")
         self.assertEqual(finished.status, FETCHMAIL_OK, finished)
-        self.assertEqual(self.delivered(), [canonicalForm(m) for m in DOT_MESSAGES])
+        self.assertEqual(self.delivered(), [crlfForm(m) for m in DOT_MESSAGES])
 
     async def test_eightBit(self) -> None:
         """
@@ -702,7 +691,7 @@ class FetchmailTests(TestCase):
         self.maildir.deliver(*EIGHT_BIT_MESSAGES)
         finished = await self.fetchmail("--nokeep", "--invisible", "--silent")
         self.assertEqual(finished.status, FETCHMAIL_OK, finished)
-        self.assertEqual(self.delivered(), [canonicalForm(m) for m in EIGHT_BIT_MESSAGES])
+        self.assertEqual(self.delivered(), [crlfForm(m) for m in EIGHT_BIT_MESSAGES])
 
 
 # ---------------------------------------------------------------------------------------
@@ -732,6 +721,7 @@ class GetmailTests(TestCase):
     skip = _getmailSkip()
 
     def setUp(self) -> None:
+        self.getmailPath = requireTool("getmail", "getmail6")
         self.maildir = MaildirServer(self)
         self.home = ClientHome(self)
         self.getmaildir = os.path.join(self.home.path, "getmail")
@@ -778,7 +768,9 @@ class GetmailTests(TestCase):
                 "verbose = 0\n"
             )
         return await self.home.run(
-            GETMAIL, ["--getmaildir", self.getmaildir, "--rcfile", "getmailrc"], self.maildir
+            self.getmailPath,
+            ["--getmaildir", self.getmaildir, "--rcfile", "getmailrc"],
+            self.maildir,
         )
 
     def delivered(self) -> list[bytes]:
@@ -969,10 +961,8 @@ class NetPOP3Tests(TestCase):
 
     timeout = 60
 
-    if not _hasNetPOP3():
-        skip = "perl with Net::POP3 is not installed"
-
     def setUp(self) -> None:
+        self.perlPath = requireTool("perl", "perl", check=_netPOP3Problem)
         self.maildir = MaildirServer(self)
         self.home = ClientHome(self)
         self.script = self.home.file("session.pl", _NET_POP3_SCRIPT)
@@ -990,7 +980,9 @@ class NetPOP3Tests(TestCase):
         """
         server = server or self.maildir
         finished = await self.home.run(
-            PERL, [self.script, str(server.port), method, password, *map(str, delete)], server
+            self.perlPath,
+            [self.script, str(server.port), method, password, *map(str, delete)],
+            server,
         )
         self.assertEqual((finished.status, finished.err), (0, b""), finished)
         return NetPOP3Session(finished.out)
@@ -1001,7 +993,7 @@ class NetPOP3Tests(TestCase):
         canonical form with LF line ends.
         """
         messages = list(messages)
-        sizes = [str(len(canonicalForm(m))) for m in messages]
+        sizes = [str(len(crlfForm(m))) for m in messages]
         self.assertEqual(
             session.all("list"),
             [[str(n), s, s if s != "0" else "undef"] for n, s in enumerate(sizes, 1)],
@@ -1015,7 +1007,7 @@ class NetPOP3Tests(TestCase):
         """
         self.maildir.deliver(*FIRST_MESSAGES)
         uids = await serverUids(self.maildir)
-        sizes = [len(canonicalForm(m)) for m in FIRST_MESSAGES]
+        sizes = [len(crlfForm(m)) for m in FIRST_MESSAGES]
         session = await self.session(2)
         self.assertNotRegex(bytes.fromhex(session.one("banner")[0]), rb"<.*>")
         self.assertEqual(session.one("count"), ["3"])

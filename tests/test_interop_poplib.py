@@ -3,7 +3,7 @@ Interoperability with Python's L{poplib}: the standard library's client, run in 
 against the real server on loopback TCP, serving Maildirs through a passwd-file.
 
 Every command poplib offers is used, and messages of every awkward shape (and one of
-50 MB) must come back exactly as L{pop3kit.core.canonicalForm} says.
+50 MB) must come back exactly as L{tests._oracle.crlfForm} says.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from twisted.trial.unittest import TestCase
 
 from pop3kit.backends.maildir import MaildirRealm, deliver, mailboxPath
 from pop3kit.checkers.passwdfile import PasswdFileChecker, addUser, hashPassword
-from pop3kit.core import canonicalForm
+from tests._oracle import crlfForm
 from tests.test_server_loopback import LoopbackServer
 
 _T = TypeVar("_T")
@@ -203,7 +203,7 @@ class CommandTests(TestCase):
         self.maildir = MaildirServer(self)
         self.messages = [FIXTURES["lf"], FIXTURES["crlf"], FIXTURES["dots"]]
         self.maildir.deliver(*self.messages)
-        self.sizes = [len(canonicalForm(m)) for m in self.messages]
+        self.sizes = [len(crlfForm(m)) for m in self.messages]
 
     async def test_userPassStatList(self) -> None:
         """
@@ -265,7 +265,7 @@ class CommandTests(TestCase):
         self.assertTrue(refused.startswith(b"-ERR [AUTH] "), refused)
         answer, stat = await apopServer.session(right, login=False)
         self.assertTrue(answer.startswith(b"+OK "), answer)
-        self.assertEqual(stat, (1, len(canonicalForm(FIXTURES["lf"]))))
+        self.assertEqual(stat, (1, len(crlfForm(FIXTURES["lf"]))))
 
     async def test_apopNotOffered(self) -> None:
         """
@@ -292,7 +292,7 @@ class CommandTests(TestCase):
 
         retr, top2, top0 = await self.maildir.session(work)
         self.assertEqual(retr[0], b"+OK %d octets" % self.sizes[2])
-        self.assertEqual(received(retr[1]), canonicalForm(FIXTURES["dots"]))
+        self.assertEqual(received(retr[1]), crlfForm(FIXTURES["dots"]))
         self.assertEqual(retr[2], self.sizes[2])
         self.assertEqual(top2[1], [b"Subject: dots", b"", b".", b".."])
         self.assertEqual(top0[1], [b"From: a@example.com", b"Subject: LF", b""])
@@ -347,8 +347,8 @@ class CommandTests(TestCase):
 
         stat, first, second = await self.maildir.session(after)
         self.assertEqual(stat, (2, self.sizes[0] + self.sizes[2]))
-        self.assertEqual(received(first), canonicalForm(FIXTURES["lf"]))
-        self.assertEqual(received(second), canonicalForm(FIXTURES["dots"]))
+        self.assertEqual(received(first), crlfForm(FIXTURES["lf"]))
+        self.assertEqual(received(second), crlfForm(FIXTURES["dots"]))
 
     async def test_droppedSessionDeletesNothing(self) -> None:
         """
@@ -413,7 +413,7 @@ class RoundTripTests(TestCase):
         results = await maildir.session(work)
         self.assertEqual(len(results), len(names))
         for name, (listed, (resp, lines, octets)) in zip(names, results, strict=True):
-            expected = canonicalForm(FIXTURES[name])
+            expected = crlfForm(FIXTURES[name])
             self.assertEqual(received(lines), expected, name)
             self.assertEqual(octets, len(expected), name)
             self.assertEqual(int(listed.split()[2]), len(expected), name)

@@ -28,9 +28,10 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import TestCase
 
-from pop3kit.core import canonicalForm
 from pop3kit.tls import ServerTLS
-from tests._pki import sharedPKI
+from tests._oracle import crlfForm
+from tests._pki import PKI, sharedPKI
+from tests._tools import requireTool
 from tests.test_interop_curl import CURLE_LOGIN_DENIED, SECRET
 from tests.test_interop_poplib import FIXTURES, MaildirServer, listOne, received
 from tests.test_server_loopback import LoopbackServer
@@ -41,8 +42,8 @@ reactor: IReactorTCP = _reactor  # type: ignore[assignment]
 
 _T = TypeVar("_T")
 
-CURL = shutil.which("curl")
-OPENSSL = shutil.which("openssl")
+#: curl's exit status when the server's certificate does not verify.
+CURLE_PEER_FAILED_VERIFICATION = 60
 
 #: The messages every session sees: LF, CRLF and dot-led lines.
 MESSAGES = [FIXTURES["lf"], FIXTURES["crlf"], FIXTURES["dots"]]
@@ -105,7 +106,7 @@ class PoplibTLSTests(TestCase):
         self.tls = serverTLS()
         self.maildir = MaildirServer(self, tls=self.tls, allowCleartext="never")
         self.maildir.deliver(*MESSAGES)
-        self.sizes = [len(canonicalForm(m)) for m in MESSAGES]
+        self.sizes = [len(crlfForm(m)) for m in MESSAGES]
 
     def session(self, client: poplib.POP3) -> dict[str, Any]:
         """
@@ -138,7 +139,7 @@ class PoplibTLSTests(TestCase):
             MESSAGES, self.sizes, result["retr"], strict=True
         ):
             self.assertEqual(status, b"+OK %d octets" % size)
-            self.assertEqual(received(lines), canonicalForm(message))
+            self.assertEqual(received(lines), crlfForm(message))
             self.assertEqual(octets, size)
         self.assertEqual(result["quit"], b"+OK bye")
 
@@ -266,10 +267,8 @@ class CurlTLSTests(TestCase):
 
     timeout = 60
 
-    if CURL is None:
-        skip = "curl is not installed"
-
     def setUp(self) -> None:
+        self.curlPath = requireTool("curl", "curl")
         tls = serverTLS()
         self.server = LoopbackServer(
             self,
@@ -288,7 +287,6 @@ class CurlTLSTests(TestCase):
         Run curl as alice trusting the test authority, with C{args}; wait until the
         server has seen the connection go.
         """
-        assert CURL is not None
         pki, _ = sharedPKI()
         argv = (
             *("-q", "--silent", "--show-error", "--max-time", "30", "--noproxy", "*"),
@@ -297,7 +295,7 @@ class CurlTLSTests(TestCase):
         )
         environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home}
         out, err, status = await getProcessOutputAndValue(
-            CURL, argv, env=environment, reactor=reactor
+            self.curlPath, argv, env=environment, reactor=reactor
         )
         await gatherResults([s.lost for s in self.server.factory.servers])
         return out, err, status
@@ -315,9 +313,7 @@ class CurlTLSTests(TestCase):
         """
         Over both kinds of TLS, curl lists the messages and retrieves each byte-exact.
         """
-        listing = b"".join(
-            b"%d %d\r\n" % (n, len(canonicalForm(m))) for n, m in enumerate(MESSAGES, 1)
-        )
+        listing = b"".join(b"%d %d\r\n" % (n, len(crlfForm(m))) for n, m in enumerate(MESSAGES, 1))
         for arguments in self.urls():
             out, err, status = await self.curl(*arguments)
             self.assertEqual((status, err, out), (0, b"", listing), arguments)
@@ -325,7 +321,7 @@ class CurlTLSTests(TestCase):
             for arguments in self.urls(str(number)):
                 out, err, status = await self.curl(*arguments)
                 self.assertEqual((status, err), (0, b""), arguments)
-                self.assertEqual(out, canonicalForm(message), arguments)
+                self.assertEqual(out, crlfForm(message), arguments)
 
     async def test_wrongPassword(self) -> None:
         """
@@ -337,21 +333,21 @@ class CurlTLSTests(TestCase):
 
     async def test_untrustedCertificateRefused(self) -> None:
         """
-        Without the test authority, curl refuses the server (exit 60): the certificate
-        is really checked.
+        Trusting only another authority, curl refuses the server's certificate (exit 60,
+        CURLE_PEER_FAILED_VERIFICATION): the certificate is really checked.
         """
-        assert CURL is not None
+        stranger = PKI(os.path.abspath(self.mktemp()), name="pop3kit stranger CA")
         _, err, status = await getProcessOutputAndValue(
-            CURL,
+            self.curlPath,
             (
-                *("-q", "--silent", "--max-time", "30", "--noproxy", "*", "--ssl-reqd"),
-                *("--capath", self.home, "--cacert", os.devnull),
+                *("-q", "--silent", "--show-error", "--max-time", "30", "--noproxy", "*"),
+                *("--ssl-reqd", "--capath", self.home, "--cacert", stranger.ca.certificate),
                 f"pop3://localhost:{self.port}/",
             ),
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home},
             reactor=reactor,
         )
-        self.assertIn(status, (60, 77), err)
+        self.assertEqual(status, CURLE_PEER_FAILED_VERIFICATION, err)
 
     async def test_saslMechanisms(self) -> None:
         """
@@ -364,7 +360,7 @@ class CurlTLSTests(TestCase):
             )
             self.assertEqual(status, 0, err)
             self.assertIn(b"> AUTH " + mechanism.encode(), err)
-            self.assertEqual(out, canonicalForm(MESSAGES[0]), mechanism)
+            self.assertEqual(out, crlfForm(MESSAGES[0]), mechanism)
             out, err, status = await self.curl(
                 "--login-options", f"AUTH={mechanism}", *self.urls()[0], password="wrong"
             )
@@ -378,10 +374,8 @@ class OpenSSLClientTests(TestCase):
 
     timeout = 60
 
-    if OPENSSL is None:
-        skip = "openssl is not installed"
-
     def setUp(self) -> None:
+        self.opensslPath = requireTool("openssl", "openssl")
         self.tls = serverTLS()
         self.server = LoopbackServer(self, MESSAGES, tls=self.tls, allowCleartext="never")
         self.port = self.server.start()
@@ -391,10 +385,9 @@ class OpenSSLClientTests(TestCase):
         Run s_client with C{arguments}, sending CAPA, USER, PASS, STAT and QUIT; return
         its standard output and error.
         """
-        assert OPENSSL is not None
         pki, _ = sharedPKI()
         argv = [
-            OPENSSL,
+            self.opensslPath,
             "s_client",
             *arguments,
             *("-CAfile", pki.ca.certificate, "-verify_return_error"),
@@ -419,7 +412,7 @@ class OpenSSLClientTests(TestCase):
         The handshake verified, and the commands were answered in order over TLS.
         """
         self.assertIn("Verify return code: 0 (ok)", out)
-        size = sum(len(canonicalForm(m)) for m in MESSAGES)
+        size = sum(len(crlfForm(m)) for m in MESSAGES)
         expected = [
             "+OK capability list follows",
             "USER",
@@ -510,7 +503,7 @@ class TwistdTLSTests(TestCase):
         self.assertEqual(added.returncode, 0, added.stderr)
         delivered = await server.pop3kit("deliver", "alice", stdin=FIXTURES["dots"])
         self.assertEqual(delivered.returncode, 0, delivered.stderr)
-        expected = canonicalForm(FIXTURES["dots"])
+        expected = crlfForm(FIXTURES["dots"])
 
         def stls() -> tuple[bytes, bytes]:
             client = poplib.POP3("localhost", plainPort, timeout=30)

@@ -20,10 +20,10 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from pop3kit.backends.memory import MemoryRealm
-from pop3kit.core import canonicalForm
 from pop3kit.errors import MessageUnavailable, PermanentFailure, TemporaryFailure
 from pop3kit.server import POP3ServerFactory
 from pop3kit.testing import ConnectedServer
+from tests._oracle import crlfForm
 
 DOTS = b"Subject: dots\n\n.\n..\n.leading\nmiddle.\n"
 PLAIN = b"Subject: plain\r\nFrom: a@example.com\r\n\r\nline 1\r\nline 2\r\nline 3\r\n"
@@ -149,7 +149,7 @@ class LoginTests(SynchronousTestCase):
         self.assertEqual(
             connection.login(),
             b"+OK send PASS\r\n+OK maildrop has 2 messages (%d octets)\r\n"
-            % (len(canonicalForm(PLAIN)) + len(canonicalForm(DOTS))),
+            % (len(crlfForm(PLAIN)) + len(crlfForm(DOTS))),
         )
 
     def test_failedLoginIsDelayed(self) -> None:
@@ -319,7 +319,7 @@ class TransactionTests(SynchronousTestCase):
         self.assertEqual(
             response,
             b"+OK %d octets\r\nSubject: dots\r\n\r\n..\r\n...\r\n..leading\r\nmiddle.\r\n.\r\n"
-            % len(canonicalForm(DOTS)),
+            % len(crlfForm(DOTS)),
         )
 
     def test_top(self) -> None:
@@ -541,7 +541,7 @@ class PipeliningTests(SynchronousTestCase):
         end = got.index(b".", 4)
         self.assertEqual(
             got[end + 1 :],
-            [b"+OK 2 %d" % len(canonicalForm(DOTS)), b"+OK message 1 deleted", b"+OK bye"],
+            [b"+OK 2 %d" % len(crlfForm(DOTS)), b"+OK message 1 deleted", b"+OK bye"],
         )
         self.assertEqual(harness.mailbox.messages, [DOTS])
 

@@ -37,8 +37,8 @@ from twisted.trial.unittest import TestCase
 
 from pop3kit._streaming import TransferInterrupted
 from pop3kit.backends.memory import MemoryRealm
-from pop3kit.core import canonicalForm
 from pop3kit.server import POP3Server, POP3ServerFactory
+from tests._oracle import crlfForm
 
 #: The global reactor, which trial runs; typed loosely, it provides many interfaces.
 reactor = cast(Any, _reactor)
@@ -517,9 +517,9 @@ class PipeliningTests(TestCase):
             self.assertEqual(answer[0][:4], b"+OK ", command)
             if keyword == b"RETR":
                 message = PIPELINE_MESSAGES[int(arguments[0]) - 1]
-                self.assertEqual(unstuff(answer[1:]), canonicalForm(message), command)
+                self.assertEqual(unstuff(answer[1:]), crlfForm(message), command)
             elif keyword == b"LIST" and arguments:
-                size = len(canonicalForm(PIPELINE_MESSAGES[int(arguments[0]) - 1]))
+                size = len(crlfForm(PIPELINE_MESSAGES[int(arguments[0]) - 1]))
                 self.assertEqual(answer, [b"+OK %s %d" % (arguments[0], size)])
 
     async def test_loginPipelined(self) -> None:
@@ -530,7 +530,7 @@ class PipeliningTests(TestCase):
         server.start()
         client = await server.connect()
         answers = await client.send(b"USER alice", b"PASS secret", b"STAT")
-        size = sum(len(canonicalForm(m)) for m in PIPELINE_MESSAGES[:2])
+        size = sum(len(crlfForm(m)) for m in PIPELINE_MESSAGES[:2])
         self.assertEqual(answers[0], [b"+OK send PASS"])
         self.assertEqual(answers[1][0][:4], b"+OK ")
         self.assertEqual(answers[2], [b"+OK 2 %d" % size])
@@ -542,7 +542,7 @@ class PipeliningTests(TestCase):
         small part of them in its write buffer (CAPA-18).
         """
         messages = [dotLines(seed, 1_000_000) for seed in range(20)]
-        total = sum(len(canonicalForm(message)) for message in messages)
+        total = sum(len(crlfForm(message)) for message in messages)
         server = LoopbackServer(self, messages)
         server.start()
         client = await server.connect()
@@ -569,8 +569,8 @@ class PipeliningTests(TestCase):
 
         self.assertEqual(len(answers), 21)
         for number, (message, answer) in enumerate(zip(messages, answers, strict=False), 1):
-            self.assertEqual(answer[0], b"+OK %d octets" % len(canonicalForm(message)))
-            self.assertEqual(unstuff(answer[1:]), canonicalForm(message), f"RETR {number}")
+            self.assertEqual(answer[0], b"+OK %d octets" % len(crlfForm(message)))
+            self.assertEqual(unstuff(answer[1:]), crlfForm(message), f"RETR {number}")
         self.assertEqual(answers[20], [b"+OK "])
         self.assertLess(max(samples), 2_000_000, "the server buffered too much output")
 
@@ -704,8 +704,8 @@ class FlowControlTests(TestCase):
         self.assertFalse(server.latestServer().lost.called)
         client.resumeReading()
         [answer] = await retrieved
-        self.assertEqual(answer[0], b"+OK %d octets" % len(canonicalForm(message)))
-        self.assertEqual(unstuff(answer[1:]), canonicalForm(message))
+        self.assertEqual(answer[0], b"+OK %d octets" % len(crlfForm(message)))
+        self.assertEqual(unstuff(answer[1:]), crlfForm(message))
         self.assertEqual(await client.command(b"NOOP"), [b"+OK "])
 
     async def _dropDuringRetrieval(self) -> LoopbackServer:
@@ -747,7 +747,7 @@ class FlowControlTests(TestCase):
         self.assertEqual(answer[0][:4], b"+OK ")
         self.assertEqual(
             await again.command(b"STAT"),
-            [b"+OK 2 %d" % sum(len(canonicalForm(m)) for m in messages)],
+            [b"+OK 2 %d" % sum(len(crlfForm(m)) for m in messages)],
         )
 
     async def test_dropDuringRetrievalLogsNoFailure(self) -> None:

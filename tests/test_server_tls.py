@@ -7,6 +7,7 @@ client certificate, and the TLS handshake timeout.
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
 
 from twisted.internet import reactor as _reactor
@@ -134,13 +135,19 @@ class STLSTests(TestCase):
 
     async def test_handshakeTimeout(self) -> None:
         """
-        A client that sends STLS and never starts the handshake is disconnected.
+        A client that sends STLS and never starts the handshake is disconnected, by the
+        server, once the handshake timeout has passed and not before.
         """
         self.server.factory.handshakeTimeout = 0.2
         client = await self.server.connect()
-        await client.command(b"STLS")
-        await client.closed
+        started = time.monotonic()
+        self.assertEqual(await client.command(b"STLS"), [b"+OK begin TLS negotiation"])
         await self.server.latestServer().lost
+        elapsed = time.monotonic() - started
+        await client.closed
+        self.assertGreaterEqual(elapsed, 0.2)
+        self.assertLess(elapsed, 10)
+        self.assertEqual(client.unexpected, [])
 
 
 class ImplicitTLSTests(TestCase):

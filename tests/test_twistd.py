@@ -26,7 +26,7 @@ from twisted.trial.unittest import TestCase
 
 import pop3kit
 import twisted.plugins
-from pop3kit.core import canonicalForm
+from tests._oracle import crlfForm
 
 _T = TypeVar("_T")
 
@@ -230,7 +230,7 @@ class TwistdTests(TestCase):
                 client.close()
 
         stat, lines, octets, bye = await deferToThread(session)
-        expected = canonicalForm(MESSAGE)
+        expected = crlfForm(MESSAGE)
         self.assertEqual(stat, (1, len(expected)))
         self.assertEqual(b"".join(line + b"\r\n" for line in lines), expected)
         self.assertEqual(octets, len(expected))
