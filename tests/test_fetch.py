@@ -40,9 +40,9 @@ from pop3kit._fetch._destinations import _LFWriter
 from pop3kit.backends.maildir import MaildirMailbox, MaildirRealm, _deliveryOrder, deliver
 from pop3kit.backends.maildir import mailboxPath as _mailboxPath
 from pop3kit.client import POP3Client, TLSMode, connect
-from pop3kit.core import canonicalForm
 from pop3kit.server import POP3ServerFactory
 from pop3kit.testing import CONTRACT_MESSAGES, MemoryNetwork
+from tests._oracle import crlfForm
 
 #: alice's password.
 SECRET = "secret"
@@ -68,10 +68,10 @@ LATER_MESSAGE = FIXTURES["utf8"]
 
 def lfForm(message: bytes) -> bytes:
     """
-    The canonical form of C{message} with the CR of each CRLF removed (a lone CR stays):
-    what C{fetch} stores.
+    The canonical form of C{message} (from the independent oracle) with the CR of each
+    CRLF removed (a lone CR stays): what C{fetch} stores.
     """
-    return canonicalForm(message).replace(b"\r\n", b"\n")
+    return crlfForm(message).replace(b"\r\n", b"\n")
 
 
 def readMaildir(path: str) -> dict[str, bytes]:
