@@ -77,35 +77,40 @@ class IMailboxContractMixin(_ContractBase):
 
         class MyMailboxTests(IMailboxContractMixin, TestCase):
             def mailboxWithMessages(self, messages):
-                return MyMailbox.create(self.mktemp(), messages)
+                return succeed(MyMailbox.create(self.mktemp(), messages))
 
-    The tests wait for the L{Deferred}s the mailbox returns, so asynchronous backends work
-    as well as synchronous ones.  Each hook may return its result directly or as a
-    L{Deferred}.
+    Like the mailbox's own methods, every hook returns a L{Deferred} (a synchronous
+    backend's hooks return L{succeed}), so asynchronous backends work as well as
+    synchronous ones and there is one contract, not "a value or a L{Deferred}".
     """
 
-    def mailboxWithMessages(self, messages: list[bytes]) -> IMailbox | Deferred[IMailbox]:
+    def mailboxWithMessages(self, messages: list[bytes]) -> Deferred[IMailbox]:
         """
         Make a new mailbox holding C{messages}, oldest first.  Subclasses must implement it.
 
         @param messages: The messages as stored: LF or CRLF line ends, any octets.
+        @return: A L{Deferred} firing with the mailbox.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement mailboxWithMessages")
 
-    def deliverMore(self, mailbox: IMailbox, message: bytes) -> Deferred[None] | None:
+    def deliverMore(self, mailbox: IMailbox, message: bytes) -> Deferred[None]:
         """
         Add C{message} to the storage of C{mailbox}, as a new mail delivery would.
 
         Optional: the tests that need it are skipped unless a subclass implements it.
+
+        @return: A L{Deferred} firing once the message is stored.
         """
         raise NotImplementedError()
 
-    def reopen(self, mailbox: IMailbox) -> IMailbox | Deferred[IMailbox]:
+    def reopen(self, mailbox: IMailbox) -> Deferred[IMailbox]:
         """
         Make a new mailbox object on the same storage as C{mailbox}, as a later session
         would get.
 
         Optional: the tests that need it are skipped unless a subclass implements it.
+
+        @return: A L{Deferred} firing with the new mailbox object.
         """
         raise NotImplementedError()
 
@@ -116,19 +121,20 @@ class IMailboxContractMixin(_ContractBase):
         if getattr(type(self), name) is getattr(IMailboxContractMixin, name):
             raise SkipTest(f"{type(self).__name__} does not implement {name}")
 
-    async def _resolve(self, result: _T | Deferred[_T]) -> _T:
+    async def _hook(self, name: str, result: Deferred[_T]) -> _T:
         """
-        Wait for a hook's result if it is a L{Deferred}.
+        Wait for the L{Deferred} the hook C{name} returned, failing the test with a clear
+        message if it returned anything else.
         """
-        if isinstance(result, Deferred):
-            return await result  # type: ignore[no-any-return]
-        return result
+        if not isinstance(result, Deferred):
+            self.fail(f"{type(self).__name__}.{name} must return a Deferred, not {result!r}")
+        return await result
 
     async def _mailbox(self, messages: Sequence[bytes]) -> IMailbox:
         """
         Make a mailbox with C{messages} through L{mailboxWithMessages}.
         """
-        return await self._resolve(self.mailboxWithMessages(list(messages)))
+        return await self._hook("mailboxWithMessages", self.mailboxWithMessages(list(messages)))
 
     async def _list(self, mailbox: IMailbox) -> list[MessageInfo]:
         """
@@ -290,7 +296,7 @@ class IMailboxContractMixin(_ContractBase):
         self._requireHook("reopen")
         mailbox = await self._mailbox(list(CONTRACT_MESSAGES.values()))
         first = await self._list(mailbox)
-        again = await self._resolve(self.reopen(mailbox))
+        again = await self._hook("reopen", self.reopen(mailbox))
         self.assertEqual(await self._list(again), first)
 
     async def test_expungeRemovesExactlyTheNamed(self) -> None:
@@ -360,7 +366,7 @@ class IMailboxContractMixin(_ContractBase):
         snapshot = await self._list(mailbox)
         before = list(snapshot)
         late = b"Subject: late\n\ndelivered after the listing\n"
-        await self._resolve(self.deliverMore(mailbox, late))
+        await self._hook("deliverMore", self.deliverMore(mailbox, late))
         self.assertEqual(snapshot, before)
         self.assertEqual(
             [canonicalForm(await self._read(mailbox, info.uid)) for info in snapshot],

@@ -15,6 +15,7 @@ from mailbox import Maildir as PythonMaildir
 from typing import BinaryIO
 
 from twisted.cred.portal import IRealm
+from twisted.internet.defer import Deferred, succeed
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import Interface
 from zope.interface.verify import verifyObject
@@ -82,17 +83,18 @@ class DeliveredContractTests(IMailboxContractMixin, TestCase):
     (sizes taken from the C{,W=} in the names).
     """
 
-    def mailboxWithMessages(self, messages: list[bytes]) -> IMailbox:
+    def mailboxWithMessages(self, messages: list[bytes]) -> Deferred[IMailbox]:
         path = self.mktemp()
         for message in messages:
             deliver(path, io.BytesIO(message))
-        return MaildirMailbox(makeMaildirIfMissing(path), SizeCache())
+        return succeed(MaildirMailbox(makeMaildirIfMissing(path), SizeCache()))
 
-    def deliverMore(self, mailbox: IMailbox, message: bytes) -> None:
+    def deliverMore(self, mailbox: IMailbox, message: bytes) -> Deferred[None]:
         deliver(pathOf(mailbox), io.BytesIO(message))
+        return succeed(None)
 
-    def reopen(self, mailbox: IMailbox) -> IMailbox:
-        return MaildirMailbox(pathOf(mailbox), SizeCache())
+    def reopen(self, mailbox: IMailbox) -> Deferred[IMailbox]:
+        return succeed(MaildirMailbox(pathOf(mailbox), SizeCache()))
 
 
 class PythonMaildirContractTests(IMailboxContractMixin, TestCase):
@@ -101,19 +103,20 @@ class PythonMaildirContractTests(IMailboxContractMixin, TestCase):
     L{mailbox.Maildir} (sizes computed by reading the files).
     """
 
-    def mailboxWithMessages(self, messages: list[bytes]) -> IMailbox:
+    def mailboxWithMessages(self, messages: list[bytes]) -> Deferred[IMailbox]:
         path = self.mktemp()
         writer = PythonMaildir(path, create=True)
         for message in messages:
             writer.add(message)
         self.sizeCache = SizeCache()
-        return MaildirMailbox(path, self.sizeCache)
+        return succeed(MaildirMailbox(path, self.sizeCache))
 
-    def deliverMore(self, mailbox: IMailbox, message: bytes) -> None:
+    def deliverMore(self, mailbox: IMailbox, message: bytes) -> Deferred[None]:
         PythonMaildir(pathOf(mailbox), create=False).add(message)
+        return succeed(None)
 
-    def reopen(self, mailbox: IMailbox) -> IMailbox:
-        return MaildirMailbox(pathOf(mailbox), self.sizeCache)
+    def reopen(self, mailbox: IMailbox) -> Deferred[IMailbox]:
+        return succeed(MaildirMailbox(pathOf(mailbox), self.sizeCache))
 
 
 class CurWithFlagsContractTests(IMailboxContractMixin, TestCase):
@@ -122,22 +125,23 @@ class CurWithFlagsContractTests(IMailboxContractMixin, TestCase):
     with flags.
     """
 
-    def mailboxWithMessages(self, messages: list[bytes]) -> IMailbox:
+    def mailboxWithMessages(self, messages: list[bytes]) -> Deferred[IMailbox]:
         path = makeMaildir(self.mktemp())
         self.delivered = 0
         for message in messages:
             self.delivered += 1
             name = f"{1_600_000_000 + self.delivered}.{4000 + self.delivered}_0.mx:2,S"
             writeFile(os.path.join(path, "cur", name), message)
-        return MaildirMailbox(path)
+        return succeed(MaildirMailbox(path))
 
-    def deliverMore(self, mailbox: IMailbox, message: bytes) -> None:
+    def deliverMore(self, mailbox: IMailbox, message: bytes) -> Deferred[None]:
         self.delivered += 1
         name = f"{1_600_000_000 + self.delivered}.{4000 + self.delivered}_0.mx"
         writeFile(os.path.join(pathOf(mailbox), "new", name), message)
+        return succeed(None)
 
-    def reopen(self, mailbox: IMailbox) -> IMailbox:
-        return MaildirMailbox(pathOf(mailbox))
+    def reopen(self, mailbox: IMailbox) -> Deferred[IMailbox]:
+        return succeed(MaildirMailbox(pathOf(mailbox)))
 
 
 class CountingOpen:

@@ -9,6 +9,8 @@ import io
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.portal import IRealm, Portal
+from twisted.internet.defer import Deferred, succeed
+from twisted.trial.reporter import TestResult
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import Interface
 from zope.interface.verify import verifyObject
@@ -25,12 +27,13 @@ class MemoryMailboxContractTests(IMailboxContractMixin, TestCase):
     L{MemoryMailbox} keeps the L{IMailbox} contract.
     """
 
-    def mailboxWithMessages(self, messages: list[bytes]) -> IMailbox:
-        return MemoryMailbox(messages)
+    def mailboxWithMessages(self, messages: list[bytes]) -> Deferred[IMailbox]:
+        return succeed(MemoryMailbox(messages))
 
-    def deliverMore(self, mailbox: IMailbox, message: bytes) -> None:
+    def deliverMore(self, mailbox: IMailbox, message: bytes) -> Deferred[None]:
         assert isinstance(mailbox, MemoryMailbox)
         mailbox.deliver(message)
+        return succeed(None)
 
 
 class MemoryMailboxTests(SynchronousTestCase):
@@ -189,3 +192,27 @@ class MemoryRealmTests(SynchronousTestCase):
         self.assertIs(interface, IMailbox)
         self.assertIs(avatar, mailbox)
         logout()
+
+
+class ContractHookTests(SynchronousTestCase):
+    """
+    Tests for how L{IMailboxContractMixin} treats its hooks.
+    """
+
+    def test_hooksMustReturnDeferreds(self) -> None:
+        """
+        A hook that returns a plain value fails the contract test with a message that
+        names the hook, rather than passing or failing somewhere inside the test.
+        """
+
+        class PlainValueHooks(IMailboxContractMixin, TestCase):
+            def mailboxWithMessages(self, messages: list[bytes]) -> Deferred[IMailbox]:
+                return MemoryMailbox(messages)  # type: ignore[return-value]
+
+        result = TestResult()
+        PlainValueHooks("test_emptyMailbox").run(result)
+        self.assertEqual(len(result.failures), 1, result.errors)
+        self.assertIn(
+            "PlainValueHooks.mailboxWithMessages must return a Deferred",
+            str(result.failures[0][1]),
+        )

@@ -15,6 +15,7 @@ from types import ModuleType
 
 from twisted.application.service import IService, MultiService
 from twisted.cred.portal import IRealm
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -67,13 +68,13 @@ class DirectoryMailboxContractTests(IMailboxContractMixin, TestCase):
     are valid unique-ids and for names that are hashed.
     """
 
-    def mailboxWithMessages(self, messages: list[bytes]) -> IMailbox:
+    def mailboxWithMessages(self, messages: list[bytes]) -> Deferred[IMailbox]:
         path = self.mktemp()
         os.makedirs(path)
         self.delivered = 0
         for message in messages:
             self._write(path, message)
-        return dirmailbox.DirectoryMailbox(path)  # type: ignore[no-any-return]
+        return succeed(dirmailbox.DirectoryMailbox(path))  # type: ignore[no-any-return]
 
     def _write(self, path: str, message: bytes) -> None:
         """
@@ -85,11 +86,12 @@ class DirectoryMailboxContractTests(IMailboxContractMixin, TestCase):
         with open(os.path.join(path, name), "wb") as f:
             f.write(message)
 
-    def deliverMore(self, mailbox: IMailbox, message: bytes) -> None:
+    def deliverMore(self, mailbox: IMailbox, message: bytes) -> Deferred[None]:
         self._write(str(mailbox.maildropId), message)
+        return succeed(None)
 
-    def reopen(self, mailbox: IMailbox) -> IMailbox:
-        return dirmailbox.DirectoryMailbox(str(mailbox.maildropId))  # type: ignore[no-any-return]
+    def reopen(self, mailbox: IMailbox) -> Deferred[IMailbox]:
+        return succeed(dirmailbox.DirectoryMailbox(str(mailbox.maildropId)))  # type: ignore[no-any-return]
 
 
 class DirectoryMailboxTests(SynchronousTestCase):
