@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 from OpenSSL import SSL
@@ -68,6 +68,7 @@ class Request:
     One command, the L{Deferred} its caller waits on, and where its answer goes.
 
     @ivar command: The command; L{None} for the greeting, the answer nobody asked for.
+    @ivar deferred: What the caller waits on.
     @ivar sink: Where the body of a multi-line answer goes.
     @ivar exchange: The SASL exchange of an C{AUTH} command.
     @ivar tlsOptions: The TLS options of an C{STLS} command.
@@ -78,10 +79,10 @@ class Request:
     """
 
     command: Command | None
+    deferred: Deferred[Any]
     sink: BodySink | None = None
     exchange: Exchange | None = None
     tlsOptions: IOpenSSLClientConnectionCreator | None = None
-    deferred: Deferred[Any] = field(default_factory=Deferred)
     status: StatusLine | None = None
     failure: BaseException | None = None
 
@@ -146,7 +147,7 @@ class Pipeline:
     ) -> None:
         self.core = core
         self.pipelining = False
-        self.greeting = Request(None)
+        self.greeting = Request(None, Deferred())
         self._answer = answer
         self._clock = clock
         self._timeout = timeout
@@ -242,8 +243,10 @@ class Pipeline:
             self._refusal = lambda: InvalidState("QUIT was already sent")
         if sink is None and command.responseKind is ResponseKind.MULTILINE:
             sink = Collector(self._maxResponseSize)
-        request = Request(command, sink, exchange, tlsOptions)
-        request.deferred = Deferred(lambda d: self._cancel(request))
+        request: Request
+        request = Request(
+            command, Deferred(lambda d: self._cancel(request)), sink, exchange, tlsOptions
+        )
         self._queue.append(request)
         self.pump()
         return request.deferred
