@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 from OpenSSL import SSL
@@ -76,6 +76,7 @@ class Request:
         C{STLS} whose handshake is under way.
     @ivar failure: Why the request failed locally while its answer was still coming (a
         SASL exchange cancelled with C{*}); the answer only ends it.
+    @ivar kind: The shape of the answer.
     """
 
     command: Command | None
@@ -85,13 +86,10 @@ class Request:
     tlsOptions: IOpenSSLClientConnectionCreator | None = None
     status: StatusLine | None = None
     failure: BaseException | None = None
+    kind: ResponseKind = field(init=False)
 
-    @property
-    def kind(self) -> ResponseKind:
-        """
-        The shape of the answer.
-        """
-        return ResponseKind.SINGLE if self.command is None else self.command.responseKind
+    def __post_init__(self) -> None:
+        self.kind = ResponseKind.SINGLE if self.command is None else self.command.responseKind
 
     @property
     def what(self) -> bytes:

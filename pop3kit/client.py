@@ -373,9 +373,6 @@ class POP3Client(Protocol):
 
     # Commands
 
-    def _submit(self, command: Command, **kwargs: Any) -> Deferred[Any]:
-        return self._pipeline.submit(command, **kwargs)
-
     def capabilities(self, *, refresh: bool = False) -> Deferred[dict[str, list[str]]]:
         """
         The server's capabilities (CAPA, RFC 2449): tags upper case, each with its
@@ -384,7 +381,7 @@ class POP3Client(Protocol):
         """
         if self._tags is not None and not refresh:
             return succeed({tag: list(values) for tag, values in self._tags.items()})
-        return self._submit(Capa()).addErrback(self._noCapabilities)
+        return self._pipeline.submit(Capa()).addErrback(self._noCapabilities)
 
     def _noCapabilities(self, failure: Failure) -> dict[str, list[str]]:
         if not isinstance(failure.value, ServerError):
@@ -407,7 +404,7 @@ class POP3Client(Protocol):
             return fail(InvalidState(f"STLS is not possible in state {self.state.value}"))
         if not ITLSTransport.providedBy(self.transport):
             return fail(InvalidState("the transport cannot start TLS"))
-        return self._submit(Stls(), tlsOptions=contextFactory)
+        return self._pipeline.submit(Stls(), tlsOptions=contextFactory)
 
     def enableUTF8(self) -> Deferred[None]:
         """
@@ -423,7 +420,7 @@ class POP3Client(Protocol):
             return fail(InvalidState("UTF8 is only allowed before login"))
         if self._announced is None or not self._announced.utf8:
             return fail(InvalidState("the server does not announce UTF8"))
-        return self._submit(Utf8())
+        return self._pipeline.submit(Utf8())
 
     # Login
 
@@ -500,7 +497,7 @@ class POP3Client(Protocol):
         return Deferred.fromCoroutine(plan.run(self._loginCommand, self._pipeline.pipelining))
 
     def _loginCommand(self, command: Command, exchange: SASLExchange | None) -> Deferred[None]:
-        return self._submit(command, exchange=exchange).addErrback(self._loginFailed)
+        return self._pipeline.submit(command, exchange=exchange).addErrback(self._loginFailed)
 
     def _loginFailed(self, failure: Failure) -> Failure:
         self._machine.loginRefused()
@@ -513,33 +510,33 @@ class POP3Client(Protocol):
         STAT: the number of messages and the maildrop size in octets (messages marked
         deleted excluded).
         """
-        return self._submit(Stat())
+        return self._pipeline.submit(Stat())
 
     def listSizes(self) -> Deferred[dict[int, int]]:
         """
         LIST: the size of every message not marked deleted, by message number.  Sizes
         are as on the wire (CRLF line ends), which is what L{retrieve} delivers.
         """
-        return self._submit(List())
+        return self._pipeline.submit(List())
 
     def listSize(self, n: int) -> Deferred[int]:
         """
         C{LIST n}: the size of message C{n}.
         """
-        return self._submit(List(n))
+        return self._pipeline.submit(List(n))
 
     def listUids(self) -> Deferred[dict[int, str]]:
         """
         UIDL: the unique-id of every message not marked deleted, by message number.
         Identical copies of a message may share a unique-id (RFC 1939 section 7).
         """
-        return self._submit(Uidl())
+        return self._pipeline.submit(Uidl())
 
     def listUid(self, n: int) -> Deferred[str]:
         """
         C{UIDL n}: the unique-id of message C{n}.
         """
-        return self._submit(Uidl(n))
+        return self._pipeline.submit(Uidl(n))
 
     @overload
     def retrieve(self, n: int, consumer: None = None) -> Deferred[bytes]: ...
@@ -568,32 +565,32 @@ class POP3Client(Protocol):
             sink = ConsumerSink(consumer, self._pipeline.control)
         elif consumer is not None:
             sink = FileSink(consumer)
-        return self._submit(command, sink=sink)
+        return self._pipeline.submit(command, sink=sink)
 
     def top(self, n: int, lines: int) -> Deferred[bytes]:
         """
         C{TOP n lines}: the headers of message C{n}, the blank line, and the first
         C{lines} lines of its body, in the form L{retrieve} gives.
         """
-        return self._submit(Top(n, lines))
+        return self._pipeline.submit(Top(n, lines))
 
     def delete(self, n: int) -> Deferred[None]:
         """
         C{DELE n}: mark message C{n} deleted.  It is removed only when L{quit} succeeds.
         """
-        return self._submit(Dele(n))
+        return self._pipeline.submit(Dele(n))
 
     def reset(self) -> Deferred[None]:
         """
         RSET: unmark every message marked deleted.
         """
-        return self._submit(Rset())
+        return self._pipeline.submit(Rset())
 
     def noop(self) -> Deferred[None]:
         """
         NOOP: keep the session alive (servers may close it after 10 idle minutes).
         """
-        return self._submit(Noop())
+        return self._pipeline.submit(Noop())
 
     def quit(self) -> Deferred[None]:
         """
@@ -604,7 +601,7 @@ class POP3Client(Protocol):
             remove them all, or with L{ConnectionLost} when the connection closed before
             the answer, in which case nothing may have been removed.
         """
-        d = self._submit(Quit())
+        d = self._pipeline.submit(Quit())
         if not d.called:
             self._machine.quitRequested()
         return d
