@@ -23,7 +23,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from pop3kit import client as _client
+from pop3kit import _clientlogin
+from pop3kit._clientlogin import bestMechanism
 from pop3kit.client import (
     ClientState,
     CommandTooLong,
@@ -34,7 +35,7 @@ from pop3kit.client import (
     ServerError,
     ServerProtocolError,
 )
-from pop3kit.core import encodeMessage
+from pop3kit.core import Capabilities, encodeMessage
 from pop3kit.errors import AuthenticationFailed, ResponseCode
 
 #: A message whose lines start with dots in every way that needs byte-stuffing.
@@ -868,14 +869,18 @@ class LoginTests(FakeServerMixin, SynchronousTestCase):
         The best SASL mechanism both sides know wins; clear-text ones are skipped
         without TLS.
         """
-        self.patch(_client, "_saslPreference", lambda: ("SCRAM-SHA-256", "CRAM-MD5", "PLAIN"))
-        client = self.connect()
-        offered = {"SASL": ["PLAIN", "CRAM-MD5", "SCRAM-SHA-256"], "USER": []}
-        self.assertEqual(client._bestMechanism(offered), "scram-sha-256")
-        self.assertEqual(client._bestMechanism({"SASL": ["PLAIN"], "USER": []}), "plain")
-        client.allowCleartextLogin = False
-        self.assertEqual(client._bestMechanism({"SASL": ["PLAIN", "CRAM-MD5"]}), "cram-md5")
-        self.assertRaises(MechanismUnavailable, client._bestMechanism, {"SASL": ["PLAIN"]})
+        preference = ("SCRAM-SHA-256", "CRAM-MD5", "PLAIN")
+
+        def best(lines: list[bytes], passwordsAllowed: bool = True) -> str:
+            announced = Capabilities.fromLines(lines)
+            return bestMechanism(
+                announced, passwordsAllowed=passwordsAllowed, preference=preference
+            )
+
+        self.assertEqual(best([b"SASL PLAIN CRAM-MD5 SCRAM-SHA-256", b"USER"]), "scram-sha-256")
+        self.assertEqual(best([b"SASL PLAIN", b"USER"]), "plain")
+        self.assertEqual(best([b"SASL PLAIN CRAM-MD5"], False), "cram-md5")
+        self.assertRaises(MechanismUnavailable, best, [b"SASL PLAIN"], False)
 
     def test_unknownMechanism(self) -> None:
         """
@@ -1032,7 +1037,7 @@ class AuthenticateTests(FakeServerMixin, SynchronousTestCase):
         """
         Without C{pop3kit.sasl}, SASL logins fail with L{MechanismUnavailable}.
         """
-        self.patch(_client, "_saslMechanism", _noSASL)
+        self.patch(_clientlogin, "saslMechanism", _noSASL)
         client = self.connect(capabilities=b"SASL PLAIN\r\n")
         self.failureResultOf(client.login("a", "b", mechanism="plain"), MechanismUnavailable)
 

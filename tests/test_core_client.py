@@ -1,7 +1,8 @@
 """
 Tests for the client side of the sans-IO core, L{pop3kit.core.ClientConnection} and its
 helpers: framing of pipelined answers, un-stuffing across chunks, status lines and
-response codes, command formatting and its limits, SASL challenges and STLS.
+response codes, command formatting and its limits, the state C{send} advances, SASL
+challenges and STLS.
 """
 
 from __future__ import annotations
@@ -11,16 +12,31 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from pop3kit.core import (
+    Apop,
+    Auth,
     BodyData,
+    Capa,
     ClientConnection,
     ClientEvent,
     CommandTooLong,
     Continuation,
     EndOfBody,
+    List,
+    LocalProtocolError,
+    Noop,
+    Pass,
+    Quit,
     ResponseCode,
-    ResponseKind,
+    Retr,
     ServerProtocolError,
+    Stat,
+    State,
     StatusLine,
+    Stls,
+    Top,
+    Uidl,
+    User,
+    Utf8,
     apopTimestamp,
     encodeMessage,
     formatCommand,
@@ -185,10 +201,10 @@ class FramingTests(SynchronousTestCase):
         the kinds the commands expect.
         """
         connection = greeted()
-        self.assertEqual(connection.sendCommand(b"STAT"), b"STAT\r\n")
-        connection.sendCommand(b"LIST", kind=ResponseKind.MULTILINE)
-        connection.sendCommand(b"RETR", b"9", kind=ResponseKind.MULTILINE)
-        connection.sendCommand(b"NOOP")
+        self.assertEqual(connection.send(Stat()), b"STAT\r\n")
+        connection.send(List())
+        connection.send(Retr(9))
+        connection.send(Noop())
         connection.receiveData(
             b"+OK 2 30\r\n+OK\r\n1 10\r\n2 20\r\n.\r\n-ERR no such message\r\n+OK\r\n"
         )
@@ -210,7 +226,7 @@ class FramingTests(SynchronousTestCase):
         A multi-line body is un-stuffed and ends at the lone dot.
         """
         connection = greeted()
-        connection.sendCommand(b"RETR", b"1", kind=ResponseKind.MULTILINE)
+        connection.send(Retr(1))
         connection.receiveData(b"+OK\r\n" + encodeMessage(DOTS))
         self.assertEqual(drain(connection), [StatusLine(True, b""), BodyData(DOTS), EndOfBody()])
 
@@ -222,8 +238,8 @@ class FramingTests(SynchronousTestCase):
         expected = [StatusLine(True, b""), BodyData(DOTS), EndOfBody(), StatusLine(True, b"1 2")]
         for split in range(len(wire) + 1):
             connection = greeted()
-            connection.sendCommand(b"RETR", b"1", kind=ResponseKind.MULTILINE)
-            connection.sendCommand(b"STAT")
+            connection.send(Retr(1))
+            connection.send(Stat())
             connection.receiveData(wire[:split])
             events = drain(connection)
             connection.receiveData(wire[split:])
@@ -238,8 +254,8 @@ class FramingTests(SynchronousTestCase):
         """
         wire = b"+OK\r\n" + encodeMessage(message) + b"+OK\r\n"
         connection = greeted()
-        connection.sendCommand(b"RETR", b"1", kind=ResponseKind.MULTILINE)
-        connection.sendCommand(b"NOOP")
+        connection.send(Retr(1))
+        connection.send(Noop())
         events: list[ClientEvent] = []
         position = 0
         for size in [*sizes, len(wire)]:
@@ -262,8 +278,8 @@ class FramingTests(SynchronousTestCase):
         """
         wire = b"+OK\r\n" + encodeMessage(message) + b"+OK\r\n"
         connection = greeted()
-        connection.sendCommand(b"RETR", b"1", kind=ResponseKind.MULTILINE)
-        connection.sendCommand(b"NOOP")
+        connection.send(Retr(1))
+        connection.send(Noop())
         events: list[ClientEvent] = []
         position = 0
         for size in [*sizes, len(wire)]:
@@ -301,7 +317,7 @@ class FramingTests(SynchronousTestCase):
         connection = ClientConnection(maxLineLength=100)
         connection.receiveData(b"+OK\r\n")
         drain(connection)
-        connection.sendCommand(b"RETR", b"1", kind=ResponseKind.MULTILINE)
+        connection.send(Retr(1))
         body = b"x" * 5000 + b"\r\n"
         connection.receiveData(b"+OK\r\n" + body + b".\r\n")
         self.assertEqual(drain(connection), [StatusLine(True, b""), BodyData(body), EndOfBody()])
@@ -319,7 +335,7 @@ class FramingTests(SynchronousTestCase):
         An answer that starts with neither indicator is a protocol error.
         """
         connection = greeted()
-        connection.sendCommand(b"NOOP")
+        connection.send(Noop())
         connection.receiveData(b"* OK IMAP4 ready\r\n")
         self.assertRaises(ServerProtocolError, connection.nextEvent)
 
@@ -335,7 +351,7 @@ class SASLTests(SynchronousTestCase):
         exchange.
         """
         connection = greeted()
-        connection.sendCommand(b"AUTH", b"CRAM-MD5", kind=ResponseKind.SASL)
+        connection.send(Auth("CRAM-MD5"))
         connection.receiveData(b"+ PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2U+\r\n+\r\n+OK\r\n")
         self.assertEqual(
             drain(connection),
@@ -352,7 +368,7 @@ class SASLTests(SynchronousTestCase):
         A continuation line in answer to another command is a protocol error.
         """
         connection = greeted()
-        connection.sendCommand(b"NOOP")
+        connection.send(Noop())
         connection.receiveData(b"+ abc\r\n")
         self.assertRaises(ServerProtocolError, connection.nextEvent)
 
@@ -361,8 +377,38 @@ class SASLTests(SynchronousTestCase):
         SASL responses may exceed 255 octets but may not hold line breaks.
         """
         connection = greeted()
+        connection.send(Auth("PLAIN"))
+        connection.receiveData(b"+ \r\n")
+        self.assertEqual(drain(connection), [Continuation(b"")])
         self.assertEqual(connection.sendSASLResponse(b"A" * 400), b"A" * 400 + b"\r\n")
         self.assertRaises(ValueError, connection.sendSASLResponse, b"a\r\nb")
+
+    def test_responseOnlyDuringExchange(self) -> None:
+        """
+        A SASL response line without an C{AUTH} exchange under way is refused.
+        """
+        connection = greeted()
+        self.assertRaises(LocalProtocolError, connection.sendSASLResponse, b"abc")
+        connection.send(Noop())
+        self.assertRaises(LocalProtocolError, connection.sendSASLResponse, b"abc")
+
+    def test_exchangeIsExclusive(self) -> None:
+        """
+        Nothing but SASL responses may be sent until the answer ends the exchange; a
+        C{+OK} enters TRANSACTION, a C{-ERR} leaves the session in AUTHORIZATION.
+        """
+        for answer, state in [
+            (b"+OK\r\n", State.TRANSACTION),
+            (b"-ERR no\r\n", State.AUTHORIZATION),
+        ]:
+            connection = greeted()
+            connection.send(Auth("PLAIN", b"\0alice\0secret"))
+            self.assertFalse(connection.canSend)
+            self.assertRaises(LocalProtocolError, connection.send, Noop())
+            connection.receiveData(answer)
+            drain(connection)
+            self.assertTrue(connection.canSend)
+            self.assertIs(connection.state, state)
 
 
 class STLSTests(SynchronousTestCase):
@@ -375,7 +421,7 @@ class STLSTests(SynchronousTestCase):
         Everything buffered after the C{+OK} is thrown away and counted.
         """
         connection = greeted()
-        connection.sendCommand(b"STLS", kind=ResponseKind.STLS)
+        connection.send(Stls())
         connection.receiveData(b"+OK begin TLS\r\n+OK injected\r\n")
         self.assertEqual(drain(connection), [StatusLine(True, b"begin TLS")])
         self.assertEqual(connection.discardedBeforeTLS, len(b"+OK injected\r\n"))
@@ -386,11 +432,125 @@ class STLSTests(SynchronousTestCase):
         After C{-ERR} to STLS the session goes on in the clear as before.
         """
         connection = greeted()
-        connection.sendCommand(b"STLS", kind=ResponseKind.STLS)
-        connection.sendCommand(b"NOOP")
-        connection.receiveData(b"-ERR not now\r\n+OK\r\n")
-        self.assertEqual(drain(connection), [StatusLine(False, b"not now"), StatusLine(True, b"")])
+        connection.send(Stls())
+        self.assertRaises(LocalProtocolError, connection.send, Noop())
+        connection.receiveData(b"-ERR not now\r\n")
+        self.assertEqual(drain(connection), [StatusLine(False, b"not now")])
+        self.assertTrue(connection.canSend)
+        connection.send(Noop())
+        connection.receiveData(b"+OK\r\n")
+        self.assertEqual(drain(connection), [StatusLine(True, b"")])
         self.assertEqual(connection.discardedBeforeTLS, 0)
+
+    def test_handshake(self) -> None:
+        """
+        After C{+OK} to STLS nothing may be sent, and nothing may arrive, until
+        L{ClientConnection.startedTLS}.
+        """
+        connection = greeted()
+        connection.send(Stls())
+        connection.receiveData(b"+OK begin TLS\r\n")
+        drain(connection)
+        self.assertTrue(connection.awaitingTLS)
+        self.assertRaises(LocalProtocolError, connection.send, Capa())
+        connection.receiveData(b"+OK too early\r\n")
+        self.assertRaises(ServerProtocolError, connection.nextEvent)
+        connection = greeted()
+        self.assertRaises(LocalProtocolError, connection.startedTLS)
+        connection.send(Stls())
+        connection.receiveData(b"+OK\r\n")
+        drain(connection)
+        connection.startedTLS()
+        self.assertFalse(connection.awaitingTLS)
+        self.assertEqual(connection.send(Capa()), b"CAPA\r\n")
+
+
+class StateTests(SynchronousTestCase):
+    """
+    L{ClientConnection.send} formats commands and advances the session's state.
+    """
+
+    def test_greetingFirst(self) -> None:
+        """
+        Nothing may be sent before the greeting, and nothing at all after a C{-ERR} one.
+        """
+        connection = ClientConnection()
+        self.assertFalse(connection.canSend)
+        self.assertRaises(LocalProtocolError, connection.send, Capa())
+        connection.receiveData(b"-ERR [SYS/TEMP] go away\r\n")
+        drain(connection)
+        self.assertRaises(LocalProtocolError, connection.send, Capa())
+
+    def test_commandsFormatThemselves(self) -> None:
+        """
+        The line sent is the command's own, and its answer is framed by its kind.
+        """
+        connection = greeted()
+        self.assertEqual(connection.send(Top(1, 0)), b"TOP 1 0\r\n")
+        self.assertEqual(connection.send(Uidl(2)), b"UIDL 2\r\n")
+        self.assertEqual(connection.outstanding, 2)
+        connection.receiveData(b"+OK\r\nSubject: x\r\n\r\n.\r\n+OK 2 abc\r\n")
+        self.assertEqual(
+            drain(connection),
+            [
+                StatusLine(True, b""),
+                BodyData(b"Subject: x\r\n\r\n"),
+                EndOfBody(),
+                StatusLine(True, b"2 abc"),
+            ],
+        )
+
+    def test_tooLong(self) -> None:
+        """
+        A command whose line would exceed 255 octets is refused and not expected.
+        """
+        connection = greeted()
+        self.assertRaises(CommandTooLong, connection.send, User("a" * 300))
+        self.assertEqual(connection.outstanding, 0)
+
+    def test_loginEntersTransaction(self) -> None:
+        """
+        A C{+OK} to PASS or APOP enters TRANSACTION, where the login commands, STLS and
+        UTF8 are refused (the legality table the server uses); a C{-ERR} does not.
+        """
+        connection = greeted()
+        connection.send(User("alice"))
+        connection.send(Pass(b"wrong"))
+        connection.receiveData(b"+OK\r\n-ERR [AUTH] no\r\n")
+        drain(connection)
+        self.assertIs(connection.state, State.AUTHORIZATION)
+        connection.send(Apop("alice", b"c4c9334bac560ecc979e58001b3e22fb"))
+        connection.receiveData(b"+OK\r\n")
+        drain(connection)
+        self.assertIs(connection.state, State.TRANSACTION)
+        for command in (User("bob"), Pass(b"x"), Auth("PLAIN"), Stls(), Utf8()):
+            self.assertRaises(LocalProtocolError, connection.send, command)
+        self.assertEqual(connection.send(Stat()), b"STAT\r\n")
+
+    def test_quit(self) -> None:
+        """
+        Nothing may follow QUIT; its C{+OK} in TRANSACTION enters UPDATE.
+        """
+        connection = greeted()
+        connection.send(User("alice"))
+        connection.send(Pass(b"secret"))
+        connection.send(Quit())
+        self.assertFalse(connection.canSend)
+        self.assertRaises(LocalProtocolError, connection.send, Noop())
+        connection.receiveData(b"+OK\r\n+OK\r\n+OK bye\r\n")
+        self.assertEqual(len(drain(connection)), 3)
+        self.assertIs(connection.state, State.UPDATE)
+
+    def test_quitBeforeLogin(self) -> None:
+        """
+        QUIT in AUTHORIZATION ends the session without UPDATE.
+        """
+        connection = greeted()
+        connection.send(Quit())
+        connection.receiveData(b"+OK bye\r\n")
+        drain(connection)
+        self.assertIs(connection.state, State.AUTHORIZATION)
+        self.assertRaises(LocalProtocolError, connection.send, Noop())
 
 
 def _joinBodies(events: list[ClientEvent]) -> list[ClientEvent]:

@@ -1,0 +1,99 @@
+"""
+The errors of L{pop3kit.client}, which exports them (see its docstring for the tree).
+
+They live here so that the client's private modules (the pipeline, the sinks, the login
+policy) can raise them without importing L{pop3kit.client}.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.error import ConnectionLost
+
+from pop3kit.errors import POP3Error, ResponseCode
+
+
+class ServerError(POP3Error):
+    """
+    The server answered C{-ERR}.
+
+    @ivar code: The L{ResponseCode} the answer carried (for an unknown hierarchical code,
+        its longest known ancestor), or L{None}.
+    @ivar rawCode: The response code exactly as sent, without brackets, or L{None}.
+    @ivar text: The text after the indicator and the code.
+    @ivar command: The command line that was answered, without CRLF, with secrets
+        (passwords, APOP digests, SASL data) replaced by C{<redacted>}.
+    """
+
+    def __init__(
+        self,
+        text: str,
+        code: ResponseCode | None = None,
+        command: bytes = b"",
+        rawCode: str | None = None,
+    ) -> None:
+        super().__init__(text, code)
+        self.command = command
+        self.rawCode = rawCode
+
+    def __str__(self) -> str:
+        command = self.command.decode("ascii", "replace")
+        code = f"[{self.rawCode}] " if self.rawCode else ""
+        return f"{command}: -ERR {code}{self.text}"
+
+    def __repr__(self) -> str:
+        return f"ServerError({self.text!r}, code={self.code}, command={self.command!r})"
+
+
+class ClientError(POP3Error):
+    """
+    Base class of the errors the client detects itself.
+    """
+
+    defaultText = "the POP3 client gave up"
+
+
+class TLSUnavailable(ClientError):
+    """
+    TLS was required but the server does not offer STLS, or refused it.  The client closed
+    the connection without sending credentials.
+    """
+
+    defaultText = "TLS is not available"
+
+
+class TLSFailed(ConnectionLost, ClientError):
+    """
+    The TLS handshake failed (for example, the certificate did not verify for the host
+    name) and the connection was closed.  A L{ConnectionLost} too.
+    """
+
+    defaultText = "the TLS handshake failed"
+
+
+class MechanismUnavailable(ClientError):
+    """
+    No login method that both sides support is allowed (for example, only clear-text
+    methods are offered and the connection is not encrypted).
+    """
+
+    defaultText = "no usable login method"
+
+
+class InvalidState(ClientError):
+    """
+    The method cannot be used in the session's current state (C{login} twice, C{startTLS}
+    inside TLS, anything after C{quit}).
+    """
+
+    defaultText = "not possible in this state"
+
+
+class ResponseTooLarge(ClientError):
+    """
+    A response collected in memory grew past the client's C{maxResponseSize}.  The rest
+    of it was read and discarded; the session is still usable.  Stream big messages into
+    a file or consumer with L{POP3Client.retrieve <pop3kit.client.POP3Client.retrieve>}
+    instead.
+    """
+
+    defaultText = "response too large"
