@@ -104,12 +104,6 @@ def saslMechanism(
         raise MechanismUnavailable(f"SASL {name} is not available: {e}") from None
 
 
-def _name(username: str, command: str) -> str:
-    if " " in username:
-        raise ValueError(f"a {command} name cannot contain spaces")
-    return username
-
-
 def userPass(username: str, password: str) -> tuple[User, Pass]:
     """
     The C{USER} and C{PASS} commands, both checked before either is sent.
@@ -117,7 +111,7 @@ def userPass(username: str, password: str) -> tuple[User, Pass]:
     @raise ValueError: for a name with spaces, or an empty one.
     @raise CommandTooLong: when either line would exceed 255 octets.
     """
-    user = User(_name(username, "USER"))
+    user = User(username)
     secret = Pass(password.encode("utf-8"))
     user.toLine()
     secret.toLine()
@@ -132,7 +126,7 @@ def apop(username: str, password: str, timestamp: bytes) -> Apop:
     digest = hashlib.md5(  # noqa: S324 - APOP is defined with MD5 (RFC 1939 section 7)
         timestamp + password.encode("utf-8")
     ).hexdigest()
-    command = Apop(_name(username, "APOP"), digest.encode("ascii"))
+    command = Apop(username, digest.encode("ascii"))
     command.toLine()
     return command
 

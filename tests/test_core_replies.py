@@ -149,6 +149,27 @@ class CommandLineTests(SynchronousTestCase):
         self.assertRaises(ValueError, Top, 1, -1)
         self.assertRaises(LocalProtocolError, Pass(b"a\r\nDELE 1").toLine)
 
+    def test_namesAreOneArgument(self) -> None:
+        """
+        A USER or APOP name with a space or a control character cannot be built: it would
+        not be one argument on the wire.
+        """
+        digest = b"c4c9334bac560ecc979e58001b3e22fb"
+        error = self.assertRaises(LocalProtocolError, User, "alice smith")
+        self.assertEqual(str(error), "USER names cannot contain spaces")
+        error = self.assertRaises(LocalProtocolError, Apop, "alice smith", digest)
+        self.assertEqual(str(error), "APOP names cannot contain spaces")
+        self.assertRaises(LocalProtocolError, User, "alice\r\nDELE 1")
+        self.assertRaises(LocalProtocolError, User, "")
+
+    def test_booleansAreNotNumbers(self) -> None:
+        """
+        C{True} is not message number 1, nor a line count.
+        """
+        self.assertRaises(LocalProtocolError, Retr, True)
+        self.assertRaises(LocalProtocolError, List, True)
+        self.assertRaises(LocalProtocolError, Top, 1, False)
+
     @given(number=st.integers(min_value=1, max_value=10**9), lines=st.integers(0, 10**6))
     def test_topRoundTrip(self, number: int, lines: int) -> None:
         """

@@ -112,8 +112,21 @@ class Command:
 def _checkMessageNumber(number: int | None, optional: bool = False) -> None:
     if number is None and optional:
         return
-    if not isinstance(number, int) or number < 1:
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
         raise LocalProtocolError(f"message numbers start at 1, not {number!r}")
+
+
+def _checkName(name: str, keyword: str) -> None:
+    """
+    Refuse a user name that cannot be one argument of C{keyword}: empty, holding a space,
+    or holding a control character.
+    """
+    if not name:
+        raise LocalProtocolError("empty user name")
+    if " " in name:
+        raise LocalProtocolError(f"{keyword} names cannot contain spaces")
+    if not name.isprintable():
+        raise LocalProtocolError("user name contains control characters")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +139,7 @@ class User(Command):
     name: str
 
     def __post_init__(self) -> None:
-        if not self.name:
-            raise LocalProtocolError("empty user name")
+        _checkName(self.name, self.keyword)
 
     def arguments(self) -> tuple[bytes, ...]:
         """
@@ -172,8 +184,7 @@ class Apop(Command):
     digest: bytes
 
     def __post_init__(self) -> None:
-        if not self.name:
-            raise LocalProtocolError("empty user name")
+        _checkName(self.name, self.keyword)
         if not _HEX_DIGEST.fullmatch(self.digest) or self.digest != self.digest.lower():
             raise LocalProtocolError("APOP digest must be 32 lower-case hex digits")
 
@@ -319,7 +330,7 @@ class Top(Command):
 
     def __post_init__(self) -> None:
         _checkMessageNumber(self.message)
-        if not isinstance(self.lines, int) or self.lines < 0:
+        if not isinstance(self.lines, int) or isinstance(self.lines, bool) or self.lines < 0:
             raise LocalProtocolError(f"TOP needs a non-negative line count, not {self.lines!r}")
 
     def arguments(self) -> tuple[bytes, ...]:
