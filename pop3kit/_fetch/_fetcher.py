@@ -41,7 +41,7 @@ from pop3kit._fetch._destinations import (
 from pop3kit._fetch._failures import Activity, describeFailure
 from pop3kit._fetch._progress import Progress
 from pop3kit._fetch._run import RunInThread, inThreadPool
-from pop3kit._fetch._session import Connector, abortSession, openSession
+from pop3kit._fetch._session import Connector, abortSession, closeSession, openSession
 from pop3kit._fetch._state import StateFile, defaultStatePath
 from pop3kit.client import POP3Client, ServerError, connect
 
@@ -358,12 +358,7 @@ class Fetcher:
         Wait for the deletions, C{QUIT} (which makes them take effect), and rewrite the
         state file with only the UIDLs still on the server.
         """
-        try:
-            for deletion in self._deletions:
-                await deletion
-            await self.client.quit()
-        except Exception as e:
-            raise describeFailure(e, self.account, Activity.DELETING) from None
+        await closeSession(self.client, self.account, self._deletions)
         if self.options.delete:
             self.result.deleted = len(self._deletions)
         self._saveState()

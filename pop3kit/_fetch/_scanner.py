@@ -22,7 +22,7 @@ from twisted.internet.defer import Deferred
 from pop3kit._exits import ExitError, ExitStatus
 from pop3kit._fetch._account import Account, ConnectOptions
 from pop3kit._fetch._failures import Activity, describeFailure
-from pop3kit._fetch._session import Connector, abortSession, openSession
+from pop3kit._fetch._session import Connector, abortSession, closeSession, openSession
 from pop3kit.client import POP3Client, connect
 
 __all__ = ["Scanner", "scan", "summarise"]
@@ -157,12 +157,7 @@ class Scanner:
         take effect.
         """
         self._pending = [self.client.delete(number) for number in numbers]
-        try:
-            for deletion in self._pending:
-                await deletion
-            await self.client.quit()
-        except Exception as e:
-            raise describeFailure(e, self.account, Activity.DELETING) from None
+        await closeSession(self.client, self.account, self._pending)
 
 
 async def scan(

@@ -7,14 +7,14 @@ options say, and log in.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, Literal, Protocol
 
 from pop3kit._fetch._account import Account, ConnectOptions
 from pop3kit._fetch._failures import Activity, describeFailure
 from pop3kit.client import POP3Client, TLSMode, connect
 
-__all__ = ["Connector", "abortSession", "openSession"]
+__all__ = ["Connector", "abortSession", "closeSession", "openSession"]
 
 
 class Connector(Protocol):
@@ -75,6 +75,22 @@ async def openSession(
         abortSession(client)
         raise describeFailure(e, account, Activity.LOGGING_IN) from None
     return client
+
+
+async def closeSession(
+    client: POP3Client, account: Account, deletions: Sequence[Awaitable[None]]
+) -> None:
+    """
+    Wait for the C{DELE}s already sent, then C{QUIT}, which makes them take effect.
+
+    @raise pop3kit._exits.ExitError: When a C{DELE} or the C{QUIT} fails.
+    """
+    try:
+        for deletion in deletions:
+            await deletion
+        await client.quit()
+    except Exception as e:
+        raise describeFailure(e, account, Activity.DELETING) from None
 
 
 def abortSession(client: POP3Client) -> None:
