@@ -10,7 +10,7 @@ takes one::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -96,8 +96,8 @@ class ServerPolicy:
     @ivar allowCleartext: When passwords may be sent before TLS is active (USER/PASS, SASL
         PLAIN and LOGIN): C{"never"}, C{"loopback"} (connections from this host count as
         secure, as in Dovecot) or C{"always"}.
-    @ivar sasl: The SASL mechanisms to offer, in the order CAPA lists them, upper case,
-        each offered only when the portal can verify it (PLAIN and LOGIN: a checker of
+    @ivar sasl: The SASL mechanisms to offer, in the order CAPA lists them (kept as an
+        upper-case tuple), each offered only when the portal can verify it (PLAIN and LOGIN: a checker of
         plain passwords; CRAM-MD5: one of hashed credentials; SCRAM: a checker providing
         L{pop3kit.interfaces.ISCRAMKeySource}; EXTERNAL: TLS with client certificates).
         L{None} for L{pop3kit.core.DEFAULT_SASL_MECHANISMS}, plus EXTERNAL with client
@@ -121,7 +121,7 @@ class ServerPolicy:
     maxUnauthenticated: int = DEFAULT_MAX_UNAUTHENTICATED
     maxPerClient: int = DEFAULT_MAX_PER_CLIENT
     allowCleartext: CleartextPolicy = "loopback"
-    sasl: tuple[str, ...] | None = None
+    sasl: Sequence[str] | None = None
     loginDelay: int | None = None
     expire: int | str | None = None
     implementation: str | None = None
@@ -164,7 +164,7 @@ class ServerPolicy:
         EXTERNAL when client certificates are requested.
         """
         if self.sasl is not None:
-            return self.sasl
+            return tuple(self.sasl)
         if clientCertificates:
             return (*DEFAULT_SASL_MECHANISMS, "EXTERNAL")
         return DEFAULT_SASL_MECHANISMS
