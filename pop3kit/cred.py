@@ -201,7 +201,8 @@ class ChainedChecker:
         raise UnauthorizedLogin()
 
 
-class ISASLIdentity(ICredentials):  # type: ignore[misc]
+# Interface among the bases, though ICredentials has it, tells pydoctor this is one.
+class ISASLIdentity(ICredentials, Interface):  # type: ignore[misc]
     """
     A user name that a SASL mechanism has already verified (SCRAM once the client proved
     it knows the password, EXTERNAL from the TLS client certificate).

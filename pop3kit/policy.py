@@ -45,8 +45,6 @@ __all__ = [
 #: RFC 1939 section 3: an autologout timer must be at least 10 minutes.
 MINIMUM_TIMEOUT = 600.0
 
-#: The cleartext-login policies: when USER/PASS and SASL PLAIN/LOGIN may be used before
-#: TLS is active.
 CleartextPolicy = Literal["never", "loopback", "always"]
 CleartextPolicy.__doc__ = """
 When passwords may be sent before TLS is active (USER/PASS, SASL PLAIN and LOGIN):
