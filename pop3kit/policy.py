@@ -95,9 +95,10 @@ class ServerPolicy:
         PLAIN and LOGIN): C{"never"}, C{"loopback"} (connections from this host count as
         secure, as in Dovecot) or C{"always"}.
     @ivar sasl: The SASL mechanisms to offer, in the order CAPA lists them (kept as an
-        upper-case tuple), each offered only when the portal can verify it (PLAIN and LOGIN: a checker of
-        plain passwords; CRAM-MD5: one of hashed credentials; SCRAM: a checker providing
-        L{pop3kit.interfaces.ISCRAMKeySource}; EXTERNAL: TLS with client certificates).
+        upper-case tuple), each offered only when the portal can verify it (PLAIN and
+        LOGIN: a checker of plain passwords; CRAM-MD5: one of hashed credentials; SCRAM: a
+        checker providing L{pop3kit.interfaces.ISCRAMKeySource}; EXTERNAL: TLS with client
+        certificates).
         L{None} for L{pop3kit.core.DEFAULT_SASL_MECHANISMS}, plus EXTERNAL with client
         certificates.
     @ivar loginDelay: Minimum seconds between two logins to one maildrop, announced as

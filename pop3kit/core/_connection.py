@@ -109,8 +109,7 @@ def _summary(maildrop: MaildropView) -> bytes:
     """
     The positive answer to a login and to RSET: the maildrop's size.
     """
-    count, octets = maildrop.stat()
-    return ok(f"maildrop has {count} messages ({octets} octets)")
+    return b"+OK maildrop has %d messages (%d octets)\r\n" % maildrop.stat()
 
 
 class ServerConnection:

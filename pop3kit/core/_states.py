@@ -74,6 +74,10 @@ class State(Enum):
         lost); nothing more is received or sent.
     """
 
+    # Members are singletons compared by identity: hashing them by identity too keeps
+    # the transition lookup made for every command and outcome cheap.
+    __hash__ = object.__hash__
+
     GREETING = "GREETING"
     AUTHORIZATION = "AUTHORIZATION"
     LOGIN = "LOGIN"
