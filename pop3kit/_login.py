@@ -15,8 +15,8 @@ the login included).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from typing import cast
+from collections.abc import Callable, Collection, Coroutine
+from typing import Any, cast
 
 from twisted.cred.credentials import ICredentials, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
@@ -25,6 +25,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from pop3kit.core import (
     APOPLogin,
@@ -217,11 +218,11 @@ class Login:
         Begin with the login command's event.
         """
         if isinstance(event, PasswordLogin):
-            return Deferred.fromCoroutine(self._password(event))
+            return self._run(self._password(event))
         if isinstance(event, APOPLogin):
             credentials = APOPCredentials(event.timestamp, event.user.encode("utf-8"), event.digest)
-            return Deferred.fromCoroutine(self._login(credentials))
-        return Deferred.fromCoroutine(self._sasl(event))
+            return self._run(self._login(credentials))
+        return self._run(self._sasl(event))
 
     def respond(self, data: bytes) -> Deferred[LoginOutcome]:
         """
@@ -229,7 +230,16 @@ class Login:
         """
         mechanism = self._mechanism
         assert mechanism is not None, "no SASL challenge is waiting for a response"
-        return Deferred.fromCoroutine(self._step(mechanism, lambda: mechanism.respond(data)))
+        return self._run(self._step(mechanism, lambda: mechanism.respond(data)))
+
+    def _run(self, steps: Coroutine[Any, Any, LoginOutcome]) -> Deferred[LoginOutcome]:
+        return Deferred.fromCoroutine(steps).addErrback(self._failed)
+
+    def _failed(self, failure: Failure) -> LoginOutcome:
+        # What is expected is answered in the steps; this is a bug, or a mechanism's.
+        self.log.failure("Logging in failed", failure)
+        self._mechanism = None
+        return LoginRefused(TemporaryFailure())
 
     def abort(self) -> None:
         """

@@ -25,7 +25,7 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernameHashedPassword, IUsernamePassword
 from twisted.cred.portal import Portal
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import (
     IAddress,
     IDelayedCall,
@@ -392,7 +392,10 @@ class POP3Server(LineReceiver):
 
     def _retrieve(self, event: Retrieve) -> None:
         assert self._session is not None
-        opened = self._session.mailbox.openMessage(event.message.uid)
+        try:
+            opened = self._session.mailbox.openMessage(event.message.uid)
+        except Exception:
+            opened = fail()
         opened.addCallbacks(self._send, self._notOpened, callbackArgs=(event,))
         opened.addErrback(self._retrieveFailed)
 

@@ -486,3 +486,27 @@ class SessionTests(SynchronousTestCase):
         assert login.session is not None
         harness.mailbox.expunge = None  # type: ignore[assignment]
         self.assertEqual(self.successResultOf(login.session.expunge(())), Goodbye())
+
+
+class UnexpectedErrorTests(LoginTestCase):
+    """
+    An error nobody expected (a bug, in pop3kit or in a mechanism) is logged and refuses
+    the login with C{[SYS/TEMP]}; the step's L{Deferred} never fails.
+    """
+
+    def test_brokenKeySource(self) -> None:
+        """
+        SCRAM keys of the wrong type break the mechanism: C{[SYS/TEMP]}, logged.
+        """
+
+        @implementer(ISCRAMKeySource)
+        class Broken:
+            def scramKeys(self, username: str, mechanism: str) -> Deferred[Any]:
+                return succeed("not keys")
+
+        harness = Harness(SCRAMChecker())
+        login = harness.login(scramKeySource=Broken())
+        client = clientMechanism("SCRAM-SHA-256", "alice", "secret")
+        error = self.refused(login.start(SASLLogin("SCRAM-SHA-256", client.initialResponse())))
+        self.assertIsInstance(error, TemporaryFailure)
+        self.assertEqual(len(self.flushLoggedErrors(AttributeError)), 1)

@@ -1,13 +1,16 @@
 """
-Tests for how L{pop3kit.server.POP3ServerFactory} logs users in: every login, SASL
+Tests for how L{pop3kit.server.POP3ServerFactory} logs users in (every login, SASL
 identities included, through the portal, whose checkers it sees as they are when the
-login happens.
+login happens), and for what an unexpected error of a backend does.
 """
 
 from __future__ import annotations
 
+from typing import BinaryIO
+
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.credentials import IUsernamePassword
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from pop3kit.cred import ISASLIdentity
@@ -53,3 +56,28 @@ class SASLIdentityTests(SynchronousTestCase):
         )
         self.assertIn(b"-ERR [AUTH] ", harness.connect().login(b"alice", b"secret"))
         self.assertIn(b"+OK maildrop", harness.connect().login(b"alice", b"changed"))
+
+
+class UnexpectedErrorTests(SynchronousTestCase):
+    """
+    A backend that raises instead of returning a failed L{Deferred} gets C{-ERR
+    [SYS/TEMP]}, and the session goes on.
+    """
+
+    def test_openMessageRaises(self) -> None:
+        """
+        RETR of a message whose C{openMessage} raises is answered C{[SYS/TEMP]}, logged.
+        """
+        harness = Harness()
+        connection = harness.connect()
+        connection.login(b"alice", b"secret")
+
+        def openMessage(uid: str) -> Deferred[BinaryIO]:
+            raise RuntimeError("broken backend")
+
+        harness.realm.getMailbox("alice").openMessage = openMessage  # type: ignore[method-assign]
+        self.assertEqual(
+            connection.send(b"RETR 1\r\nNOOP\r\n"),
+            b"-ERR [SYS/TEMP] temporary system problem, try again later\r\n+OK \r\n",
+        )
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
