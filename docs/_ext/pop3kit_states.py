@@ -52,7 +52,7 @@ _LINES: dict[type, str] = {
 COLUMNS: dict[State, str] = {
     State.AUTHORIZATION: "AUTHORIZATION",
     State.SASL_RESPONSE: "SASL exchange",
-    State.STLS: "STLS handshake",
+    State.STLS: "STLS accepted",
     State.TRANSACTION: "TRANSACTION",
     State.UPDATE: "UPDATE",
 }

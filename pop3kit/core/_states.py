@@ -64,8 +64,10 @@ class State(Enum):
         challenge, or the verdict.
     @cvar SASL_RESPONSE: A SASL exchange is under way and the client's response to a
         challenge is due; lines received are responses, not commands.
-    @cvar STLS: STLS was accepted: its answer, then the TLS handshake, are due; nothing
-        received in the clear after it is ever processed.
+    @cvar STLS: STLS was accepted and the answer that starts the TLS handshake is due;
+        whatever was received after the STLS line came in the clear, and is discarded
+        when the answer is sent.  (The handshake itself is the transport's business: a
+        TLS transport delivers no data before it is done, and the adapter times it.)
     @cvar TRANSACTION: Logged in, waiting for a command.
     @cvar MESSAGE: RETR or TOP was accepted; the message is being opened.
     @cvar BODY: A message is being sent.
