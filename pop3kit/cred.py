@@ -5,6 +5,10 @@ C{USER}/C{PASS} logins use Twisted's own L{twisted.cred.credentials.UsernamePass
 C{APOP} logins use L{APOPCredentials} and SASL C{CRAM-MD5} logins L{CRAMMD5Credentials};
 a checker can verify those only if it knows the user's password in clear text (see
 L{pop3kit.checkers.passwdfile.PasswdFileChecker}).
+
+A SASL mechanism that verifies the identity itself (SCRAM, EXTERNAL) logs in with
+L{SASLIdentity} credentials, which the server's own L{SASLIdentityChecker} accepts: so
+every login, whatever its method, goes through C{portal.login}.
 """
 
 from __future__ import annotations
@@ -16,13 +20,20 @@ from collections.abc import Sequence
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ICredentials, IUsernameHashedPassword
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet.defer import Deferred, maybeDeferred
-from zope.interface import Interface, alsoProvides, implementer
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from zope.interface import Attribute, Interface, alsoProvides, implementer
 
 from pop3kit._scram import SCRAMKeys
 from pop3kit.interfaces import ISCRAMKeySource
 
-__all__ = ["APOPCredentials", "CRAMMD5Credentials", "ChainedChecker"]
+__all__ = [
+    "APOPCredentials",
+    "CRAMMD5Credentials",
+    "ChainedChecker",
+    "ISASLIdentity",
+    "SASLIdentity",
+    "SASLIdentityChecker",
+]
 
 
 @implementer(IUsernameHashedPassword)
@@ -188,3 +199,60 @@ class ChainedChecker:
             except UnauthorizedLogin:
                 continue
         raise UnauthorizedLogin()
+
+
+# Interface among the bases, though ICredentials has it, tells pydoctor this is one.
+class ISASLIdentity(ICredentials, Interface):  # type: ignore[misc]
+    """
+    A user name that a SASL mechanism has already verified (SCRAM once the client proved
+    it knows the password, EXTERNAL from the TLS client certificate).
+
+    The server logs such users in with C{portal.login(SASLIdentity(...), None,
+    IMailbox)}, checked by its own L{SASLIdentityChecker}; a portal that registers a
+    checker of its own for this interface gets these logins instead (to refuse disabled
+    accounts, say).
+    """
+
+    username = Attribute("The verified user name, prepared with SASLprep (L{str}).")
+    mechanism = Attribute("The name of the mechanism that verified it (L{str}).")
+
+
+@implementer(ISASLIdentity)
+class SASLIdentity:
+    """
+    The credentials of a SASL login whose mechanism verified the user itself.
+
+    @ivar username: The verified, prepared user name.
+    @ivar mechanism: The mechanism that verified it, e.g. C{"SCRAM-SHA-256"}.
+    """
+
+    def __init__(self, username: str, mechanism: str) -> None:
+        """
+        @param username: The verified, prepared user name.
+        @param mechanism: The mechanism that verified it.
+        """
+        self.username = username
+        self.mechanism = mechanism
+
+    def __repr__(self) -> str:
+        return f"<SASLIdentity username={self.username!r} mechanism={self.mechanism!r}>"
+
+
+@implementer(ICredentialsChecker)
+class SASLIdentityChecker:
+    """
+    Accepts every L{ISASLIdentity}: its avatar ID is the user name.
+
+    The server adds one to the portal it logs in through, never to the application's
+    portal: an L{ISASLIdentity} is only ever made after a mechanism verified it, and
+    anybody able to make one could log in as anyone.
+    """
+
+    credentialInterfaces = (ISASLIdentity,)
+
+    # The avatar ID is the str user name, as pop3kit's checkers give.
+    def requestAvatarId(self, credentials: ICredentials) -> Deferred[object]:  # type: ignore[override]
+        """
+        The verified user name.
+        """
+        return succeed(ISASLIdentity(credentials).username)

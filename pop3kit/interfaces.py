@@ -19,6 +19,8 @@ from zope.interface import Attribute, Interface
 from pop3kit._scram import SCRAMKeys
 from pop3kit.core import MessageInfo
 
+__all__ = ["ILoginHistory", "IMailbox", "IMaildropLock", "IMaildropLocker", "ISCRAMKeySource"]
+
 
 class IMailbox(Interface):  # type: ignore[misc]
     """

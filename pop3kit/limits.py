@@ -55,8 +55,6 @@ DEFAULT_FAILED_LOGIN_DELAY = 2.0
 #: The default longest delay, in seconds, before answering a failed login.
 DEFAULT_MAX_FAILED_LOGIN_DELAY = 15.0
 
-_log = Logger()
-
 
 class IUnauthenticatedSession(Protocol):
     """
@@ -118,6 +116,8 @@ class ConnectionLimiter:
     that jumps does not change which connection goes; the clock only dates activity for
     the log message of an eviction.
     """
+
+    log = Logger()
 
     def __init__(
         self,
@@ -251,7 +251,7 @@ class ConnectionLimiter:
         """
         entry = self._sessions[session]
         self.release(session)
-        _log.info(
+        self.log.info(
             "Evicting an unauthenticated connection from {client}, idle for {idle:.1f} s: {why}",
             client=entry.client,
             idle=self._clock.seconds() - entry.lastActive,
@@ -260,7 +260,7 @@ class ConnectionLimiter:
         try:
             session.evict()
         except Exception:
-            _log.failure(
+            self.log.failure(
                 "Evicting an unauthenticated connection from {client} failed", client=entry.client
             )
 

@@ -24,20 +24,15 @@ from pop3kit.checkers.passwdfile import PasswdFileChecker
 from pop3kit.core import (
     DEFAULT_SASL_MECHANISMS,
     MAX_BAD_COMMANDS,
-    MAX_COMMAND_LINE,
     MAX_FAILED_LOGINS,
     MAX_SASL_LINE,
     NEVER,
-    Capabilities,
 )
 from pop3kit.cred import ChainedChecker
-from pop3kit.limits import DEFAULT_MAX_PER_CLIENT, DEFAULT_MAX_UNAUTHENTICATED, ConnectionLimiter
-from pop3kit.sasl import SERVER_MECHANISMS, serverMechanism
-from pop3kit.server import (
-    CLEARTEXT_POLICIES,
-    MINIMUM_TIMEOUT,
-    POP3ServerFactory,
-)
+from pop3kit.limits import DEFAULT_MAX_PER_CLIENT, DEFAULT_MAX_UNAUTHENTICATED
+from pop3kit.policy import MINIMUM_TIMEOUT, InvalidPolicy, ServerPolicy
+from pop3kit.sasl import SERVER_MECHANISMS
+from pop3kit.server import POP3ServerFactory
 from pop3kit.tls import (
     HANDSHAKE_TIMEOUT,
     ServerTLS,
@@ -47,10 +42,35 @@ from pop3kit.tls import (
     isImplicitTLS,
 )
 
+__all__ = [
+    "DEFAULT_LISTEN",
+    "Options",
+    "makeFactory",
+    "makeService",
+    "prepareDataDir",
+]
+
 #: The default listening endpoint: loopback only, an unprivileged port.
 DEFAULT_LISTEN = "tcp:1110:interface=127.0.0.1"
 
-_log = Logger()
+#: The options that set a L{ServerPolicy} field, and the field each sets.
+_POLICY_OPTIONS = {
+    "timeout": "timeout",
+    "handshake-timeout": "handshakeTimeout",
+    "failed-login-delay": "failedLoginDelay",
+    "failed-login-max-delay": "maximumFailedLoginDelay",
+    "max-failed-logins": "maxFailedLogins",
+    "max-bad-commands": "maxBadCommands",
+    "max-auth-line": "maxSASLLineLength",
+    "max-unauthenticated": "maxUnauthenticated",
+    "max-per-client": "maxPerClient",
+    "allow-cleartext": "allowCleartext",
+    "sasl": "sasl",
+    "login-delay": "loginDelay",
+    "expire": "expire",
+    "implementation": "implementation",
+    "apop-host": "apopHost",
+}
 
 
 def _parseExpire(value: str) -> int | str:
@@ -190,54 +210,21 @@ class Options(usage.Options, AuthOptionMixin):
 
     def postOptions(self) -> None:
         """
-        Check option values and fill in the zero-configuration defaults.
+        Build the server policy from the options (L{ServerPolicy} checks their values)
+        and fill in the zero-configuration defaults.
         """
-        if self["timeout"] < MINIMUM_TIMEOUT:
-            raise usage.UsageError(f"--timeout must be at least {MINIMUM_TIMEOUT:g} seconds")
-        if self["failed-login-delay"] < 0 or self["failed-login-max-delay"] < 0:
-            raise usage.UsageError("the failed-login delays must not be negative")
-        for name in (
-            "max-failed-logins",
-            "max-bad-commands",
-            "max-unauthenticated",
-            "max-per-client",
-        ):
-            if self[name] < 1:
-                raise usage.UsageError(f"--{name} must be at least 1")
-        if self["max-auth-line"] < MAX_COMMAND_LINE:
-            raise usage.UsageError(f"--max-auth-line must be at least {MAX_COMMAND_LINE}")
-        if self["handshake-timeout"] <= 0:
-            raise usage.UsageError("--handshake-timeout must be positive")
-        try:
-            serverMechanism("CRAM-MD5", hostname=self["apop-host"])
-        except ValueError:
-            raise usage.UsageError(
-                f"--apop-host {self['apop-host']!r} cannot be the host part of a challenge"
-            ) from None
-        if self["allow-cleartext"] not in CLEARTEXT_POLICIES:
-            raise usage.UsageError(
-                f"--allow-cleartext takes one of: {', '.join(CLEARTEXT_POLICIES)}"
-            )
-        if self["sasl"] is not None:
-            mechanisms = [name.strip().upper() for name in self["sasl"].split(",") if name.strip()]
-            unknown = sorted(set(mechanisms) - set(SERVER_MECHANISMS))
-            if unknown:
-                raise usage.UsageError(
-                    f"unknown SASL mechanisms: {', '.join(unknown)} "
-                    f"(known: {', '.join(SERVER_MECHANISMS)})"
-                )
-            self["sasl"] = mechanisms
         if self["expire"] is not None:
             self["expire"] = _parseExpire(self["expire"])
+        if self["sasl"] is not None:
+            self["sasl"] = [
+                name.strip().upper() for name in self["sasl"].split(",") if name.strip()
+            ]
+        settings = {field: self[option] for option, field in _POLICY_OPTIONS.items()}
         try:
-            # The capabilities check their own values (LOGIN-DELAY, EXPIRE, IMPLEMENTATION).
-            Capabilities(
-                loginDelay=self["login-delay"],
-                expire=self["expire"],
-                implementation=self["implementation"],
-            )
-        except ValueError as e:
-            raise usage.UsageError(str(e)) from None
+            self["policy"] = ServerPolicy(apop=bool(self["apop"]), **settings)
+        except InvalidPolicy as e:
+            option = next(o for o, field in _POLICY_OPTIONS.items() if field == e.field)
+            raise usage.UsageError(f"--{option} {e.requirement}") from None
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
         self["tls"] = self._loadTLS()
@@ -306,7 +293,7 @@ def prepareDataDir(options: Options) -> None:
         passwd = passwdPath(dataDir)
         with contextlib.suppress(FileExistsError):
             os.close(os.open(passwd, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        _log.info(
+        Logger().info(
             "Users are read from {passwd}; add one with: "
             "pop3kit --data-dir {dataDir} user add NAME",
             passwd=os.path.abspath(passwd),
@@ -353,32 +340,7 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     if len(checkers) > 1:
         checkers = [ChainedChecker(checkers)]
     realm = MaildirRealm(options["maildir-root"])
-    from twisted.internet import reactor
-
-    limiter = ConnectionLimiter(
-        reactor,  # type: ignore[arg-type]
-        maxUnauthenticated=options["max-unauthenticated"],
-        maxPerClient=options["max-per-client"],
-    )
-    return POP3ServerFactory(
-        Portal(realm, checkers),
-        timeout=options["timeout"],
-        failedLoginDelay=options["failed-login-delay"],
-        maximumFailedLoginDelay=options["failed-login-max-delay"],
-        maxFailedLogins=options["max-failed-logins"],
-        maxBadCommands=options["max-bad-commands"],
-        allowCleartext=options["allow-cleartext"],
-        sasl=options["sasl"],
-        handshakeTimeout=options["handshake-timeout"],
-        maxSASLLineLength=options["max-auth-line"],
-        tls=options["tls"],
-        limiter=limiter,
-        loginDelay=options["login-delay"],
-        expire=options["expire"],
-        implementation=options["implementation"],
-        apop=bool(options["apop"]),
-        apopHost=options["apop-host"],
-    )
+    return POP3ServerFactory(Portal(realm, checkers), policy=options["policy"], tls=options["tls"])
 
 
 def makeService(options: Options) -> IService:
@@ -402,7 +364,7 @@ def makeService(options: Options) -> IService:
         listener.setServiceParent(service)  # type: ignore[no-untyped-call]
     if tls is not None:
         TLSReloadService(tls, reactor).setServiceParent(service)  # type: ignore[arg-type, no-untyped-call]
-    _log.info(
+    Logger().info(
         "pop3kit serving Maildirs under {root} on {listen}",
         root=os.path.abspath(options["maildir-root"]),
         listen=", ".join(options["listen"]),

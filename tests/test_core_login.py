@@ -6,24 +6,36 @@ forgets, and the limits on bad commands and failed logins.
 
 from __future__ import annotations
 
+import base64
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from pop3kit.core import (
     MAX_COMMAND_LINE,
     Auth,
+    AuthenticationFailed,
+    BeginTLS,
     Capabilities,
+    InitialResponseRefused,
     Lang,
-    LineTooLong,
-    Pass,
+    LoginAccepted,
+    LoginRefused,
+    MaildropView,
+    PasswordLogin,
     RemoteProtocolError,
+    SASLAborted,
+    SASLChallenge,
+    SASLLogin,
+    SASLResponse,
     ServerConnection,
+    StartTLS,
     State,
     Stls,
     Utf8,
     decodeBase64,
     parseCommand,
 )
-from tests.test_core_connection import events, loggedIn
+from tests.test_core_connection import answers, events, greeted, loggedIn
 
 _SASL = ("SCRAM-SHA-256", "PLAIN", "LOGIN", "EXTERNAL")
 
@@ -123,40 +135,47 @@ class CleartextPolicyTests(SynchronousTestCase):
         """
         USER before TLS gets C{-ERR [AUTH]}, and a following PASS is not executed.
         """
-        answers = events(ServerConnection(capabilities()), b"USER alice\r\nPASS secret\r\n")
-        self.assertTrue(answers[0].startswith(b"-ERR [AUTH] "))  # type: ignore[union-attr]
-        self.assertEqual(answers[1], b"-ERR PASS must follow USER\r\n")
+        result = answers(greeted(capabilities()), b"USER alice\r\nPASS secret\r\n")
+        first, second = result.split(b"\r\n")[:2]
+        self.assertTrue(first.startswith(b"-ERR [AUTH] "))
+        self.assertEqual(second, b"-ERR PASS must follow USER")
 
     def test_plainRefused(self) -> None:
         """
         AUTH PLAIN before TLS gets C{-ERR [AUTH]}; SCRAM is handed to the adapter.
         """
-        connection = ServerConnection(capabilities())
-        [plain] = events(connection, b"AUTH PLAIN AGEAYg==\r\n")
-        self.assertTrue(plain.startswith(b"-ERR [AUTH] "))  # type: ignore[union-attr]
-        self.assertEqual(events(connection, b"AUTH SCRAM-SHA-256\r\n"), [Auth("SCRAM-SHA-256")])
+        connection = greeted(capabilities())
+        plain = answers(connection, b"AUTH PLAIN AGEAYg==\r\n")
+        self.assertTrue(plain.startswith(b"-ERR [AUTH] "))
+        self.assertEqual(
+            events(connection, b"AUTH SCRAM-SHA-256\r\n"), [SASLLogin("SCRAM-SHA-256")]
+        )
+        self.assertIs(connection.state, State.SASL)
 
     def test_unknownMechanism(self) -> None:
         """
         A mechanism the server does not offer gets a plain C{-ERR}.
         """
-        [answer] = events(ServerConnection(capabilities()), b"AUTH CRAM-MD5\r\n")
-        self.assertEqual(answer, b"-ERR unsupported SASL mechanism\r\n")
+        self.assertEqual(
+            answers(greeted(capabilities()), b"AUTH CRAM-MD5\r\n"),
+            b"-ERR unsupported SASL mechanism\r\n",
+        )
 
     def test_externalNeedsTLS(self) -> None:
         """
         EXTERNAL is refused without TLS even where cleartext is allowed.
         """
-        connection = ServerConnection(capabilities(cleartext=True))
-        [answer] = events(connection, b"AUTH EXTERNAL\r\n")
-        self.assertTrue(answer.startswith(b"-ERR "))  # type: ignore[union-attr]
+        answer = answers(greeted(capabilities(cleartext=True)), b"AUTH EXTERNAL\r\n")
+        self.assertTrue(answer.startswith(b"-ERR "))
 
     def test_mechanismList(self) -> None:
         """
         AUTH without an argument lists the mechanisms usable now, RFC 1734 style.
         """
-        [answer] = events(ServerConnection(capabilities()), b"AUTH\r\n")
-        self.assertEqual(answer, b"+OK SASL mechanisms follow\r\nSCRAM-SHA-256\r\n.\r\n")
+        self.assertEqual(
+            answers(greeted(capabilities()), b"AUTH\r\n"),
+            b"+OK SASL mechanisms follow\r\nSCRAM-SHA-256\r\n.\r\n",
+        )
 
 
 class STLSTests(SynchronousTestCase):
@@ -166,55 +185,61 @@ class STLSTests(SynchronousTestCase):
 
     def test_handedOver(self) -> None:
         """
-        STLS in AUTHORIZATION is a command for the adapter.
+        STLS in AUTHORIZATION is an event for the adapter, which answers with
+        L{BeginTLS}.
         """
-        self.assertEqual(events(ServerConnection(capabilities()), b"STLS\r\n"), [Stls()])
+        connection = greeted(capabilities())
+        self.assertEqual(events(connection, b"STLS\r\n"), [StartTLS()])
+        self.assertIs(connection.state, State.STLS)
+        self.assertEqual(connection.send(BeginTLS()), b"+OK begin TLS negotiation\r\n")
+        self.assertIs(connection.state, State.AUTHORIZATION)
 
     def test_notOffered(self) -> None:
         """
         STLS without a certificate, a second STLS, and STLS after login get C{-ERR}.
         """
-        [answer] = events(ServerConnection(capabilities(stls=False)), b"STLS\r\n")
-        self.assertEqual(answer, b"-ERR STLS is not available\r\n")
-        [answer] = events(ServerConnection(capabilities().secured()), b"STLS\r\n")
-        self.assertEqual(answer, b"-ERR TLS is already active\r\n")
-        [answer] = events(loggedIn(10), b"STLS\r\n")
-        self.assertTrue(answer.startswith(b"-ERR "))  # type: ignore[union-attr]
+        self.assertEqual(
+            answers(greeted(capabilities(stls=False)), b"STLS\r\n"),
+            b"-ERR STLS is not available\r\n",
+        )
+        self.assertEqual(
+            answers(greeted(capabilities().secured()), b"STLS\r\n"),
+            b"-ERR TLS is already active\r\n",
+        )
+        self.assertTrue(answers(loggedIn(10), b"STLS\r\n").startswith(b"-ERR "))
 
     def test_injectedCommandsDiscarded(self) -> None:
         """
         Commands sent in the clear behind STLS, whole or partial, are never executed.
         """
-        connection = ServerConnection(capabilities(cleartext=True))
+        connection = greeted(capabilities(cleartext=True))
         connection.receiveData(b"USER alice\r\nSTLS\r\nPASS secret\r\nCAPA\r\nUS")
-        self.assertEqual(connection.nextEvent(), b"+OK send PASS\r\n")
-        self.assertEqual(connection.nextEvent(), Stls())
-        connection.startedTLS()
+        self.assertEqual(connection.nextEvent(), StartTLS())
+        self.assertEqual(connection.dataToSend(), b"+OK send PASS\r\n")
+        self.assertIsNone(connection.nextEvent(), "nothing is processed before TLS starts")
+        connection.send(BeginTLS())
         self.assertIsNone(connection.nextEvent())
         self.assertIsNone(connection.pendingUser)
-        self.assertEqual(events(connection, b"ER bob\r\n"), [b"-ERR unknown command\r\n"])
+        self.assertEqual(answers(connection, b"ER bob\r\n"), b"-ERR unknown command\r\n")
 
     def test_pendingUserForgotten(self) -> None:
         """
         A USER given before STLS does not let PASS complete after it.
         """
-        connection = ServerConnection(capabilities(cleartext=True))
+        connection = greeted(capabilities(cleartext=True))
         events(connection, b"USER alice\r\nSTLS\r\n")
-        connection.startedTLS()
-        self.assertEqual(
-            events(connection, b"PASS secret\r\n"), [b"-ERR PASS must follow USER\r\n"]
-        )
+        connection.send(BeginTLS())
+        self.assertEqual(answers(connection, b"PASS secret\r\n"), b"-ERR PASS must follow USER\r\n")
 
     def test_capabilitiesSecured(self) -> None:
         """
         After STLS, CAPA no longer lists STLS, and USER is accepted.
         """
-        connection = ServerConnection(capabilities())
+        connection = greeted(capabilities())
         events(connection, b"STLS\r\n")
-        connection.startedTLS()
-        [capa] = events(connection, b"CAPA\r\n")
-        self.assertNotIn(b"STLS", capa)  # type: ignore[operator]
-        self.assertEqual(events(connection, b"USER alice\r\n"), [b"+OK send PASS\r\n"])
+        connection.send(BeginTLS())
+        self.assertNotIn(b"STLS", answers(connection, b"CAPA\r\n"))
+        self.assertEqual(answers(connection, b"USER alice\r\n"), b"+OK send PASS\r\n")
 
 
 class ExchangeTests(SynchronousTestCase):
@@ -222,41 +247,100 @@ class ExchangeTests(SynchronousTestCase):
     During a SASL exchange, lines are responses, not commands.
     """
 
+    def exchange(self, **options: int) -> ServerConnection:
+        """
+        A secure connection where AUTH PLAIN was handed over and answered with an empty
+        challenge.
+        """
+        connection = greeted(capabilities().secured(), **options)
+        self.assertEqual(events(connection, b"AUTH PLAIN\r\n"), [SASLLogin("PLAIN")])
+        self.assertEqual(connection.send(SASLChallenge(b"")), b"+ \r\n")
+        self.assertIs(connection.state, State.SASL_RESPONSE)
+        return connection
+
     def test_responsesNotCommands(self) -> None:
         """
-        Lines received during an exchange come from L{ServerConnection.nextResponse}, and
-        commands resume after L{ServerConnection.endExchange}.
+        The line received after a challenge is a response, decoded; commands resume
+        once the exchange has ended.
         """
-        connection = ServerConnection(capabilities().secured())
-        self.assertEqual(events(connection, b"AUTH PLAIN\r\n"), [Auth("PLAIN")])
-        connection.beginExchange()
-        connection.receiveData(b"QUIT\r\nNOOP\r\n")
-        self.assertIsNone(connection.nextEvent())
-        self.assertEqual(connection.nextResponse(), b"QUIT")
-        connection.endExchange()
-        self.assertEqual(connection.state, State.AUTHORIZATION)
-        self.assertEqual(events(connection, b""), [b"-ERR command not valid in this state\r\n"])
+        connection = self.exchange()
+        self.assertEqual(events(connection, b"AGEAYg==\r\nQUIT\r\n"), [SASLResponse(b"\0a\0b")])
+        self.assertIs(connection.state, State.SASL)
+        self.assertIsNone(connection.nextEvent(), "the next line waits for a challenge")
+        self.assertEqual(connection.send(SASLChallenge(b"more")), b"+ bW9yZQ==\r\n")
+        self.assertEqual(connection.nextEvent(), SASLResponse(base64.b64decode(b"QUIT")))
+
+    def test_accepted(self) -> None:
+        """
+        The exchange ends with the login's outcome; a refusal counts as a failed login.
+        """
+        connection = self.exchange()
+        events(connection, b"AGEAYg==\r\n")
+        self.assertEqual(
+            connection.send(LoginRefused(AuthenticationFailed())),
+            b"-ERR [AUTH] authentication failed\r\n",
+        )
+        connection = self.exchange()
+        events(connection, b"AGEAYg==\r\n")
+        connection.send(LoginAccepted(MaildropView([])))
+        self.assertIs(connection.state, State.TRANSACTION)
+
+    def test_cancel(self) -> None:
+        """
+        C{*} ends the exchange with C{-ERR}, and is not a failed login.
+        """
+        connection = self.exchange(maxFailedLogins=1)
+        [cancelled, aborted, answer] = events(connection, b"*\r\nNOOP\r\n")
+        self.assertEqual(cancelled, b"-ERR authentication cancelled\r\n")
+        self.assertIsInstance(aborted, SASLAborted)
+        self.assertEqual(answer, b"-ERR command not valid in this state\r\n")
+        self.assertIs(connection.state, State.AUTHORIZATION)
+
+    def test_malformedCounts(self) -> None:
+        """
+        A response that is not base64 ends the exchange and counts as a failed login.
+        """
+        connection = self.exchange(maxFailedLogins=1)
+        [answer, aborted] = events(connection, b"not base64!\r\nNOOP\r\n")
+        self.assertEqual(answer, b"-ERR invalid base64 data\r\n")
+        self.assertIsInstance(aborted, SASLAborted)
+        self.assertIs(connection.state, State.CLOSED)
+
+    def test_initialResponseRefused(self) -> None:
+        """
+        A server-first mechanism given an initial response is refused without counting
+        a failed login.
+        """
+        connection = greeted(capabilities().secured(), maxFailedLogins=1)
+        events(connection, b"AUTH PLAIN =\r\n")
+        self.assertEqual(
+            connection.send(InitialResponseRefused("CRAM-MD5")),
+            b"-ERR CRAM-MD5 does not take an initial response\r\n",
+        )
+        self.assertIs(connection.state, State.AUTHORIZATION)
 
     def test_longResponses(self) -> None:
         """
         SASL responses and AUTH lines may be longer than a command line, up to a limit.
         """
-        connection = ServerConnection(capabilities().secured(), maxSASLLineLength=4096)
+        connection = greeted(capabilities().secured(), maxSASLLineLength=4096)
         longAuth = b"AUTH PLAIN " + b"QUFB" * 500
         [auth] = events(connection, longAuth + b"\r\n")
-        self.assertIsInstance(auth, Auth)
-        connection.beginExchange()
+        self.assertIsInstance(auth, SASLLogin)
+        connection.send(SASLChallenge(b""))
         connection.receiveData(b"QUFB" * 1000 + b"\r\n" + b"x" * 5000 + b"\r\n")
-        self.assertEqual(connection.nextResponse(), b"QUFB" * 1000)
-        self.assertIsInstance(connection.nextResponse(), LineTooLong)
+        self.assertEqual(connection.nextEvent(), SASLResponse(b"AAA" * 1000))
+        connection.send(SASLChallenge(b""))
+        self.assertIsInstance(connection.nextEvent(), SASLAborted)
+        self.assertEqual(connection.dataToSend(), b"-ERR SASL response too long\r\n")
 
     def test_longCommandStillRefused(self) -> None:
         """
         Other commands keep the RFC 2449 limit of 255 octets.
         """
-        connection = ServerConnection(capabilities(cleartext=True))
+        connection = greeted(capabilities(cleartext=True))
         line = b"USER " + b"a" * (MAX_COMMAND_LINE - 6) + b"\r\n"
-        self.assertEqual(events(connection, line), [b"-ERR command line too long\r\n"])
+        self.assertEqual(answers(connection, line), b"-ERR command line too long\r\n")
 
 
 class LimitTests(SynchronousTestCase):
@@ -266,14 +350,15 @@ class LimitTests(SynchronousTestCase):
 
     def test_badCommands(self) -> None:
         """
-        The last allowed bad command is answered and the session marked closing; nothing
-        after it is processed.
+        The last allowed bad command is answered and the session closed; nothing after
+        it is processed.
         """
-        connection = ServerConnection(Capabilities(), maxBadCommands=3)
-        answers = events(connection, b"FOO\r\nSTAT\r\nBAR\r\nCAPA\r\n")
-        self.assertEqual(len(answers), 3)
-        self.assertEqual(answers[2], b"-ERR too many invalid commands, closing the connection\r\n")
-        self.assertTrue(connection.closing)
+        connection = greeted(maxBadCommands=3)
+        result = answers(connection, b"FOO\r\nSTAT\r\nBAR\r\nCAPA\r\n")
+        replies = result.split(b"\r\n")[:-1]
+        self.assertEqual(len(replies), 3)
+        self.assertEqual(replies[2], b"-ERR too many invalid commands, closing the connection")
+        self.assertIs(connection.state, State.CLOSED)
 
     def test_noSuchMessageIsNotBad(self) -> None:
         """
@@ -281,28 +366,31 @@ class LimitTests(SynchronousTestCase):
         """
         connection = loggedIn(10)
         connection.maxBadCommands = 2
-        events(connection, b"RETR 5\r\nLIST 9\r\nDELE 7\r\n")
-        self.assertFalse(connection.closing)
+        answers(connection, b"RETR 5\r\nLIST 9\r\nDELE 7\r\n")
+        self.assertIs(connection.state, State.TRANSACTION)
 
     def test_failedLogins(self) -> None:
         """
-        At the failed-login limit the session is marked closing.
+        At the failed-login limit the session is closed.
         """
-        connection = ServerConnection(Capabilities(), maxFailedLogins=2)
-        connection.loginFailed()
-        self.assertFalse(connection.closing)
-        connection.loginFailed()
-        self.assertTrue(connection.closing)
+        connection = greeted(maxFailedLogins=2)
+        for expected in (State.AUTHORIZATION, State.CLOSED):
+            self.assertEqual(
+                events(connection, b"USER a\r\nPASS b\r\n"),
+                [b"+OK send PASS\r\n", PasswordLogin("a", b"b")],
+            )
+            connection.send(LoginRefused(AuthenticationFailed()))
+            self.assertIs(connection.state, expected)
 
     def test_refusedPlaintextIsBad(self) -> None:
         """
         Password commands refused by the cleartext policy count towards the bad-command
         limit, so a client cannot repeat them forever.
         """
-        connection = ServerConnection(capabilities(), maxBadCommands=3)
-        answers = events(connection, b"USER a\r\nAUTH PLAIN\r\nUSER b\r\nCAPA\r\n")
-        self.assertEqual(len(answers), 3)
-        self.assertTrue(connection.closing)
+        connection = greeted(capabilities(), maxBadCommands=3)
+        result = answers(connection, b"USER a\r\nAUTH PLAIN\r\nUSER b\r\nCAPA\r\n")
+        self.assertEqual(len(result.split(b"\r\n")[:-1]), 3)
+        self.assertIs(connection.state, State.CLOSED)
 
 
 class LanguageTests(SynchronousTestCase):
@@ -314,43 +402,43 @@ class LanguageTests(SynchronousTestCase):
         """
         UTF8 is accepted in AUTHORIZATION and refused in TRANSACTION.
         """
-        connection = ServerConnection(Capabilities())
-        self.assertEqual(events(connection, b"UTF8\r\n"), [b"+OK UTF-8 mode enabled\r\n"])
+        connection = greeted()
+        self.assertEqual(answers(connection, b"UTF8\r\n"), b"+OK UTF-8 mode enabled\r\n")
         self.assertTrue(connection.utf8)
-        [answer] = events(loggedIn(1), b"UTF8\r\n")
-        self.assertTrue(answer.startswith(b"-ERR "))  # type: ignore[union-attr]
+        self.assertTrue(answers(loggedIn(1), b"UTF8\r\n").startswith(b"-ERR "))
 
     def test_utf8UserName(self) -> None:
         """
         A UTF-8 user name is accepted and handed over as text.
         """
-        connection = ServerConnection(Capabilities())
-        events(connection, "USER jos\u00e9\r\n".encode())
+        connection = greeted()
+        answers(connection, "USER jos\u00e9\r\n".encode())
         self.assertEqual(connection.pendingUser, "jos\u00e9")
-        self.assertEqual(events(connection, b"PASS x\r\n"), [Pass(b"x")])
+        self.assertEqual(events(connection, b"PASS x\r\n"), [PasswordLogin("jos\u00e9", b"x")])
 
     def test_lang(self) -> None:
         """
         LANG lists English, accepts it, a regional variant and C{*}, and refuses others,
         in both states.
         """
-        connection = ServerConnection(Capabilities())
+        connection = greeted()
         self.assertEqual(
-            events(connection, b"LANG\r\n"),
-            [b"+OK language listing follows\r\nen English\r\n.\r\n"],
+            answers(connection, b"LANG\r\n"),
+            b"+OK language listing follows\r\nen English\r\n.\r\n",
         )
-        self.assertEqual(events(connection, b"LANG en-GB\r\n"), [b"+OK language changed to en\r\n"])
-        self.assertEqual(events(connection, b"LANG *\r\n"), [b"+OK language changed to en\r\n"])
-        self.assertEqual(events(connection, b"LANG fr\r\n"), [b"-ERR unsupported language\r\n"])
-        [answer] = events(loggedIn(1), b"LANG\r\n")
-        self.assertTrue(answer.startswith(b"+OK "))  # type: ignore[union-attr]
+        self.assertEqual(
+            answers(connection, b"LANG en-GB\r\nLANG *\r\nLANG fr\r\n"),
+            b"+OK language changed to en\r\n"
+            b"+OK language changed to en\r\n"
+            b"-ERR unsupported language\r\n",
+        )
+        self.assertTrue(answers(loggedIn(1), b"LANG\r\n").startswith(b"+OK "))
 
     def test_disabled(self) -> None:
         """
         Without the capabilities, UTF8 and LANG are unknown commands.
         """
-        connection = ServerConnection(Capabilities(utf8=False, lang=False))
         self.assertEqual(
-            events(connection, b"UTF8\r\nLANG\r\n"),
-            [b"-ERR unknown command\r\n", b"-ERR unknown command\r\n"],
+            answers(greeted(Capabilities(utf8=False, lang=False)), b"UTF8\r\nLANG\r\n"),
+            b"-ERR unknown command\r\n-ERR unknown command\r\n",
         )

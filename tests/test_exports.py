@@ -35,6 +35,11 @@ PINNED = {
         "MAX_CLIENT_RESPONSE_LINE", "BodyData", "ClientConnection", "ClientEvent",
         "CommandTooLong", "Continuation", "EndOfBody", "ResponseKind", "ServerProtocolError",
         "StatusLine", "apopTimestamp", "formatCommand", "parseStatusLine", "responseCodeFor",
+        # The server's state machine: its transitions, events and outcomes.
+        "TRANSITIONS", "ServerEvent", "Outcome", "APOPLogin", "BeginTLS", "BodyFollows",
+        "BodySent", "Evicted", "Expunge", "Goodbye", "InitialResponseRefused",
+        "LoginAccepted", "LoginRefused", "PasswordLogin", "Retrieve", "SASLAborted",
+        "SASLChallenge", "SASLLogin", "SASLResponse", "StartTLS",
     ],
     "pop3kit.client": [
         "CLEARTEXT_MECHANISMS", "MECHANISMS", "ClientError", "ClientMechanism", "ClientState",
@@ -53,7 +58,21 @@ PINNED = {
         "DEFAULT_SIZE_CACHE_ENTRIES", "MaildirMailbox", "MaildirRealm", "SizeCache",
         "deliver", "mailboxPath",
     ],
-    "pop3kit.cred": ["APOPCredentials", "CRAMMD5Credentials", "ChainedChecker"],
+    "pop3kit.cred": [
+        "APOPCredentials", "CRAMMD5Credentials", "ChainedChecker", "ISASLIdentity",
+        "SASLIdentity", "SASLIdentityChecker",
+    ],
+    "pop3kit.interfaces": [
+        "ILoginHistory", "IMailbox", "IMaildropLock", "IMaildropLocker", "ISCRAMKeySource",
+    ],
+    "pop3kit.policy": [
+        "CLEARTEXT_POLICIES", "MINIMUM_TIMEOUT", "CleartextPolicy", "InvalidPolicy",
+        "ServerPolicy",
+    ],
+    "pop3kit.server": [
+        "ITLSProvider", "POP3Server", "POP3ServerFactory", "isLocal", "makeAPOPTimestamp",
+    ],
+    "pop3kit.tap": ["DEFAULT_LISTEN", "Options", "makeFactory", "makeService", "prepareDataDir"],
     "pop3kit.sasl": [
         "CLIENT_PREFERENCE", "SERVER_MECHANISMS", "Challenge", "CheckCredentials",
         "ClientMechanism", "MalformedSASLChallenge", "MalformedSASLResponse",

@@ -1,9 +1,13 @@
 """
-A local Sphinx extension that renders pop3kit's command legality table and CAPA response
-from the code, so the documentation cannot drift from what the server does.
+A local Sphinx extension that renders pop3kit's session states, command legality table
+and CAPA response from the code, so the documentation cannot drift from what the server
+does.
 
   - C{.. pop3kit-states::} renders a table of commands by session state from
-    L{pop3kit.core.LEGAL_COMMANDS}, the table the server itself consults;
+    L{pop3kit.core.LEGAL_COMMANDS}, which derives from the transition table the server
+    itself follows: RFC 1939's states and the sub-states of a SASL exchange and of STLS;
+  - C{.. pop3kit-transitions::} renders that transition table,
+    L{pop3kit.core.TRANSITIONS}, one row per state and what moves it on;
   - C{.. pop3kit-capa::} renders the CAPA responses of a server with the default options,
     from L{pop3kit.core.Capabilities}, which the server uses to answer CAPA.
 
@@ -29,9 +33,29 @@ from pop3kit.core import (  # noqa: E402
     DEFAULT_SASL_MECHANISMS,
     KEYWORDS,
     LEGAL_COMMANDS,
+    TRANSITIONS,
     Capabilities,
+    Command,
+    SASLAborted,
+    SASLResponse,
     State,
 )
+
+#: The lines of a SASL exchange, as the transition table names them.
+_LINES: dict[type, str] = {
+    SASLResponse: "line: a response (SASLResponse)",
+    SASLAborted: "line: * or not a response (SASLAborted)",
+}
+
+#: The columns of the legality table: the states in which the client speaks, with the
+#: names the documentation uses for the sub-states.
+COLUMNS: dict[State, str] = {
+    State.AUTHORIZATION: "AUTHORIZATION",
+    State.SASL_RESPONSE: "SASL exchange",
+    State.STLS: "STLS accepted",
+    State.TRANSACTION: "TRANSACTION",
+    State.UPDATE: "UPDATE",
+}
 
 #: The order of RFC 1939 section 9's summary, then the extensions; any other keyword the
 #: parser knows comes after these, alphabetically.
@@ -57,8 +81,8 @@ _REFUSED = "\N{EM DASH}"
 
 def legalityRows() -> list[tuple[str, list[bool]]]:
     """
-    One row per command keyword the parser knows: the keyword and, for each L{State} in
-    definition order, whether the command is legal in it.
+    One row per command keyword the parser knows: the keyword and, for each state of
+    L{COLUMNS}, whether the command is legal in it.
     """
     legal = {
         state: {command.keyword for command in commands}
@@ -67,7 +91,29 @@ def legalityRows() -> list[tuple[str, list[bool]]]:
     known = set(KEYWORDS).union(*legal.values())
     ordered = [keyword for keyword in _ORDER if keyword in known]
     ordered += sorted(known.difference(_ORDER))
-    return [(keyword, [keyword in legal[state] for state in State]) for keyword in ordered]
+    return [(keyword, [keyword in legal[state] for state in COLUMNS]) for keyword in ordered]
+
+
+def _happening(kind: type) -> str:
+    """
+    How the transition table's key reads: a command received, a line received during a
+    SASL exchange, or an outcome the server sends.
+    """
+    if issubclass(kind, Command):
+        return f"command {kind.keyword}"
+    if kind in _LINES:
+        return _LINES[kind]
+    return f"outcome {kind.__name__}"
+
+
+def transitionRows() -> list[tuple[str, str, str]]:
+    """
+    One row per transition, by state in definition order: the state, what happens, and
+    the state it leads to.
+    """
+    order = list(State)
+    rows = sorted(TRANSITIONS.items(), key=lambda item: order.index(item[0][0]))
+    return [(state.value, _happening(kind), target.value) for (state, kind), target in rows]
 
 
 def _table(header: list[str], rows: list[list[str]]) -> nodes.table:
@@ -111,12 +157,28 @@ class StatesDirective(SphinxDirective):
         """
         Render the table.
         """
-        header = ["Command", *(state.value for state in State)]
+        header = ["Command", *COLUMNS.values()]
         rows = [
             [keyword, *(_ALLOWED if allowed else _REFUSED for allowed in legal)]
             for keyword, legal in legalityRows()
         ]
         return [_table(header, rows)]
+
+
+class TransitionsDirective(SphinxDirective):
+    """
+    C{.. pop3kit-transitions::}: every transition of a server session.
+    """
+
+    has_content = False
+    option_spec: ClassVar[dict[str, Any]] = {}
+
+    def run(self) -> list[nodes.Node]:
+        """
+        Render the table.
+        """
+        header = ["State", "On", "Next state"]
+        return [_table(header, [list(row) for row in transitionRows()])]
 
 
 class CapaDirective(SphinxDirective):
@@ -151,5 +213,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     Register the directives.
     """
     app.add_directive("pop3kit-states", StatesDirective)
+    app.add_directive("pop3kit-transitions", TransitionsDirective)
     app.add_directive("pop3kit-capa", CapaDirective)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -30,6 +30,7 @@ from twisted.internet.task import react
 
 from pop3kit.backends.maildir import MaildirRealm
 from pop3kit.checkers.passwdfile import PasswdFileChecker
+from pop3kit.policy import ServerPolicy
 from pop3kit.server import POP3ServerFactory
 
 
@@ -45,7 +46,8 @@ def makePOP3Factory(
     @param clock: The reactor (or a test clock) for timeouts; the global reactor by default.
     """
     portal = Portal(MaildirRealm(maildirRoot), [PasswdFileChecker(passwdFile)])
-    return POP3ServerFactory(portal, clock=clock, implementation="embedded pop3kit")
+    policy = ServerPolicy(implementation="embedded pop3kit")
+    return POP3ServerFactory(portal, policy=policy, clock=clock)
 
 
 def listenPOP3(

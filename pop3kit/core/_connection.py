@@ -1,13 +1,17 @@
 """
-The server side of a POP3 session without I/O: bytes in, commands and responses out.
+The server side of a POP3 session without I/O: octets in, events and octets out.
 """
 
 from __future__ import annotations
 
+import base64
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 from pop3kit.core._capabilities import Capabilities
 from pop3kit.core._commands import (
+    Apop,
     Auth,
     Capa,
     Command,
@@ -25,18 +29,43 @@ from pop3kit.core._commands import (
     Uidl,
     User,
     Utf8,
+    decodeBase64,
     parseCommand,
 )
 from pop3kit.core._errors import (
     AuthenticationFailed,
     IllegalCommand,
+    LocalProtocolError,
     POP3Error,
     RemoteProtocolError,
+    ResponseCode,
 )
 from pop3kit.core._framing import MAX_COMMAND_LINE, LineFramer, LineTooLong
 from pop3kit.core._maildrop import MaildropView
-from pop3kit.core._responses import err, errorResponse, multiline, ok
-from pop3kit.core._states import State, isLegal
+from pop3kit.core._replies import Err, Greeting
+from pop3kit.core._responses import continuation, err, errorResponse, multiline, ok
+from pop3kit.core._serverevents import (
+    APOPLogin,
+    BeginTLS,
+    BodyFollows,
+    BodySent,
+    Evicted,
+    Expunge,
+    Goodbye,
+    InitialResponseRefused,
+    LoginAccepted,
+    LoginRefused,
+    Outcome,
+    PasswordLogin,
+    Retrieve,
+    SASLAborted,
+    SASLChallenge,
+    SASLLogin,
+    SASLResponse,
+    ServerEvent,
+    StartTLS,
+)
+from pop3kit.core._states import TRANSITIONS, State
 
 #: The longest AUTH command line or SASL response line accepted, line end included.
 #: RFC 5034 lets clients send long responses on continuation lines; SCRAM needs a few
@@ -54,37 +83,54 @@ LANGUAGES: dict[str, str] = {"en": "English"}
 
 _PLAINTEXT_REFUSED = "plaintext authentication disallowed on non-secure connections, use STLS"
 
+# Answers that never change, formatted once.
+_SEND_PASS = ok("send PASS")
+_NOOP = ok()
+_BYE = ok("bye")
+_BEGIN_TLS = ok("begin TLS negotiation")
+_TOP_FOLLOWS = ok("top of message follows")
+_UID_LISTING = ok("unique-id listing follows")
+_CAPABILITIES = ok("capability list follows")
+_TOO_MANY_BAD = err("too many invalid commands, closing the connection")
+_CANCELLED = err("authentication cancelled")
+_EVICTED = err("too many connections waiting to log in, try again later", ResponseCode.SYS_TEMP)
+_START_TLS = StartTLS()
+
+#: What TRANSACTION's commands read before login (the table never lets them run then).
+_NO_MESSAGES = MaildropView(())
+
+_AUTHORIZATION = State.AUTHORIZATION
+_TRANSACTION = State.TRANSACTION
+_SASL_RESPONSE = State.SASL_RESPONSE
+_CLOSED = State.CLOSED
+
 
 def _summary(maildrop: MaildropView) -> bytes:
     """
     The positive answer to a login and to RSET: the maildrop's size.
     """
-    count, octets = maildrop.stat()
-    return ok(f"maildrop has {count} messages ({octets} octets)")
+    return b"+OK maildrop has %d messages (%d octets)\r\n" % maildrop.stat()
 
 
 class ServerConnection:
     """
-    One POP3 session as seen by the server: framing, parsing, the state machine and the
-    answers that need no storage (STAT, LIST, UIDL, DELE, RSET, NOOP, CAPA).
+    One POP3 session as seen by the server: framing, parsing, the state machine of
+    L{pop3kit.core.TRANSITIONS}, and every reply's wording.
 
-    The I/O adapter feeds received octets to L{receiveData}, then calls L{nextEvent}, which
-    returns, one line at a time, either a L{Command} the adapter must execute (USER/PASS or
-    APOP login, RETR, TOP, QUIT) or C{bytes} to send as they are.  While a command is being
-    executed the adapter stops calling L{nextEvent}, so answers stay in order however many
-    commands a client pipelines.  It reports the outcome of a login with L{loggedIn} /
-    L{loginFailed} and of QUIT with L{quit}.
+    The I/O adapter feeds received octets to L{receiveData} (and calls L{connectionLost}
+    when the connection is gone), then calls L{nextEvent} until it returns L{None}.  The
+    core answers most commands itself (STAT, LIST, UIDL, DELE, RSET, NOOP, CAPA, USER,
+    UTF8, LANG, and every invalid or illegal command): those answers wait in
+    L{dataToSend}, which the adapter writes before acting on an event.  An event
+    (L{pop3kit.core.ServerEvent}) asks for what the core cannot do without storage,
+    credentials or TLS; the adapter reports how it went by passing an outcome
+    (L{pop3kit.core.Outcome}) to L{send}, which returns the reply to write and moves the
+    session on.  While the server owes a reply, L{nextEvent} returns L{None}, so answers
+    stay in order however many commands a client pipelines.
 
-    A SASL exchange (AUTH) is run by the adapter: between L{beginExchange} and
-    L{endExchange}, received lines are the client's responses, taken with
-    L{nextResponse}.  When STLS has been answered the adapter calls L{startedTLS}, which
-    forgets everything received and learnt in the clear.
-
-    @ivar state: The current L{State}.
+    @ivar capabilities: What the server offers on this connection now.
     @ivar pendingUser: The name from an accepted USER that PASS may complete.
     @ivar maildrop: The session's L{MaildropView}, from login on.
-    @ivar closing: The session must be closed once the last response is sent (too many
-        bad commands or failed logins).
     @ivar utf8: The client enabled UTF-8 mode with the UTF8 command.
     @ivar language: The tag of the language chosen with LANG.
     """
@@ -106,232 +152,400 @@ class ServerConnection:
         @param maxFailedLogins: Close the session at this many failed logins.
         """
         self.capabilities = capabilities
-        self.state = State.AUTHORIZATION
         self.pendingUser: str | None = None
         self.maildrop: MaildropView | None = None
-        self.closing = False
+        self._view = _NO_MESSAGES
         self.utf8 = False
         self.language = "en"
         self.maxLineLength = maxLineLength
         self.maxBadCommands = maxBadCommands
         self.maxFailedLogins = maxFailedLogins
+        self._state = State.GREETING
         self._badCommands = 0
         self._failedLogins = 0
-        self._exchanging = False
+        self._timestamp: bytes | None = None
+        self._retrieving: Retrieve | None = None
+        self._retrieved: set[str] = set()
         self._framer = LineFramer(max(maxLineLength, maxSASLLineLength))
         self._lines: deque[bytes | LineTooLong] = deque()
+        self._out: list[bytes] = []
 
-    def receiveData(self, data: bytes) -> None:
+    @property
+    def state(self) -> State:
         """
-        Feed received octets.  Complete lines wait for L{nextEvent}.
+        The current L{State}.
         """
-        self._lines.extend(self._framer.feed(data))
+        return self._state
 
     @property
     def pendingLines(self) -> int:
         """
-        How many received command lines wait for L{nextEvent}.
+        How many received lines wait for L{nextEvent}.
         """
         return len(self._lines)
 
-    def nextEvent(self) -> Command | bytes | None:
-        """
-        Handle the next received line: return a L{Command} for the adapter to execute, the
-        bytes of a response that is already decided, or L{None} when no line is waiting.
-        Nothing is returned once the session is in UPDATE or closing, nor during a SASL
-        exchange.
-        """
-        if not self._lines or self.state is State.UPDATE or self.closing or self._exchanging:
-            return None
-        line = self._lines.popleft()
-        if isinstance(line, LineTooLong):
-            self.pendingUser = None
-            return self._bad(RemoteProtocolError("command line too long"))
-        return self.receiveLine(line)
+    # Receiving
 
-    def receiveLine(self, line: bytes) -> Command | bytes:
+    def receiveData(self, data: bytes) -> None:
         """
-        Handle one command line (without its line end).
+        Feed received octets; complete lines wait for L{nextEvent}.
         """
-        pendingUser, self.pendingUser = self.pendingUser, None
-        if len(line) + 2 > self.maxLineLength and line[:5].upper() != b"AUTH ":
-            return self._bad(RemoteProtocolError("command line too long"))
-        try:
-            command = parseCommand(line)
-        except RemoteProtocolError as error:
-            return self._bad(error)
-        except POP3Error as error:
-            return errorResponse(error)
-        if not isLegal(self.state, command):
-            return self._bad(IllegalCommand())
-        if isinstance(command, Pass):
-            if pendingUser is None:
-                return self._bad(IllegalCommand("PASS must follow USER"))
-            self.pendingUser = pendingUser
-        return self._answer(command)
+        if self._state is not _CLOSED:
+            self._lines.extend(self._framer.feed(data))
 
-    def _bad(self, error: POP3Error) -> bytes:
+    def connectionLost(self) -> None:
+        """
+        The connection is gone (or going: the client stopped reading a message): the
+        session is L{State.CLOSED}, and nothing received is processed any more.
+        """
+        self._close()
+
+    def nextEvent(self) -> ServerEvent | None:
+        """
+        Handle received lines, answering what the core can answer (see L{dataToSend}),
+        up to the first one the adapter must act on: return its event, or L{None} when
+        no line is waiting or the server owes a reply (see L{state}).
+        """
+        lines = self._lines
+        while lines:
+            state = self._state
+            if state is _SASL_RESPONSE:
+                return self._saslLine(lines.popleft())
+            if state is not _TRANSACTION and state is not _AUTHORIZATION:
+                return None
+            event = self._command(lines.popleft())
+            if event is not None:
+                return event
+        return None
+
+    def dataToSend(self) -> bytes:
+        """
+        The answers the core made by itself since the last call, to write now.
+        """
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return data
+
+    def _reply(self, data: bytes) -> None:
+        self._out.append(data)
+
+    def _close(self) -> None:
+        self._state = _CLOSED
+        self._lines.clear()
+
+    def _bad(self, error: POP3Error) -> None:
         self._badCommands += 1
         if self._badCommands >= self.maxBadCommands:
-            self.closing = True
-            return err("too many invalid commands, closing the connection")
-        return errorResponse(error)
-
-    def _answer(self, command: Command) -> Command | bytes:
-        try:
-            return self._answerLocally(command)
-        except POP3Error as error:
-            return errorResponse(error)
-
-    def _answerLocally(self, command: Command) -> Command | bytes:
-        if isinstance(command, Quit):
-            self.state = State.UPDATE
-            return command
-        capabilities = self.capabilities
-        if isinstance(command, Capa):
-            return multiline(ok("capability list follows"), capabilities.lines(self.state))
-        if isinstance(command, Lang):
-            return self._lang(command)
-        if self.maildrop is None:
-            return self._authorization(command)
-        maildrop = self.maildrop
-        if isinstance(command, Stat):
-            count, octets = maildrop.stat()
-            return ok(f"{count} {octets}")
-        if isinstance(command, List):
-            if command.message is not None:
-                return ok(f"{command.message} {maildrop.get(command.message).size}")
-            count, octets = maildrop.stat()
-            return ok(f"{count} messages ({octets} octets)") + maildrop.scanListing()
-        if isinstance(command, Uidl):
-            if command.message is not None:
-                return ok(f"{command.message} {maildrop.get(command.message).uid}")
-            return ok("unique-id listing follows") + maildrop.uidListing()
-        if isinstance(command, Dele):
-            maildrop.delete(command.message)
-            return ok(f"message {command.message} deleted")
-        if isinstance(command, Rset):
-            maildrop.reset()
-            return _summary(maildrop)
-        if isinstance(command, Noop):
-            return ok()
-        if isinstance(command, Retr | Top):
-            maildrop.get(command.message)
-        return command
-
-    def _authorization(self, command: Command) -> Command | bytes:
-        capabilities = self.capabilities
-        if isinstance(command, User):
-            if not capabilities.user:
-                raise RemoteProtocolError("USER is not available, use another login method")
-            if not capabilities.passwordsAllowed:
-                # Refused by policy, no password judged: counted as a bad command.
-                return self._bad(AuthenticationFailed(_PLAINTEXT_REFUSED))
-            self.pendingUser = command.name
-            return ok("send PASS")
-        if isinstance(command, Auth):
-            if command.mechanism is None:
-                return multiline(
-                    ok("SASL mechanisms follow"),
-                    [name.encode("ascii") for name in capabilities.mechanisms],
-                )
-            if command.mechanism not in capabilities.sasl:
-                raise RemoteProtocolError("unsupported SASL mechanism")
-            if command.mechanism not in capabilities.mechanisms:
-                if not capabilities.passwordsAllowed:
-                    return self._bad(AuthenticationFailed(_PLAINTEXT_REFUSED))
-                raise RemoteProtocolError("that SASL mechanism needs TLS")
-            return command
-        if isinstance(command, Stls):
-            if capabilities.tls:
-                raise RemoteProtocolError("TLS is already active")
-            if not capabilities.stls:
-                raise RemoteProtocolError("STLS is not available")
-            return command
-        if isinstance(command, Utf8):
-            if not capabilities.utf8:
-                raise RemoteProtocolError("unknown command")
-            self.utf8 = True
-            return ok("UTF-8 mode enabled")
-        return command
-
-    def _lang(self, command: Lang) -> bytes:
-        if not self.capabilities.lang:
-            raise RemoteProtocolError("unknown command")
-        if command.tag is None:
-            return multiline(
-                ok("language listing follows"),
-                [f"{tag} {name}".encode() for tag, name in LANGUAGES.items()],
-            )
-        tag = command.tag.lower()
-        if tag != "*":
-            tag = tag.partition("-")[0]
-            if tag not in LANGUAGES:
-                raise RemoteProtocolError("unsupported language")
+            self._reply(_TOO_MANY_BAD)
+            self._close()
         else:
-            tag = "en"
-        self.language = tag
-        return ok(f"language changed to {tag}")
+            self._reply(errorResponse(error))
 
-    # SASL exchanges and TLS
-
-    def beginExchange(self) -> None:
-        """
-        A SASL exchange starts: received lines are responses for L{nextResponse}.
-        """
-        self._exchanging = True
-
-    def nextResponse(self) -> bytes | LineTooLong | None:
-        """
-        The next received SASL response line (without its line end), a L{LineTooLong}
-        marker, or L{None} when none is waiting.
-        """
-        if not self._lines:
-            return None
-        return self._lines.popleft()
-
-    def endExchange(self) -> None:
-        """
-        The SASL exchange is over: received lines are commands again.
-        """
-        self._exchanging = False
-
-    def startedTLS(self) -> None:
-        """
-        STLS was answered and the TLS handshake starts: discard everything received in
-        the clear after the STLS line (it must never run inside the TLS session), forget
-        what the client said before it, and offer the capabilities of a secure session.
-        """
-        self._lines.clear()
-        self._framer.reset()
-        self.pendingUser = None
-        self.utf8 = False
-        self.language = "en"
-        self.capabilities = self.capabilities.secured()
-
-    def loggedIn(self, maildrop: MaildropView) -> bytes:
-        """
-        The login succeeded and the maildrop is locked: enter TRANSACTION.
-        """
-        self.pendingUser = None
-        self.maildrop = maildrop
-        self.state = State.TRANSACTION
-        return _summary(maildrop)
-
-    def loginFailed(self) -> None:
-        """
-        The login failed: stay in AUTHORIZATION and forget the USER name.  At
-        C{maxFailedLogins} failures the session is marked L{closing}.
-        """
+    def _loginFailed(self, reply: bytes) -> bytes:
         self.pendingUser = None
         self._failedLogins += 1
         if self._failedLogins >= self.maxFailedLogins:
-            self.closing = True
+            self._close()
+        else:
+            self._state = _AUTHORIZATION
+        return reply
 
-    def quit(self) -> frozenset[str]:
+    def _command(self, line: bytes | LineTooLong) -> ServerEvent | None:
+        user, self.pendingUser = self.pendingUser, None
+        if isinstance(line, LineTooLong) or (
+            len(line) + 2 > self.maxLineLength and line[:5].upper() != b"AUTH "
+        ):
+            self._bad(RemoteProtocolError("command line too long"))
+            return None
+        try:
+            command = parseCommand(line)
+        except RemoteProtocolError as error:
+            self._bad(error)
+            return None
+        except POP3Error as error:
+            self._reply(errorResponse(error))
+            return None
+        kind = type(command)
+        target = TRANSITIONS.get((self._state, kind))
+        if target is None:
+            self._bad(IllegalCommand())
+            return None
+        try:
+            return _COMMANDS[kind](self, command, target, user)
+        except POP3Error as error:
+            self._reply(errorResponse(error))
+            return None
+
+    def _saslLine(self, line: bytes | LineTooLong) -> SASLResponse | SASLAborted:
+        if line == b"*":
+            self._state = _AUTHORIZATION
+            self._reply(_CANCELLED)
+            return SASLAborted(RemoteProtocolError("authentication cancelled"))
+        try:
+            if isinstance(line, LineTooLong):
+                raise RemoteProtocolError("SASL response too long")
+            data = decodeBase64(line)
+        except RemoteProtocolError as error:
+            # A malformed exchange: no credentials were judged, but it counts against
+            # the session's failed logins.
+            self._reply(self._loginFailed(errorResponse(error)))
+            return SASLAborted(error)
+        self._state = State.SASL
+        return SASLResponse(data)
+
+    # Commands, each called with its target state in TRANSITIONS and the USER name it
+    # may complete.  Raising POP3Error answers -ERR without counting a bad command.
+
+    def _user(self, command: User, target: State, user: str | None) -> None:
+        capabilities = self.capabilities
+        if not capabilities.user:
+            raise RemoteProtocolError("USER is not available, use another login method")
+        if not capabilities.passwordsAllowed:
+            # Refused by policy, no password judged: counted as a bad command.
+            self._bad(AuthenticationFailed(_PLAINTEXT_REFUSED))
+            return
+        self.pendingUser = command.name
+        self._reply(_SEND_PASS)
+
+    def _pass(self, command: Pass, target: State, user: str | None) -> PasswordLogin | None:
+        if user is None:
+            self._bad(IllegalCommand("PASS must follow USER"))
+            return None
+        self._state = target
+        return PasswordLogin(user, command.password)
+
+    def _apop(self, command: Apop, target: State, user: str | None) -> APOPLogin:
+        if self._timestamp is None:
+            raise RemoteProtocolError("APOP is not available, use another login method")
+        self._state = target
+        return APOPLogin(command.name, command.digest, self._timestamp)
+
+    def _auth(self, command: Auth, target: State, user: str | None) -> SASLLogin | None:
+        capabilities = self.capabilities
+        if command.mechanism is None:
+            mechanisms = [name.encode("ascii") for name in capabilities.mechanisms]
+            self._reply(multiline(ok("SASL mechanisms follow"), mechanisms))
+            return None
+        if command.mechanism not in capabilities.sasl:
+            raise RemoteProtocolError("unsupported SASL mechanism")
+        if command.mechanism not in capabilities.mechanisms:
+            if not capabilities.passwordsAllowed:
+                self._bad(AuthenticationFailed(_PLAINTEXT_REFUSED))
+                return None
+            raise RemoteProtocolError("that SASL mechanism needs TLS")
+        self._state = target
+        return SASLLogin(command.mechanism, command.initialResponse)
+
+    def _stls(self, command: Stls, target: State, user: str | None) -> StartTLS:
+        if self.capabilities.tls:
+            raise RemoteProtocolError("TLS is already active")
+        if not self.capabilities.stls:
+            raise RemoteProtocolError("STLS is not available")
+        self._state = target
+        return _START_TLS
+
+    def _utf8(self, command: Utf8, target: State, user: str | None) -> None:
+        if not self.capabilities.utf8:
+            raise RemoteProtocolError("unknown command")
+        self.utf8 = True
+        self._reply(ok("UTF-8 mode enabled"))
+
+    def _lang(self, command: Lang, target: State, user: str | None) -> None:
+        if not self.capabilities.lang:
+            raise RemoteProtocolError("unknown command")
+        if command.tag is None:
+            languages = [f"{tag} {name}".encode() for tag, name in LANGUAGES.items()]
+            self._reply(multiline(ok("language listing follows"), languages))
+            return
+        tag = command.tag.lower()
+        if tag == "*":
+            tag = "en"
+        else:
+            tag = tag.partition("-")[0]
+            if tag not in LANGUAGES:
+                raise RemoteProtocolError("unsupported language")
+        self.language = tag
+        self._reply(ok(f"language changed to {tag}"))
+
+    def _capa(self, command: Capa, target: State, user: str | None) -> None:
+        self._reply(multiline(_CAPABILITIES, self.capabilities.lines(self._state)))
+
+    def _quit(self, command: Quit, target: State, user: str | None) -> Expunge | None:
+        if target is _CLOSED:
+            # Before login: nothing to remove.
+            self._reply(_BYE)
+            self._close()
+            return None
+        self._state = target
+        uids = self._view.deletedUids()
+        if self.capabilities.expire == 0:
+            uids |= self._retrieved
+        return Expunge(uids)
+
+    # Commands of TRANSACTION, where the maildrop is set.
+
+    def _stat(self, command: Stat, target: State, user: str | None) -> None:
+        count, octets = self._view.stat()
+        self._reply(b"+OK %d %d\r\n" % (count, octets))
+
+    def _list(self, command: List, target: State, user: str | None) -> None:
+        maildrop = self._view
+        if command.message is not None:
+            size = maildrop.get(command.message).size
+            self._reply(b"+OK %d %d\r\n" % (command.message, size))
+            return
+        count, octets = maildrop.stat()
+        status = b"+OK %d messages (%d octets)\r\n" % (count, octets)
+        self._reply(status + maildrop.scanListing())
+
+    def _uidl(self, command: Uidl, target: State, user: str | None) -> None:
+        maildrop = self._view
+        if command.message is not None:
+            self._reply(ok(f"{command.message} {maildrop.get(command.message).uid}"))
+            return
+        self._reply(_UID_LISTING + maildrop.uidListing())
+
+    def _dele(self, command: Dele, target: State, user: str | None) -> None:
+        self._view.delete(command.message)
+        self._reply(b"+OK message %d deleted\r\n" % command.message)
+
+    def _rset(self, command: Rset, target: State, user: str | None) -> None:
+        self._view.reset()
+        self._reply(_summary(self._view))
+
+    def _noop(self, command: Noop, target: State, user: str | None) -> None:
+        self._reply(_NOOP)
+
+    def _retrieve(self, command: Retr | Top, target: State, user: str | None) -> Retrieve:
+        info = self._view.get(command.message)
+        self._state = target
+        event = Retrieve(info, command.lines if isinstance(command, Top) else None)
+        self._retrieving = event
+        return event
+
+    # Outcomes
+
+    def send(self, value: Outcome) -> bytes:
         """
-        The unique-ids to expunge now that QUIT has put the session in UPDATE.
+        Report an outcome: return the octets to write (after any answers still waiting
+        in L{dataToSend}, so that order is kept) and move to the next state.  Once the
+        session is L{State.CLOSED}, outcomes are taken and nothing more is sent.
+
+        @raise LocalProtocolError: for an outcome that does not fit the current state
+            (L{pop3kit.core.TRANSITIONS}).
         """
-        if self.maildrop is None:
-            return frozenset()
-        return self.maildrop.deletedUids()
+        state = self._state
+        if state is _CLOSED:
+            return self.dataToSend()
+        kind = type(value)
+        target = TRANSITIONS.get((state, kind))
+        if target is None:
+            raise LocalProtocolError(f"cannot send {kind.__name__} in state {state.value}")
+        data = _OUTCOMES[kind](self, value, target)
+        if self._out:
+            data = self.dataToSend() + data
+        return data
+
+    def _greeting(self, value: Greeting, target: State) -> bytes:
+        self._timestamp = value.timestamp
+        self._state = target
+        return value.toBytes()
+
+    def _loginAccepted(self, value: LoginAccepted, target: State) -> bytes:
+        self.maildrop = self._view = value.maildrop
+        self._state = target
+        return _summary(value.maildrop)
+
+    def _loginRefused(self, value: LoginRefused, target: State) -> bytes:
+        return self._loginFailed(errorResponse(value.error))
+
+    def _challenge(self, value: SASLChallenge, target: State) -> bytes:
+        self._state = target
+        return continuation(base64.b64encode(value.data))
+
+    def _initialResponseRefused(self, value: InitialResponseRefused, target: State) -> bytes:
+        self._state = target
+        return err(f"{value.mechanism} does not take an initial response")
+
+    def _beginTLS(self, value: BeginTLS, target: State) -> bytes:
+        # Whatever the client sent after STLS came in the clear: it must never be
+        # executed inside the TLS session (the STARTTLS injection class).
+        self._lines.clear()
+        self._framer.reset()
+        self.utf8 = False
+        self.language = "en"
+        self.capabilities = self.capabilities.secured()
+        self._state = target
+        return _BEGIN_TLS
+
+    def _bodyFollows(self, value: BodyFollows, target: State) -> bytes:
+        event = self._retrieving
+        assert event is not None
+        self._state = target
+        if event.bodyLines is not None:
+            return _TOP_FOLLOWS
+        self._retrieved.add(event.message.uid)
+        return b"+OK %d octets\r\n" % event.message.size
+
+    def _bodySent(self, value: BodySent, target: State) -> bytes:
+        self._retrieving = None
+        self._state = target
+        return b""
+
+    def _err(self, value: Err, target: State) -> bytes:
+        self._retrieving = None
+        self._state = target
+        return value.toBytes()
+
+    def _goodbye(self, value: Goodbye, target: State) -> bytes:
+        self._close()
+        if value.error is None:
+            return _BYE
+        # RFC 1939's words, with the backend's SYS code (TEMP unless it said PERM).
+        permanent = value.error.code is ResponseCode.SYS_PERM
+        code = ResponseCode.SYS_PERM if permanent else ResponseCode.SYS_TEMP
+        return err("some deleted messages not removed", code)
+
+    def _evicted(self, value: Evicted, target: State) -> bytes:
+        self._close()
+        return _EVICTED
+
+
+_COMMANDS: dict[
+    type[Command], Callable[[ServerConnection, Any, State, str | None], ServerEvent | None]
+] = {
+    User: ServerConnection._user,
+    Pass: ServerConnection._pass,
+    Apop: ServerConnection._apop,
+    Auth: ServerConnection._auth,
+    Stls: ServerConnection._stls,
+    Utf8: ServerConnection._utf8,
+    Lang: ServerConnection._lang,
+    Capa: ServerConnection._capa,
+    Quit: ServerConnection._quit,
+    Stat: ServerConnection._stat,
+    List: ServerConnection._list,
+    Uidl: ServerConnection._uidl,
+    Dele: ServerConnection._dele,
+    Rset: ServerConnection._rset,
+    Noop: ServerConnection._noop,
+    Retr: ServerConnection._retrieve,
+    Top: ServerConnection._retrieve,
+}
+
+_OUTCOMES: dict[type, Callable[[ServerConnection, Any, State], bytes]] = {
+    Greeting: ServerConnection._greeting,
+    LoginAccepted: ServerConnection._loginAccepted,
+    LoginRefused: ServerConnection._loginRefused,
+    SASLChallenge: ServerConnection._challenge,
+    InitialResponseRefused: ServerConnection._initialResponseRefused,
+    BeginTLS: ServerConnection._beginTLS,
+    BodyFollows: ServerConnection._bodyFollows,
+    BodySent: ServerConnection._bodySent,
+    Err: ServerConnection._err,
+    Goodbye: ServerConnection._goodbye,
+    Evicted: ServerConnection._evicted,
+}

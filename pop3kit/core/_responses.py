@@ -18,7 +18,7 @@ MAX_RESPONSE_LINE = 512
 
 
 def _statusLine(indicator: bytes, text: str, code: ResponseCode | None) -> bytes:
-    cleaned = "".join(c if c.isprintable() else " " for c in text)
+    cleaned = text if text.isprintable() else "".join(c if c.isprintable() else " " for c in text)
     if code is not None:
         cleaned = f"[{code.value}] {cleaned}" if cleaned else f"[{code.value}]"
     encoded = cleaned.encode("utf-8", "replace")

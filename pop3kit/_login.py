@@ -1,0 +1,378 @@
+# -*- test-case-name: tests.test_login -*-
+"""
+The login sequence of a POP3 server session, without a transport.
+
+A L{Login} takes the event of a login command (from L{pop3kit.core.ServerConnection})
+and works out its outcome: SASLprep of the user name and password, the SASL exchange
+(fed the client's responses), the SCRAM key lookup, C{portal.login}, LOGIN-DELAY, the
+maildrop lock and the listing snapshot, or the failed-login penalty.  Each outcome is a
+value the adapter passes on to the core (L{pop3kit.core.ServerConnection.send}).
+
+A successful login leaves a L{Session}: the avatar, its logout and the lock, which the
+session releases once, however it ends (QUIT, or the client going away at any moment,
+the login included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Coroutine
+from typing import Any, cast
+
+from twisted.cred.credentials import ICredentials, UsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.portal import Portal
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from pop3kit.core import (
+    APOPLogin,
+    Goodbye,
+    InitialResponseRefused,
+    LoginAccepted,
+    LoginRefused,
+    MaildropView,
+    PasswordLogin,
+    SASLChallenge,
+    SASLLogin,
+)
+from pop3kit.cred import APOPCredentials, SASLIdentity
+from pop3kit.errors import (
+    AuthenticationFailed,
+    LoginDelayed,
+    POP3Error,
+    ResponseCode,
+    TemporaryFailure,
+)
+from pop3kit.interfaces import (
+    ILoginHistory,
+    IMailbox,
+    IMaildropLock,
+    IMaildropLocker,
+    ISCRAMKeySource,
+)
+from pop3kit.limits import failedLoginPenalty
+from pop3kit.policy import ServerPolicy
+from pop3kit.sasl import (
+    Challenge,
+    CheckCredentials,
+    NeedSCRAMKeys,
+    SCRAMKeys,
+    ServerMechanism,
+    Step,
+    preparePassword,
+    prepareUsername,
+    serverMechanism,
+)
+
+#: What a login step ends in: a challenge to send (SASL), or the verdict.
+LoginOutcome = SASLChallenge | InitialResponseRefused | LoginAccepted | LoginRefused
+
+
+class _Gone(TemporaryFailure):
+    """
+    The client went away during the login; nobody will read the answer.
+    """
+
+
+#: The outcome of a login whose client went away (it is never sent).
+_GONE = LoginRefused(_Gone())
+
+
+class Session:
+    """
+    A logged-in session's hold on its maildrop: the avatar, its logout callable and the
+    maildrop lock.  L{end} gives them up, once.
+
+    @ivar mailbox: The avatar.
+    """
+
+    log = Logger()
+
+    def __init__(self, mailbox: IMailbox, logout: Callable[[], object]) -> None:
+        """
+        @param mailbox: The avatar the realm handed out.
+        @param logout: The logout callable that came with it.
+        """
+        self.mailbox = mailbox
+        self._logout: Callable[[], object] | None = logout
+        self._lock: IMaildropLock | None = None
+        self._ended = False
+
+    def hold(self, lock: IMaildropLock) -> None:
+        """
+        Keep C{lock} until the session ends; if it has ended already, release it now.
+        """
+        self._lock = lock
+        if self._ended:
+            self._release()
+
+    def end(self) -> None:
+        """
+        Release the lock and log the avatar out, without removing anything.  Later calls
+        (and locks given to L{hold} afterwards) are released at once.
+        """
+        self._ended = True
+        self._release()
+
+    def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        logout, self._logout = self._logout, None
+        if lock is not None:
+            lock.release().addErrback(
+                lambda f: self.log.failure("Releasing the maildrop lock failed", f)
+            )
+        if logout is not None:
+            try:
+                logout()
+            except Exception:
+                self.log.failure("Avatar logout failed")
+
+    def expunge(self, uids: Collection[str]) -> Deferred[Goodbye]:
+        """
+        QUIT: remove the messages with these unique-ids (if any), then end the session.
+        The lock is held until they are gone, even if the client leaves meanwhile.
+
+        @return: A L{Deferred} firing with the outcome to send; it never fails.
+        """
+        return Deferred.fromCoroutine(self._expunge(uids))
+
+    async def _expunge(self, uids: Collection[str]) -> Goodbye:
+        # Taken from end(), which the client going away would call, until the expunge is
+        # over.
+        lock, self._lock = self._lock, None
+        logout, self._logout = self._logout, None
+        try:
+            if uids:
+                await self.mailbox.expunge(uids)
+        except POP3Error as error:
+            return Goodbye(error)
+        except Exception:
+            self.log.failure("Removing deleted messages failed")
+            return Goodbye(TemporaryFailure())
+        finally:
+            self._lock, self._logout = lock, logout
+            self.end()
+        return Goodbye()
+
+
+class Login:
+    """
+    One login attempt of one session: L{start} it with the login event, feed it the
+    client's SASL responses with L{respond}, L{abort} it if the client goes away.
+
+    Each step returns a L{Deferred} that never fails: it fires with the outcome to pass
+    to L{pop3kit.core.ServerConnection.send}.  After L{LoginAccepted}, L{session} holds
+    the avatar and the lock.
+
+    Every credential goes through C{portal.login(credentials, None, IMailbox)}: those a
+    SASL mechanism verified itself as L{pop3kit.cred.SASLIdentity}, so the portal given
+    must also have a checker for them (L{pop3kit.cred.SASLIdentityChecker}).
+
+    @ivar session: The session, once the login succeeded; L{None} before.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        portal: Portal,
+        *,
+        policy: ServerPolicy,
+        clock: IReactorTime,
+        locker: IMaildropLocker,
+        loginHistory: ILoginHistory,
+        peer: str,
+        scramKeySource: ISCRAMKeySource | None = None,
+        tlsIdentity: str | None = None,
+    ) -> None:
+        """
+        @param portal: Logs users in, SASL identities included.
+        @param policy: LOGIN-DELAY, the failed-login delays, the CRAM-MD5 host name.
+        @param clock: Dates logins and schedules the failed-login delay.
+        @param locker: Locks maildrops.
+        @param loginHistory: Failed logins per client, last logins per maildrop.
+        @param peer: The client's address, as the failed-login counters know it.
+        @param scramKeySource: Where SCRAM keys come from; L{None} when SCRAM is not
+            offered.
+        @param tlsIdentity: The identity of the client's verified TLS certificate, for
+            EXTERNAL; L{None} if there is none.
+        """
+        self.session: Session | None = None
+        self._portal = portal
+        self._policy = policy
+        self._clock = clock
+        self._locker = locker
+        self._history = loginHistory
+        self._peer = peer
+        self._scramKeySource = scramKeySource
+        self._tlsIdentity = tlsIdentity
+        self._mechanism: ServerMechanism | None = None
+        self._pending: Session | None = None
+        self._aborted = False
+
+    def start(self, event: PasswordLogin | APOPLogin | SASLLogin) -> Deferred[LoginOutcome]:
+        """
+        Begin with the login command's event.
+        """
+        if isinstance(event, PasswordLogin):
+            return self._run(self._password(event))
+        if isinstance(event, APOPLogin):
+            credentials = APOPCredentials(event.timestamp, event.user.encode("utf-8"), event.digest)
+            return self._run(self._login(credentials))
+        return self._run(self._sasl(event))
+
+    def respond(self, data: bytes) -> Deferred[LoginOutcome]:
+        """
+        Take the client's decoded response to the last L{SASLChallenge}.
+        """
+        mechanism = self._mechanism
+        assert mechanism is not None, "no SASL challenge is waiting for a response"
+        return self._run(self._step(mechanism, lambda: mechanism.respond(data)))
+
+    def _run(self, steps: Coroutine[Any, Any, LoginOutcome]) -> Deferred[LoginOutcome]:
+        return Deferred.fromCoroutine(steps).addErrback(self._failed)
+
+    def _failed(self, failure: Failure) -> LoginOutcome:
+        # What is expected is answered in the steps; this is a bug, or a mechanism's.
+        self.log.failure("Logging in failed", failure)
+        self._mechanism = None
+        return LoginRefused(TemporaryFailure())
+
+    def abort(self) -> None:
+        """
+        The client went away: give up whatever the login holds now or gets later (the
+        lock, the avatar).  Outcomes still to come are of no use.
+        """
+        self._aborted = True
+        self._mechanism = None
+        if self._pending is not None:
+            self._pending.end()
+
+    # USER/PASS and SASL
+
+    async def _password(self, event: PasswordLogin) -> LoginOutcome:
+        try:
+            username = prepareUsername(event.user).encode("utf-8")
+            password = event.password
+            try:
+                text = password.decode("utf-8")
+            except UnicodeDecodeError:
+                pass  # A legacy 8-bit password: compared as it is.
+            else:
+                password = preparePassword(text).encode("utf-8")
+        except POP3Error as error:
+            return await self._refused(error)
+        return await self._login(UsernamePassword(username, password))
+
+    async def _sasl(self, event: SASLLogin) -> LoginOutcome:
+        mechanism = serverMechanism(
+            event.mechanism, hostname=self._policy.apopHost, tlsIdentity=self._tlsIdentity
+        )
+        if event.initialResponse is not None and not mechanism.clientFirst:
+            return InitialResponseRefused(mechanism.name)
+        self._mechanism = mechanism
+        return await self._step(mechanism, lambda: mechanism.start(event.initialResponse))
+
+    async def _step(self, mechanism: ServerMechanism, advance: Callable[[], Step]) -> LoginOutcome:
+        try:
+            step = advance()
+            while isinstance(step, NeedSCRAMKeys):
+                step = mechanism.keysFound(await self._scramKeys(step))
+        except AuthenticationFailed as error:
+            self._mechanism = None
+            return await self._refused(error)
+        except POP3Error as error:
+            # A malformed exchange: no credentials were judged, so no penalty, but it
+            # counts against the connection's failed logins.
+            self._mechanism = None
+            return LoginRefused(error)
+        if isinstance(step, Challenge):
+            return SASLChallenge(step.data)
+        self._mechanism = None
+        if isinstance(step, CheckCredentials):
+            return await self._login(step.credentials)
+        return await self._login(SASLIdentity(step.username, mechanism.name))
+
+    async def _scramKeys(self, step: NeedSCRAMKeys) -> SCRAMKeys | None:
+        if self._scramKeySource is None:
+            return None
+        try:
+            keys: SCRAMKeys | None = await self._scramKeySource.scramKeys(
+                step.username, step.mechanism
+            )
+        except POP3Error:
+            raise
+        except Exception:
+            self.log.failure("Looking up SCRAM keys failed")
+            raise TemporaryFailure() from None
+        return keys
+
+    # Every method ends here
+
+    async def _login(self, credentials: ICredentials) -> LoginOutcome:
+        try:
+            _, avatar, logout = await self._portal.login(credentials, None, IMailbox)
+        except UnauthorizedLogin:
+            return await self._refused(AuthenticationFailed())
+        except POP3Error as error:
+            return await self._refused(error)
+        except Exception:
+            self.log.failure("Checking credentials failed")
+            return await self._refused(TemporaryFailure())
+        # The realm hands out IMailbox avatars: login asked for nothing else.
+        session = Session(cast(IMailbox, avatar), logout)
+        if self._aborted:
+            session.end()
+            return _GONE
+        self._pending = session
+        try:
+            maildrop = await self._open(session)
+        except POP3Error as error:
+            session.end()
+            return await self._refused(error)
+        except Exception:
+            self.log.failure("Opening the maildrop failed")
+            session.end()
+            return await self._refused(TemporaryFailure())
+        self._pending = None
+        if self._aborted:
+            session.end()
+            return _GONE
+        self.session = session
+        return LoginAccepted(maildrop)
+
+    async def _open(self, session: Session) -> MaildropView:
+        maildropId = str(session.mailbox.maildropId)
+        history = self._history
+        loginDelay = self._policy.loginDelay
+        if loginDelay is not None:
+            last = await history.lastLogin(maildropId)
+            if last is not None and self._clock.seconds() - last < loginDelay:
+                raise LoginDelayed()
+        session.hold(await self._locker.acquire(maildropId))
+        if self._aborted:
+            raise _Gone()
+        maildrop = MaildropView(await session.mailbox.listMessages())
+        await history.recordLogin(maildropId, self._clock.seconds())
+        await history.clearFailures(self._peer)
+        return maildrop
+
+    async def _refused(self, error: POP3Error) -> LoginRefused:
+        """
+        A refused login; one refused for its credentials (C{[AUTH]}) is counted for the
+        client and answered after the failed-login delay.
+        """
+        if error.code is ResponseCode.AUTH:
+            policy = self._policy
+            failures = await self._history.recordFailure(self._peer)
+            delay = failedLoginPenalty(
+                failures,
+                initial=policy.failedLoginDelay,
+                maximum=policy.maximumFailedLoginDelay,
+            )
+            if delay > 0:
+                await deferLater(self._clock, delay)
+        return LoginRefused(error)
