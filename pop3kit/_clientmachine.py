@@ -26,7 +26,14 @@ from typing import Any, Protocol, cast
 from automat import TypeMachine, TypeMachineBuilder
 from twisted.logger import Logger
 
-from pop3kit.core import Command, Dele, List, Rset, Stat, Uidl
+from pop3kit.core import (
+    Command,
+    Dele,
+    List,
+    Rset,
+    Stat,
+    Uidl,
+)
 
 
 class ClientState(Enum):

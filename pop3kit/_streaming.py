@@ -12,7 +12,9 @@ from twisted.internet.interfaces import IPullProducer
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from pop3kit.core import MessageEncoder
+from pop3kit.core import (
+    MessageEncoder,
+)
 
 
 class Consumer(Protocol):

@@ -32,7 +32,10 @@ from typing import TYPE_CHECKING, Any
 from pop3kit._exits import EX_TEMPFAIL, ExitError, ExitStatus, describeOSError
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit.checkers import passwdfile
-from pop3kit.core import LOGIN_METHODS, Credential
+from pop3kit.core import (
+    LOGIN_METHODS,
+    Credential,
+)
 
 if TYPE_CHECKING:
     from pop3kit._fetch import Account, ConnectOptions

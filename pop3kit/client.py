@@ -117,9 +117,9 @@ from pop3kit.core import (
     Top,
     Uidl,
     Utf8,
-    apopTimestamp,
 )
 from pop3kit.core._replies import (
+    apopTimestamp,
     parseCapabilityLines,
     parseNumbers,
     parseScanListing,

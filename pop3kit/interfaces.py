@@ -17,7 +17,9 @@ from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
 from pop3kit._scram import SCRAMKeys
-from pop3kit.core import MessageInfo
+from pop3kit.core import (
+    MessageInfo,
+)
 
 __all__ = ["ILoginHistory", "IMailbox", "IMaildropLock", "IMaildropLocker", "ISCRAMKeySource"]
 

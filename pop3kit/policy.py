@@ -16,15 +16,13 @@ from typing import Literal
 
 from pop3kit.core import (
     DEFAULT_SASL_MECHANISMS,
-    MAX_BAD_COMMANDS,
     MAX_COMMAND_LINE,
-    MAX_FAILED_LOGINS,
-    MAX_SASL_LINE,
     SASL_MECHANISMS,
     Capabilities,
     Credential,
     loginMethod,
 )
+from pop3kit.core._connection import MAX_BAD_COMMANDS, MAX_FAILED_LOGINS, MAX_SASL_LINE
 from pop3kit.limits import (
     DEFAULT_FAILED_LOGIN_DELAY,
     DEFAULT_MAX_FAILED_LOGIN_DELAY,

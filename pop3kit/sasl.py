@@ -48,7 +48,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from pop3kit import core
 from pop3kit._scram import SCRAM_HASHES, SCRAMKeys, _saslprep, dummyKeys
-from pop3kit.core import SASL_MECHANISMS
+from pop3kit.core import (
+    SASL_MECHANISMS,
+)
 from pop3kit.cred import CRAMMD5Credentials
 from pop3kit.errors import AuthenticationFailed, RemoteProtocolError
 

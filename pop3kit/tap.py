@@ -23,11 +23,9 @@ from pop3kit.backends.maildir import MaildirRealm
 from pop3kit.checkers.passwdfile import PasswdFileChecker
 from pop3kit.core import (
     DEFAULT_SASL_MECHANISMS,
-    MAX_BAD_COMMANDS,
-    MAX_FAILED_LOGINS,
-    MAX_SASL_LINE,
     NEVER,
 )
+from pop3kit.core._connection import MAX_BAD_COMMANDS, MAX_FAILED_LOGINS, MAX_SASL_LINE
 from pop3kit.cred import ChainedChecker
 from pop3kit.limits import DEFAULT_MAX_PER_CLIENT, DEFAULT_MAX_UNAUTHENTICATED
 from pop3kit.policy import MINIMUM_TIMEOUT, InvalidPolicy, ServerPolicy

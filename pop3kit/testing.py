@@ -28,7 +28,12 @@ from twisted.trial.unittest import SkipTest
 from zope.interface.verify import verifyObject
 
 from pop3kit.client import POP3Client
-from pop3kit.core import MessageInfo, canonicalForm, isValidUid, wireSize
+from pop3kit.core import (
+    MessageInfo,
+    isValidUid,
+    wireSize,
+)
+from pop3kit.core._dotstuff import canonicalForm
 from pop3kit.errors import MessageUnavailable
 from pop3kit.interfaces import IMailbox
 from pop3kit.server import POP3ServerFactory

@@ -28,7 +28,11 @@ from pop3kit.backends.maildir import (
     deliver,
     mailboxPath,
 )
-from pop3kit.core import MessageInfo, isValidUid, wireSize
+from pop3kit.core import (
+    MessageInfo,
+    isValidUid,
+    wireSize,
+)
 from pop3kit.errors import MessageUnavailable, PermanentFailure, TemporaryFailure
 from pop3kit.interfaces import IMailbox
 from pop3kit.testing import IMailboxContractMixin

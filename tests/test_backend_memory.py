@@ -16,7 +16,10 @@ from zope.interface import Interface
 from zope.interface.verify import verifyObject
 
 from pop3kit.backends.memory import MemoryMailbox, MemoryRealm
-from pop3kit.core import MessageInfo, wireSize
+from pop3kit.core import (
+    MessageInfo,
+    wireSize,
+)
 from pop3kit.errors import MessageUnavailable, PermanentFailure
 from pop3kit.interfaces import IMailbox
 from pop3kit.testing import IMailboxContractMixin

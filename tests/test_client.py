@@ -35,7 +35,10 @@ from pop3kit.client import (
     ServerError,
     ServerProtocolError,
 )
-from pop3kit.core import Capabilities, encodeMessage
+from pop3kit.core import (
+    Capabilities,
+)
+from pop3kit.core._dotstuff import encodeMessage
 from pop3kit.errors import AuthenticationFailed, ResponseCode
 
 #: A message whose lines start with dots in every way that needs byte-stuffing.

@@ -26,7 +26,7 @@ from zope.interface import implementer
 
 from pop3kit.backends.memory import MemoryMailbox, MemoryRealm
 from pop3kit.client import ClientState, POP3Client, connect
-from pop3kit.core import canonicalForm
+from pop3kit.core._dotstuff import canonicalForm
 from pop3kit.server import POP3ServerFactory
 
 MESSAGES = [b"Subject: one\n\nfirst\n.dot\n", b"Subject: two\n\nsecond\n"]

@@ -37,12 +37,10 @@ from pop3kit.core import (
     Uidl,
     User,
     Utf8,
-    apopTimestamp,
-    encodeMessage,
-    formatCommand,
-    parseStatusLine,
-    responseCodeFor,
 )
+from pop3kit.core._commands import formatCommand
+from pop3kit.core._dotstuff import encodeMessage
+from pop3kit.core._replies import apopTimestamp, parseStatusLine, responseCodeFor
 from tests._oracle import crlfForm
 
 #: A message whose lines start with dots in every way that needs byte-stuffing.

@@ -12,10 +12,9 @@ from pop3kit.core import (
     MessageEncoder,
     MultilineDecoder,
     WireSizeCounter,
-    encodeLines,
-    encodeMessage,
     wireSize,
 )
+from pop3kit.core._dotstuff import encodeLines, encodeMessage
 from tests._oracle import crlfForm, topLines, wireForm
 
 #: Messages made of the octets that matter to framing, so that edge cases come up often.

@@ -19,10 +19,9 @@ from pop3kit.core import (
     MessageEncoder,
     MultilineDecoder,
     WireSizeCounter,
-    canonicalForm,
-    encodeMessage,
     wireSize,
 )
+from pop3kit.core._dotstuff import canonicalForm, encodeMessage
 from tests._oracle import crlfForm, wireForm
 
 #: Inputs up to this long are cut in every possible way; longer ones into 2 or 3 pieces.

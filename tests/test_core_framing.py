@@ -8,7 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from pop3kit.core import MAX_COMMAND_LINE, LineFramer, LineTooLong
+from pop3kit.core import (
+    MAX_COMMAND_LINE,
+)
+from pop3kit.core._framing import LineFramer, LineTooLong
 
 
 def frame(data: bytes, chunks: list[int] | None = None) -> list[bytes | LineTooLong]:

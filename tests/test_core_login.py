@@ -32,9 +32,9 @@ from pop3kit.core import (
     State,
     Stls,
     Utf8,
-    decodeBase64,
     parseCommand,
 )
+from pop3kit.core._commands import decodeBase64
 from tests.test_core_connection import answers, events, greeted, loggedIn
 
 _SASL = ("SCRAM-SHA-256", "PLAIN", "LOGIN", "EXTERNAL")

@@ -12,12 +12,8 @@ from pop3kit.core import (
     MAX_RESPONSE_LINE,
     NoSuchMessage,
     ResponseCode,
-    continuation,
-    err,
-    errorResponse,
-    multiline,
-    ok,
 )
+from pop3kit.core._responses import continuation, err, errorResponse, multiline, ok
 
 
 class StatusLineTests(SynchronousTestCase):

@@ -24,7 +24,9 @@ from zope.interface.verify import verifyObject
 
 from pop3kit.backends.maildir import deliver
 from pop3kit.checkers.passwdfile import addUser, hashPassword
-from pop3kit.core import wireSize
+from pop3kit.core import (
+    wireSize,
+)
 from pop3kit.errors import MessageUnavailable, PermanentFailure
 from pop3kit.interfaces import IMailbox
 from pop3kit.server import POP3ServerFactory

@@ -15,7 +15,11 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from pop3kit.backends.memory import MemoryRealm
-from pop3kit.core import DEFAULT_SASL_MECHANISMS, NEVER, Credential
+from pop3kit.core import (
+    DEFAULT_SASL_MECHANISMS,
+    NEVER,
+    Credential,
+)
 from pop3kit.policy import InvalidPolicy, ServerPolicy
 from pop3kit.server import POP3ServerFactory
 from pop3kit.tap import Options

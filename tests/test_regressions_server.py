@@ -22,7 +22,9 @@ from zope.interface import implementer
 
 from pop3kit.backends.maildir import MaildirRealm, deliver
 from pop3kit.backends.memory import MemoryMailbox, MemoryRealm
-from pop3kit.core import MessageInfo
+from pop3kit.core import (
+    MessageInfo,
+)
 from pop3kit.interfaces import IMaildropLock, IMaildropLocker
 from pop3kit.locking import InProcessLocker
 from pop3kit.server import POP3ServerFactory

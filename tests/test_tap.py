@@ -35,7 +35,9 @@ from pop3kit.checkers.passwdfile import (
     addUser,
     hashPassword,
 )
-from pop3kit.core import NEVER
+from pop3kit.core import (
+    NEVER,
+)
 from pop3kit.interfaces import IMailbox
 from pop3kit.server import POP3ServerFactory
 from tests.test_server_loopback import POP3TestClient

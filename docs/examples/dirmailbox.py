@@ -31,7 +31,11 @@ from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.internet.task import react
 from zope.interface import Interface, implementer
 
-from pop3kit.core import MessageInfo, WireSizeCounter, isValidUid
+from pop3kit.core import (
+    MessageInfo,
+    WireSizeCounter,
+    isValidUid,
+)
 from pop3kit.errors import MessageUnavailable, PermanentFailure, TemporaryFailure
 from pop3kit.interfaces import IMailbox
 from pop3kit.server import POP3ServerFactory

@@ -40,7 +40,11 @@ from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
 from pop3kit.backends.memory import _avatarName
-from pop3kit.core import MessageInfo, WireSizeCounter, isValidUid
+from pop3kit.core import (
+    MessageInfo,
+    WireSizeCounter,
+    isValidUid,
+)
 from pop3kit.errors import MessageUnavailable, PermanentFailure, TemporaryFailure
 from pop3kit.interfaces import IMailbox
 

@@ -15,7 +15,10 @@ from twisted.cred.portal import IRealm
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import Interface, implementer
 
-from pop3kit.core import MessageInfo, wireSize
+from pop3kit.core import (
+    MessageInfo,
+    wireSize,
+)
 from pop3kit.errors import MessageUnavailable, PermanentFailure
 from pop3kit.interfaces import IMailbox
 

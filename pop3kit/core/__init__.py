@@ -9,7 +9,6 @@ sockets or a reactor.
 
 from pop3kit.core._capabilities import NEVER, Capabilities
 from pop3kit.core._client import (
-    MAX_CLIENT_RESPONSE_LINE,
     BodyData,
     ClientConnection,
     ClientEvent,
@@ -36,24 +35,16 @@ from pop3kit.core._commands import (
     Uidl,
     User,
     Utf8,
-    decodeBase64,
-    formatCommand,
     parseCommand,
 )
 from pop3kit.core._connection import (
     LANGUAGES,
-    MAX_BAD_COMMANDS,
-    MAX_FAILED_LOGINS,
-    MAX_SASL_LINE,
     ServerConnection,
 )
 from pop3kit.core._dotstuff import (
     MessageEncoder,
     MultilineDecoder,
     WireSizeCounter,
-    canonicalForm,
-    encodeLines,
-    encodeMessage,
     wireSize,
 )
 from pop3kit.core._errors import (
@@ -72,7 +63,7 @@ from pop3kit.core._errors import (
     ServerProtocolError,
     TemporaryFailure,
 )
-from pop3kit.core._framing import MAX_COMMAND_LINE, LineFramer, LineTooLong
+from pop3kit.core._framing import MAX_COMMAND_LINE
 from pop3kit.core._maildrop import MaildropView
 from pop3kit.core._mechanisms import (
     CLEARTEXT_MECHANISMS,
@@ -95,17 +86,9 @@ from pop3kit.core._replies import (
     Reply,
     ResponseKind,
     StatusLine,
-    apopTimestamp,
-    parseStatusLine,
-    responseCodeFor,
 )
 from pop3kit.core._responses import (
     MAX_RESPONSE_LINE,
-    continuation,
-    err,
-    errorResponse,
-    multiline,
-    ok,
 )
 from pop3kit.core._serverevents import (
     APOPLogin,
@@ -138,12 +121,8 @@ __all__ = [
     "LANGUAGES",
     "LEGAL_COMMANDS",
     "LOGIN_METHODS",
-    "MAX_BAD_COMMANDS",
-    "MAX_CLIENT_RESPONSE_LINE",
     "MAX_COMMAND_LINE",
-    "MAX_FAILED_LOGINS",
     "MAX_RESPONSE_LINE",
-    "MAX_SASL_LINE",
     "MAX_UID_LENGTH",
     "NEVER",
     "SASL_MECHANISMS",
@@ -175,8 +154,6 @@ __all__ = [
     "IllegalCommand",
     "InitialResponseRefused",
     "Lang",
-    "LineFramer",
-    "LineTooLong",
     "List",
     "LocalProtocolError",
     "LoginAccepted",
@@ -225,22 +202,9 @@ __all__ = [
     "User",
     "Utf8",
     "WireSizeCounter",
-    "apopTimestamp",
-    "canonicalForm",
-    "continuation",
-    "decodeBase64",
-    "encodeLines",
-    "encodeMessage",
-    "err",
-    "errorResponse",
-    "formatCommand",
     "isLegal",
     "isValidUid",
     "loginMethod",
-    "multiline",
-    "ok",
     "parseCommand",
-    "parseStatusLine",
-    "responseCodeFor",
     "wireSize",
 ]
