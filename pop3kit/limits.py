@@ -29,7 +29,7 @@ __all__ = [
     "DEFAULT_MAX_PER_CLIENT",
     "DEFAULT_MAX_UNAUTHENTICATED",
     "ConnectionLimiter",
-    "IUnauthenticatedSession",
+    "UnauthenticatedSession",
     "failedLoginPenalty",
 ]
 
@@ -56,7 +56,7 @@ DEFAULT_FAILED_LOGIN_DELAY = 2.0
 DEFAULT_MAX_FAILED_LOGIN_DELAY = 15.0
 
 
-class IUnauthenticatedSession(Protocol):
+class UnauthenticatedSession(Protocol):
     """
     A connection that has not logged in yet, as L{ConnectionLimiter} sees it.
 
@@ -142,8 +142,8 @@ class ConnectionLimiter:
         self._maxUnauthenticated = maxUnauthenticated
         self._maxPerClient = maxPerClient
         # Least recently active first, overall and per client.
-        self._sessions: OrderedDict[IUnauthenticatedSession, _Entry] = OrderedDict()
-        self._byClient: dict[str, OrderedDict[IUnauthenticatedSession, None]] = {}
+        self._sessions: OrderedDict[UnauthenticatedSession, _Entry] = OrderedDict()
+        self._byClient: dict[str, OrderedDict[UnauthenticatedSession, None]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -180,7 +180,7 @@ class ConnectionLimiter:
         sessions = self._byClient.get(client)
         return 0 if sessions is None else len(sessions)
 
-    def admit(self, session: IUnauthenticatedSession, client: str) -> None:
+    def admit(self, session: UnauthenticatedSession, client: str) -> None:
         """
         Register a new unauthenticated connection, evicting others if it exceeds a cap.
 
@@ -211,7 +211,7 @@ class ConnectionLimiter:
                 f"more than {self._maxUnauthenticated} unauthenticated connections",
             )
 
-    def touched(self, session: IUnauthenticatedSession) -> None:
+    def touched(self, session: UnauthenticatedSession) -> None:
         """
         Note activity on C{session}: it becomes the one idle the shortest.
 
@@ -225,7 +225,7 @@ class ConnectionLimiter:
         self._sessions.move_to_end(session)
         self._byClient[entry.client].move_to_end(session)
 
-    def release(self, session: IUnauthenticatedSession) -> None:
+    def release(self, session: UnauthenticatedSession) -> None:
         """
         Forget C{session}: it logged in or its connection was lost.
 
@@ -240,7 +240,7 @@ class ConnectionLimiter:
         if not sessions:
             del self._byClient[entry.client]
 
-    def _evict(self, session: IUnauthenticatedSession, why: str) -> None:
+    def _evict(self, session: UnauthenticatedSession, why: str) -> None:
         """
         Forget C{session}, then tell it to close.
 

@@ -79,9 +79,9 @@ from pop3kit.policy import CleartextPolicy, ServerPolicy
 from pop3kit.tls import peerIdentity
 
 __all__ = [
-    "ITLSProvider",
     "POP3Server",
     "POP3ServerFactory",
+    "TLSProvider",
     "isLocal",
     "makeAPOPTimestamp",
 ]
@@ -157,7 +157,7 @@ def isLocal(address: IAddress) -> bool:
     return False
 
 
-class ITLSProvider(Protocol):
+class TLSProvider(Protocol):
     """
     What the server needs of its TLS configuration (see L{pop3kit.tls.ServerTLS}).
 
@@ -542,7 +542,7 @@ class POP3ServerFactory(ServerFactory):
         locker: IMaildropLocker | None = None,
         loginHistory: ILoginHistory | None = None,
         limiter: ConnectionLimiter | None = None,
-        tls: ITLSProvider | None = None,
+        tls: TLSProvider | None = None,
         **settings: Any,
     ) -> None:
         """

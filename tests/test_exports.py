@@ -68,7 +68,7 @@ PINNED = {
         "ServerPolicy",
     ],
     "pop3kit.server": [
-        "ITLSProvider", "POP3Server", "POP3ServerFactory", "isLocal", "makeAPOPTimestamp",
+        "TLSProvider", "POP3Server", "POP3ServerFactory", "isLocal", "makeAPOPTimestamp",
     ],
     "pop3kit.tap": ["DEFAULT_LISTEN", "Options", "makeFactory", "makeService", "prepareDataDir"],
     "pop3kit.sasl": [
@@ -83,7 +83,7 @@ PINNED = {
     ],
     "pop3kit.limits": [
         "DEFAULT_FAILED_LOGIN_DELAY", "DEFAULT_MAX_FAILED_LOGIN_DELAY", "DEFAULT_MAX_PER_CLIENT",
-        "DEFAULT_MAX_UNAUTHENTICATED", "ConnectionLimiter", "IUnauthenticatedSession",
+        "DEFAULT_MAX_UNAUTHENTICATED", "ConnectionLimiter", "UnauthenticatedSession",
         "failedLoginPenalty",
     ],
     "pop3kit.checkers.checkpassword": [
