@@ -89,6 +89,8 @@ class Session:
     @ivar mailbox: The avatar.
     """
 
+    __slots__ = ("_ended", "_lock", "_logout", "mailbox")
+
     log = Logger()
 
     def __init__(self, mailbox: IMailbox, logout: Callable[[], object]) -> None:

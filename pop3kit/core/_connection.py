@@ -135,6 +135,28 @@ class ServerConnection:
     @ivar language: The tag of the language chosen with LANG.
     """
 
+    # A logged-in idle connection costs a few KB; slots keep this part of it small.
+    __slots__ = (
+        "_badCommands",
+        "_failedLogins",
+        "_framer",
+        "_lines",
+        "_out",
+        "_retrieved",
+        "_retrieving",
+        "_state",
+        "_timestamp",
+        "_view",
+        "capabilities",
+        "language",
+        "maildrop",
+        "maxBadCommands",
+        "maxFailedLogins",
+        "maxLineLength",
+        "pendingUser",
+        "utf8",
+    )
+
     def __init__(
         self,
         capabilities: Capabilities,
