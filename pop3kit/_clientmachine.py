@@ -12,9 +12,9 @@ machine whose states own their data, after Twisted's C{ClientService}.
     any but Closed --quitRequested--> Quitting
     any --closed--> Closed
 
-The machine does no I/O and fires no L{Deferred}: the protocol asks it what state the
-session is in, tells it what happened, and acts itself, so no user code ever runs inside
-a transition.
+The machine does no I/O and fires no L{Deferred <twisted.internet.defer.Deferred>}: the
+protocol asks it what state the session is in, tells it what happened, and acts itself,
+so no user code ever runs inside a transition.
 """
 
 from __future__ import annotations

@@ -85,8 +85,9 @@ class IMailboxContractMixin(_ContractBase):
                 return succeed(MyMailbox.create(self.mktemp(), messages))
 
     Like the mailbox's own methods, every hook returns a L{Deferred} (a synchronous
-    backend's hooks return L{succeed}), so asynchronous backends work as well as
-    synchronous ones and there is one contract, not "a value or a L{Deferred}".
+    backend's hooks return L{succeed <twisted.internet.defer.succeed>}), so asynchronous
+    backends work as well as synchronous ones and there is one contract, not "a value or
+    a L{Deferred}".
     """
 
     def mailboxWithMessages(self, messages: list[bytes]) -> Deferred[IMailbox]:

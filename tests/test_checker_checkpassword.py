@@ -659,7 +659,7 @@ class PluginTests(ProgramTestsMixin, TestCase):
         checker for the program with its arguments, split as a shell would.
         """
         factory = strcred.findCheckerFactory("checkpassword")
-        self.assertIsInstance(factory, CheckpasswordCheckerFactory)
+        self.assertEqual(factory.authHelp, CheckpasswordCheckerFactory.authHelp)
         self.assertTrue(verifyObject(strcred.ICheckerFactory, factory))
         checker = strcred.makeChecker("checkpassword:" + shlex.join([self.program, self.workdir]))
         self.assertIsInstance(checker, CheckpasswordChecker)

@@ -2,17 +2,19 @@
 The client side of a POP3 session without I/O: commands out, response events in.
 
 L{ClientConnection} is the client's half of the vocabulary L{ServerConnection
-<pop3kit.core.ServerConnection>} speaks: L{send} takes a L{Command} value, formats it with
-L{Command.toLine} and advances the session's state, as h11's C{Connection.send} does;
-L{nextEvent} turns the server's octets, fed in chunks of any size, into L{StatusLine},
-L{Continuation}, L{BodyData} and L{EndOfBody} events.  It knows, for every command sent,
+<pop3kit.core.ServerConnection>} speaks: L{ClientConnection.send} takes a L{Command}
+value, formats it with L{Command.toLine} and advances the session's state, as h11's
+C{Connection.send} does; L{ClientConnection.nextEvent} turns the server's octets, fed in
+chunks of any size, into L{StatusLine}, L{Continuation}, L{BodyData} and L{EndOfBody}
+events.  It knows, for every command sent,
 which answer to expect (L{Command.responseKind}), so it frames pipelined responses in order
 without help, and it knows what each answer does to the session:
 
     - nothing may be sent before the greeting; after a C{-ERR} greeting, nothing at all;
     - after C{STLS} or C{AUTH} nothing may be sent until the answer (during C{AUTH}, only
-      SASL responses, with L{sendSASLResponse}); after C{+OK} to C{STLS}, octets already
-      received are discarded and nothing may be sent or received until L{startedTLS};
+      SASL responses, with L{ClientConnection.sendSASLResponse}); after C{+OK} to
+      C{STLS}, octets already received are discarded and nothing may be sent or received
+      until L{ClientConnection.startedTLS};
     - a C{+OK} to C{PASS}, C{APOP} or C{AUTH} enters TRANSACTION, where the login
       commands are refused (L{pop3kit.core.LEGAL_COMMANDS}, the table the server uses);
     - after C{QUIT} nothing more may be sent; its C{+OK} in TRANSACTION enters UPDATE.
