@@ -71,6 +71,10 @@ PINNED = {
         "TLSProvider", "POP3Server", "POP3ServerFactory", "isLocal", "makeAPOPTimestamp",
     ],
     "pop3kit.tap": ["DEFAULT_LISTEN", "Options", "makeFactory", "makeService", "prepareDataDir"],
+    "pop3kit.testing": [
+        "CONTRACT_MESSAGES", "ConnectedClient", "ConnectedServer", "IMailboxContractMixin",
+        "MemoryConnection", "MemoryNetwork", "Stalled",
+    ],
     "pop3kit.sasl": [
         "CLIENT_PREFERENCE", "SERVER_MECHANISMS", "Challenge", "CheckCredentials",
         "ClientMechanism", "MalformedSASLChallenge", "MalformedSASLResponse",
