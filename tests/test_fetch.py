@@ -20,7 +20,7 @@ from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase
 
 from pop3kit import _fetch
@@ -726,9 +726,10 @@ class FetchTests(SynchronousTestCase):
 
     def test_oneWindowNoFileUntilData(self) -> None:
         """
-        Every RETR is handed to the client at once, before the first answer (the client's
-        pipelining window is the only one), and a RETR waiting in the client's queue holds
-        no file: C{tmp/} is empty when each is asked for.
+        The client gets as many RETRs as it pipelines before the first answer, and never
+        holds more (its window is the only one, and a maildrop of any size costs the same
+        memory); a RETR the client holds opens no file: C{tmp/} is empty when each is
+        asked for.
         """
         messages = [b"Subject: %d\n\n" % i + b"y" * 1000 + b"\n" for i in range(150)]
         self.server.deliver(*messages)
@@ -736,8 +737,16 @@ class FetchTests(SynchronousTestCase):
         tmp = os.path.join(self.target, "tmp")
         result = self.fetch(connector=self.recordingConnector(events, tmp))
         self.assertEqual(result.fetched, 150)
+        window = POP3Client(clock=Clock()).maxPipeline
+        self.assertLess(window, 150)
         firstAnswer = events.index(("received", 1))
-        self.assertEqual(events[:firstAnswer], [("RETR", n, 0) for n in range(1, 151)])
+        self.assertEqual(events[:firstAnswer], [("RETR", n, 0) for n in range(1, window + 1)])
+        asked = received = 0
+        for event in events:
+            asked += event[0] == "RETR"
+            received += event[0] == "received"
+            self.assertLessEqual(asked - received, window)
+        self.assertEqual(asked, 150)
         self.assertEqual(self.stored(), messages)
 
     def test_downloadWhileCommitting(self) -> None:

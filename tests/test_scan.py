@@ -12,6 +12,7 @@ import io
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from pop3kit import _fetch
@@ -204,8 +205,8 @@ class ScanTests(SynchronousTestCase):
 
     def test_oneWindow(self) -> None:
         """
-        Every TOP is handed to the client at once, before the first answer: the client's
-        pipelining window is the only one.
+        The client gets as many TOPs as it pipelines before the first answer, and never
+        holds more: its window is the only one.
         """
         self.server.deliver(*[b"Subject: %d\n\n" % i for i in range(100)])
         events: list[tuple[str, int]] = []
@@ -227,8 +228,16 @@ class ScanTests(SynchronousTestCase):
 
         lines = self.scan(connector=connector)
         self.assertEqual(len(lines), 100)
+        window = POP3Client(clock=Clock()).maxPipeline
+        self.assertLess(window, 100)
         firstAnswer = events.index(("answered", 1))
-        self.assertEqual(events[:firstAnswer], [("TOP", n) for n in range(1, 101)])
+        self.assertEqual(events[:firstAnswer], [("TOP", n) for n in range(1, window + 1)])
+        asked = answered = 0
+        for kind, _ in events:
+            asked += kind == "TOP"
+            answered += kind == "answered"
+            self.assertLessEqual(asked - answered, window)
+        self.assertEqual(asked, 100)
 
     def test_delete(self) -> None:
         """

@@ -253,19 +253,31 @@ class Fetcher:
 
     async def download(self, numbers: Sequence[int]) -> None:
         """
-        Queue a C{RETR} for each of C{numbers} with the client, store each message as it
-        arrives, and make them durable in batches with L{commitBatch}: a batch is
-        committed when it is full or no C{RETR} is left, while the next messages keep
-        arriving.
+        Ask the client for C{RETR} of each of C{numbers}, store each message as it arrives,
+        and make them durable in batches with L{commitBatch}: a batch is committed when it
+        is full or no C{RETR} is left, while the next messages keep arriving.
+
+        The client gets as many C{RETR}s at a time as it pipelines (its C{maxPipeline}):
+        its window is the only one, and a maildrop of any size costs the same memory.
         """
-        self._queued.extend(self._retrieve(number) for number in numbers)
+        waiting = deque(numbers)
+        self._handOver(waiting)
         batch = _Batch()
         while self._queued or batch:
             if self._queued:
                 batch.add(await self._receive())
+                self._handOver(waiting)
             if batch and (not self._queued or batch.isFull(self._batchMessages, self._batchOctets)):
                 batch = await self._commitWhenFree(batch)
         await self._commitDone()
+
+    def _handOver(self, waiting: deque[int]) -> None:
+        """
+        Ask for the next messages of C{waiting} until the client has as many C{RETR}s as
+        it pipelines; more would only wait in its queue.
+        """
+        while waiting and len(self._queued) < self.client.maxPipeline:
+            self._queued.append(self._retrieve(waiting.popleft()))
 
     def _retrieve(self, number: int) -> _Retrieval:
         sink = self.destination.open()

@@ -14,6 +14,7 @@ import email.header
 import email.parser
 import email.policy
 import email.utils
+from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
@@ -90,7 +91,7 @@ class Scanner:
         self.client = client
         self.account = account
         self.output = output
-        self._pending: list[Deferred[Any]] = []
+        self._pending: deque[Deferred[Any]] = deque()
 
     async def run(self, delete: Iterable[int] = ()) -> int:
         """
@@ -138,14 +139,18 @@ class Scanner:
 
     async def printSummaries(self, sizes: dict[int, int]) -> None:
         """
-        Queue C{TOP n 0} for every message, and print a line for each as its headers
-        arrive, in order.
+        Ask for C{TOP n 0} of every message, as many at a time as the client pipelines
+        (its C{maxPipeline}), and print a line for each as its headers arrive, in order.
         """
-        numbers = sorted(sizes)
-        self._pending = [self.client.top(number, 0) for number in numbers]
-        for number, top in zip(numbers, self._pending, strict=True):
+        waiting = deque(sorted(sizes))
+        asked: deque[int] = deque()
+        while waiting or asked:
+            while waiting and len(asked) < self.client.maxPipeline:
+                asked.append(waiting.popleft())
+                self._pending.append(self.client.top(asked[-1], 0))
+            number = asked.popleft()
             try:
-                headers = await top
+                headers = await self._pending.popleft()
             except Exception as e:
                 raise describeFailure(e, self.account, Activity.READING_HEADERS) from None
             self.output.write(summarise(number, sizes[number], headers) + "\n")
@@ -156,7 +161,7 @@ class Scanner:
         Send C{DELE} for each of C{numbers}, then C{QUIT}, which makes the deletions
         take effect.
         """
-        self._pending = [self.client.delete(number) for number in numbers]
+        self._pending.extend(self.client.delete(number) for number in numbers)
         await closeSession(self.client, self.account, self._pending)
 
 
