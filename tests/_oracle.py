@@ -12,9 +12,14 @@ The rules (RFC 1939 section 3, and pop3kit's treatment of stored messages):
   - every line end becomes CRLF; a CR anywhere else stays as it is;
   - a last line without a line end (even one ending in a bare CR) gets CRLF;
   - on the wire, a line starting with C{.} gets one more C{.}, and C{.CRLF} ends the body.
+
+L{lfForm} and L{readMaildir} give the other side: what clients that store with LF line
+ends (C{pop3kit fetch}, mpop, getmail6, Net::POP3) should have written.
 """
 
 from __future__ import annotations
+
+import os
 
 
 def _lines(message: bytes) -> list[bytes]:
@@ -84,3 +89,23 @@ def wireForm(message: bytes, bodyLines: int | None = None) -> bytes:
     if bodyLines is None:
         return stuffed(crlfForm(message))
     return stuffed(topLines(message, bodyLines))
+
+
+def lfForm(message: bytes) -> bytes:
+    """
+    L{crlfForm} of C{message} with the CR of each CRLF removed (a lone CR stays): what
+    C{pop3kit fetch}, mpop, getmail6 and Net::POP3 store.
+    """
+    return crlfForm(message).replace(b"\r\n", b"\n")
+
+
+def readMaildir(path: str) -> dict[str, bytes]:
+    """
+    The messages in the Maildir at C{path} (in C{new} and C{cur}), by file name.
+    """
+    messages = {}
+    for sub in ("new", "cur"):
+        for name in os.listdir(os.path.join(path, sub)):
+            with open(os.path.join(path, sub, name), "rb") as f:
+                messages[name] = f.read()
+    return messages

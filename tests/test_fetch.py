@@ -39,10 +39,11 @@ from pop3kit._fetch import (
 from pop3kit._fetch._destinations import _LFWriter
 from pop3kit.backends.maildir import MaildirMailbox, MaildirRealm, _deliveryOrder, deliver
 from pop3kit.backends.maildir import mailboxPath as _mailboxPath
-from pop3kit.client import POP3Client, TLSMode, connect
+from pop3kit.client import POP3Client
 from pop3kit.server import POP3ServerFactory
 from pop3kit.testing import CONTRACT_MESSAGES, MemoryNetwork
-from tests._oracle import crlfForm
+from tests._connectors import wrappingConnector
+from tests._oracle import lfForm, readMaildir
 
 #: alice's password.
 SECRET = "secret"
@@ -64,26 +65,6 @@ FIXTURES: dict[str, bytes] = {
 #: Three plain messages for the keep / only-new runs, and the one delivered later.
 FIRST_MESSAGES = [FIXTURES["lf"], FIXTURES["crlf"], FIXTURES["dotLines"]]
 LATER_MESSAGE = FIXTURES["utf8"]
-
-
-def lfForm(message: bytes) -> bytes:
-    """
-    The canonical form of C{message} (from the independent oracle) with the CR of each
-    CRLF removed (a lone CR stays): what C{fetch} stores.
-    """
-    return crlfForm(message).replace(b"\r\n", b"\n")
-
-
-def readMaildir(path: str) -> dict[str, bytes]:
-    """
-    The messages in the Maildir at C{path} (in C{new} and C{cur}), by file name.
-    """
-    messages = {}
-    for sub in ("new", "cur"):
-        for name in os.listdir(os.path.join(path, sub)):
-            with open(os.path.join(path, sub, name), "rb") as f:
-                messages[name] = f.read()
-    return messages
 
 
 def inDeliveryOrder(path: str) -> list[bytes]:
@@ -638,22 +619,7 @@ class FetchTests(SynchronousTestCase):
         each RETR is asked for).
         """
 
-        async def connector(
-            reactor: Any,
-            host: str,
-            port: int | None = None,
-            *,
-            tls: TLSMode = "starttls",
-            cafile: str | None = None,
-            hostname: str | None = None,
-            timeout: float = 60.0,
-        ) -> POP3Client:
-            client = await connect(
-                reactor, host, port, tls=tls, cafile=cafile, hostname=hostname, timeout=timeout
-            )
-            return cast(POP3Client, _RecordingClient(client, events, tmp))
-
-        return connector
+        return wrappingConnector(lambda client: _RecordingClient(client, events, tmp))
 
     def test_keepByteExact(self) -> None:
         """

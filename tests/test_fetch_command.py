@@ -21,7 +21,8 @@ from twisted.trial.unittest import TestCase
 
 from pop3kit._exits import ExitStatus
 from pop3kit.backends.maildir import MaildirMailbox
-from tests.test_fetch import FIRST_MESSAGES, inDeliveryOrder, lfForm, readMaildir
+from tests._oracle import lfForm, readMaildir
+from tests.test_fetch import FIRST_MESSAGES, inDeliveryOrder
 from tests.test_interop_clients import SECRET, _Collector, serverUids
 from tests.test_interop_poplib import MaildirServer
 

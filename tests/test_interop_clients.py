@@ -43,7 +43,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from tests._oracle import crlfForm
+from tests._oracle import crlfForm, lfForm, readMaildir
 from tests._tools import requireTool
 from tests.test_interop_poplib import FIXTURES, MaildirServer
 from tests.test_server_loopback import dotLines
@@ -94,26 +94,6 @@ def _getmailSkip() -> str | None:
         except KeyError:
             return "getmail refuses to deliver as root, and there is no user nobody"
     return None
-
-
-def lfForm(message: bytes) -> bytes:
-    """
-    The canonical form of C{message} with the CR of each CRLF removed (a lone CR stays):
-    what mpop, getmail6 and Net::POP3 hand over.
-    """
-    return crlfForm(message).replace(b"\r\n", b"\n")
-
-
-def readMaildir(path: str) -> dict[str, bytes]:
-    """
-    The messages in the Maildir at C{path} (in C{new} and C{cur}), by file name.
-    """
-    messages = {}
-    for sub in ("new", "cur"):
-        for name in os.listdir(os.path.join(path, sub)):
-            with open(os.path.join(path, sub, name), "rb") as f:
-                messages[name] = f.read()
-    return messages
 
 
 def makeMaildir(path: str, mode: int = 0o700) -> str:

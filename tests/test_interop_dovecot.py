@@ -24,10 +24,9 @@ from pop3kit._fetch import ConnectOptions, FetchError, FetchOptions, parseURL
 from pop3kit.client import POP3Client, ServerError, TLSFailed, connect
 from pop3kit.errors import ResponseCode
 from tests._dovecot import HOST, PASSWORD, DovecotServer
-from tests._oracle import crlfForm
+from tests._oracle import crlfForm, lfForm, readMaildir
 from tests._pki import PKI
 from tests._tools import requireTool
-from tests.test_interop_clients import lfForm, readMaildir
 from tests.test_interop_poplib import FIXTURES
 
 reactor = cast(Any, _reactor)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import io
-from typing import Any, cast
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -18,7 +18,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from pop3kit import _fetch
 from pop3kit._exits import ExitError, ExitStatus
 from pop3kit._fetch import ConnectOptions, parseURL, summarise
-from pop3kit.client import POP3Client, TLSMode, connect
+from pop3kit.client import POP3Client, connect
+from tests._connectors import wrappingConnector
 from tests.test_fetch import SECRET, _MemoryServer
 
 
@@ -211,20 +212,7 @@ class ScanTests(SynchronousTestCase):
         self.server.deliver(*[b"Subject: %d\n\n" % i for i in range(100)])
         events: list[tuple[str, int]] = []
 
-        async def connector(
-            reactor: Any,
-            host: str,
-            port: int | None = None,
-            *,
-            tls: TLSMode = "starttls",
-            cafile: str | None = None,
-            hostname: str | None = None,
-            timeout: float = 60.0,
-        ) -> POP3Client:
-            client = await connect(
-                reactor, host, port, tls=tls, cafile=cafile, hostname=hostname, timeout=timeout
-            )
-            return cast(POP3Client, _TopRecorder(client, events))
+        connector = wrappingConnector(lambda client: _TopRecorder(client, events))
 
         lines = self.scan(connector=connector)
         self.assertEqual(len(lines), 100)
