@@ -24,18 +24,16 @@ from pop3kit.core import (
     Capabilities,
     Command,
     CommandTooLong,
-    Credential,
     Pass,
     ServerProtocolError,
     User,
 )
+from pop3kit.core._mechanisms import PASSWORD_LOGINS
 from pop3kit.sasl import ClientMechanism
 
 #: The login methods L{POP3Client.login <pop3kit.client.POP3Client.login>} knows, lower
 #: case (EXTERNAL, which needs no password, goes through C{authenticate}).
-MECHANISMS = frozenset(
-    method.option for method in LOGIN_METHODS if method.credential is not Credential.CERTIFICATE
-)
+MECHANISMS = frozenset(PASSWORD_LOGINS)
 
 #: The login methods that send the password itself: refused without TLS unless the client
 #: allows clear-text logins (RFC 2595 section 2.3, RFC 8314 section 4).

@@ -32,10 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pop3kit._exits import EX_TEMPFAIL, ExitError, ExitStatus, describeOSError
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit.checkers import passwdfile
-from pop3kit.core import (
-    LOGIN_METHODS,
-    Credential,
-)
+from pop3kit.core._mechanisms import PASSWORD_LOGINS
 
 if TYPE_CHECKING:
     from pop3kit._fetch import Account, ConnectOptions
@@ -44,9 +41,7 @@ __all__ = ["DEFAULT_DATA_DIR", "EX_TEMPFAIL", "main"]
 
 #: The login mechanisms C{fetch} and C{scan} accept for C{--auth}: every login method that
 #: works with a password.
-AUTH_MECHANISMS = tuple(
-    method.option for method in LOGIN_METHODS if method.credential is not Credential.CERTIFICATE
-)
+AUTH_MECHANISMS = PASSWORD_LOGINS
 
 
 def _passwdPath(args: argparse.Namespace) -> str:

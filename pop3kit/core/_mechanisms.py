@@ -121,3 +121,10 @@ CLIENT_PREFERENCE: tuple[str, ...] = tuple(
     for m in sorted(LOGIN_METHODS, key=lambda m: m.clientRank or 0)
     if m.sasl and m.clientRank is not None
 )
+
+#: The login methods a client can use with a user name and a password, as options spell
+#: them (lower case), strongest first: everything but EXTERNAL, which needs a certificate.
+#: C{pop3kit.client.MECHANISMS} and the choices of C{pop3kit fetch --auth} are these.
+PASSWORD_LOGINS: tuple[str, ...] = tuple(
+    m.option for m in LOGIN_METHODS if m.credential is not Credential.CERTIFICATE
+)
