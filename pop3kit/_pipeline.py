@@ -495,7 +495,7 @@ class _ReadingControl:
 _T = TypeVar("_T")
 
 
-class Outcome(Generic[_T]):
+class OneShot(Generic[_T]):
     """
     Something that happens once (the greeting, the connection's end), which any number
     of callers may wait for, before or after it happened.

@@ -93,7 +93,7 @@ from pop3kit._clientmachine import (
     MaildropListing,
     makeLifecycle,
 )
-from pop3kit._pipeline import Outcome, Pipeline, Request
+from pop3kit._pipeline import OneShot, Pipeline, Request
 from pop3kit._sinks import BodySink, ConsumerSink, FileSink
 from pop3kit.core import (
     Apop,
@@ -234,8 +234,8 @@ class POP3Client(Protocol):
         self._tls = _TLS.NONE
         self._tags: dict[str, list[str]] | None = None
         self._announced: Capabilities | None = None
-        self._greeting: Outcome[bytes] = Outcome()
-        self._closed: Outcome[None] = Outcome()
+        self._greeting: OneShot[bytes] = OneShot()
+        self._closed: OneShot[None] = OneShot()
         self._pipeline.greeting.deferred.addErrback(self._greetingFailed)
 
     @property
