@@ -9,7 +9,6 @@ L{tests.test_fetch_command}; fetches from Dovecot are in L{tests.test_interop_do
 
 from __future__ import annotations
 
-import gc
 import io
 import mailbox
 import os
@@ -42,7 +41,7 @@ from pop3kit.backends.maildir import mailboxPath as _mailboxPath
 from pop3kit.client import POP3Client
 from pop3kit.server import POP3ServerFactory
 from pop3kit.testing import CONTRACT_MESSAGES, MemoryNetwork
-from tests._connectors import wrappingConnector
+from tests._fetchtesting import exitErrorOf, wrappingConnector
 from tests._oracle import lfForm, readMaildir
 
 #: alice's password.
@@ -597,12 +596,7 @@ class FetchTests(SynchronousTestCase):
         Fetch as L{fetch} does, and return the L{ExitError} it fails with (after checking
         that no command was left failing unhandled).
         """
-        error: ExitError = self.assertRaises(ExitError, self.fetch, **options)
-        # Let go of the failed run: a command it left failing unhandled is then logged,
-        # which fails the test.
-        error.__traceback__ = None
-        gc.collect()
-        return error
+        return exitErrorOf(self, self.fetch, **options)
 
     def stored(self) -> list[bytes]:
         """

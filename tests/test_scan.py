@@ -7,7 +7,6 @@ L{tests.test_interop_dovecot}.
 
 from __future__ import annotations
 
-import gc
 import io
 from typing import Any
 
@@ -19,7 +18,7 @@ from pop3kit import _fetch
 from pop3kit._exits import ExitError, ExitStatus
 from pop3kit._fetch import ConnectOptions, parseURL, summarise
 from pop3kit.client import POP3Client, connect
-from tests._connectors import wrappingConnector
+from tests._fetchtesting import exitErrorOf, wrappingConnector
 from tests.test_fetch import SECRET, _MemoryServer
 
 
@@ -177,12 +176,7 @@ class ScanTests(SynchronousTestCase):
         Scan as L{scan} does, and return the L{ExitError} it fails with (after checking
         that no command was left failing unhandled).
         """
-        error: ExitError = self.assertRaises(ExitError, self.scan, **options)
-        # Let go of the failed run: a command it left failing unhandled is then logged,
-        # which fails the test.
-        error.__traceback__ = None
-        gc.collect()
-        return error
+        return exitErrorOf(self, self.scan, **options)
 
     def test_oneLinePerMessage(self) -> None:
         """
