@@ -21,7 +21,14 @@ from pop3kit.core import (
     MessageInfo,
 )
 
-__all__ = ["ILoginHistory", "IMailbox", "IMaildropLock", "IMaildropLocker", "ISCRAMKeySource"]
+__all__ = [
+    "ILoginHistory",
+    "IMailbox",
+    "IMaildropDelivery",
+    "IMaildropLock",
+    "IMaildropLocker",
+    "ISCRAMKeySource",
+]
 
 
 class IMailbox(Interface):  # type: ignore[misc]
@@ -143,4 +150,36 @@ class ISCRAMKeySource(Interface):  # type: ignore[misc]
         @param username: The user name, prepared with SASLprep
             (L{pop3kit.sasl.prepareUsername}).
         @param mechanism: C{"SCRAM-SHA-1"} or C{"SCRAM-SHA-256"}.
+        """
+
+
+class IMaildropDelivery(Interface):  # type: ignore[misc]
+    """
+    Stores new mail into maildrops: what C{pop3kit deliver} and the LMTP listener
+    (L{pop3kit.lmtp}) write through, whatever the backend.  The Maildir implementation is
+    L{pop3kit.delivery.MaildirDelivery}.
+    """
+
+    def recipient(address: str) -> Deferred[str]:
+        """
+        Find the maildrop that mail for C{address} goes to.
+
+        @param address: A recipient as the mail transfer agent gave it: a user name, or an
+            address C{local@domain} (a C{+detail} in the local part is the backend's to
+            interpret).
+        @return: A L{Deferred} firing with the maildrop's name (the avatar ID its owner
+            logs in as), or failing with L{pop3kit.delivery.UnknownRecipient} when no
+            maildrop takes mail for C{address}, or with L{pop3kit.errors.TemporaryFailure}
+            when that cannot be told now.
+        """
+
+    def deliver(maildrop: str, message: BinaryIO) -> Deferred[None]:
+        """
+        Store a message as new mail of one maildrop.
+
+        @param maildrop: A name that L{recipient} returned.
+        @param message: The message with LF or CRLF line ends, read from its current
+            position to its end; the caller keeps it open until the L{Deferred} fires.
+        @return: A L{Deferred} that fires once the message is durable (a crash after it
+            fires loses nothing), or fails, having stored nothing.
         """

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from twisted.application import strports
 from twisted.application.internet import StreamServerEndpointService
@@ -15,6 +15,7 @@ from twisted.cred.checkers import ICredentialsChecker, InMemoryUsernamePasswordD
 from twisted.cred.credentials import IUsernameHashedPassword, IUsernamePassword
 from twisted.cred.portal import Portal
 from twisted.cred.strcred import AuthOptionMixin
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -27,7 +28,9 @@ from pop3kit.core import (
 )
 from pop3kit.core._connection import MAX_BAD_COMMANDS, MAX_FAILED_LOGINS, MAX_SASL_LINE
 from pop3kit.cred import ChainedChecker
+from pop3kit.delivery import MaildirDelivery
 from pop3kit.limits import DEFAULT_MAX_PER_CLIENT, DEFAULT_MAX_UNAUTHENTICATED
+from pop3kit.lmtp import LMTPFactory
 from pop3kit.policy import MINIMUM_TIMEOUT, InvalidPolicy, ServerPolicy
 from pop3kit.sasl import SERVER_MECHANISMS
 from pop3kit.server import POP3ServerFactory
@@ -197,6 +200,7 @@ class Options(usage.Options, AuthOptionMixin):
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self["listen"] = []
+        self["lmtp"] = []
 
     def opt_listen(self, description: str) -> None:
         """
@@ -205,6 +209,14 @@ class Options(usage.Options, AuthOptionMixin):
         --tls-certificate pair.  Default: tcp:1110:interface=127.0.0.1.
         """
         self["listen"].append(description)
+
+    def opt_lmtp(self, description: str) -> None:
+        """
+        Also accept mail over LMTP (RFC 2033) on this endpoint (repeatable), e.g.
+        unix:/run/pop3kit/lmtp or tcp:24:interface=127.0.0.1, and store it in the
+        maildrops served (mail for users the checkers do not know is refused).
+        """
+        self["lmtp"].append(description)
 
     def postOptions(self) -> None:
         """
@@ -341,6 +353,35 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     return POP3ServerFactory(Portal(realm, checkers), policy=options["policy"], tls=options["tls"])
 
 
+def _knownUsers(portal: Portal) -> Callable[[str], bool] | None:
+    """
+    Tell whether a user has an account, from the portal's checkers where they can tell:
+    a passwd-file's entries, or the names of C{--auth memory:} and C{--auth file:}.
+    L{None} when some checker cannot tell (every name is then accepted).
+    """
+    checkers = list(dict.fromkeys(portal.checkers.values()))
+    if isinstance(checkers[0], ChainedChecker) and len(checkers) == 1:
+        checkers = list(checkers[0].checkers)
+    tellers: list[Callable[[str], bool]] = []
+    for checker in checkers:
+        if isinstance(checker, PasswdFileChecker):
+            tellers.append(checker.hasUser)
+        elif isinstance(checker, InMemoryUsernamePasswordDatabaseDontUse):
+            users = checker.users
+            tellers.append(lambda name, users=users: name.encode("utf-8") in users)  # type: ignore[misc]
+        else:
+            return None
+    return lambda name: any(known(name) for known in tellers)
+
+
+def _makeLMTPFactory(options: Options, portal: Portal, reactor: IReactorThreads) -> LMTPFactory:
+    """
+    The LMTP listener's factory: delivery into the Maildirs the POP3 service serves.
+    """
+    delivery = MaildirDelivery(options["maildir-root"], reactor, knownUser=_knownUsers(portal))
+    return LMTPFactory(delivery)
+
+
 def makeService(options: Options) -> IService:
     """
     Build the C{twistd pop3kit} service: one listening service per C{--listen}.
@@ -360,6 +401,10 @@ def makeService(options: Options) -> IService:
         else:
             listener = strports.service(description, factory)  # type: ignore[no-untyped-call]
         listener.setServiceParent(service)  # type: ignore[no-untyped-call]
+    if options["lmtp"]:
+        lmtp = _makeLMTPFactory(options, factory.portal, reactor)  # type: ignore[arg-type]
+        for description in options["lmtp"]:
+            strports.service(description, lmtp).setServiceParent(service)  # type: ignore[no-untyped-call]
     if tls is not None:
         TLSReloadService(tls, reactor).setServiceParent(service)  # type: ignore[arg-type, no-untyped-call]
     Logger().info(

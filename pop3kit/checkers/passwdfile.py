@@ -225,6 +225,16 @@ class PasswdFileChecker:
             return None, None
         return name, self._entries.get(name)
 
+    def hasUser(self, name: str) -> bool:
+        """
+        Whether the file has an entry for C{name}, whether or not it can log in (Dovecot's
+        userdb-only entries have no password, and still receive mail).
+
+        @raise OSError: Never: an unreadable file is logged and has no users.
+        """
+        self._reload()
+        return name in self._entries
+
     # pop3kit's avatar IDs are user names as str, not Twisted's historical bytes.
     def requestAvatarId(self, credentials: ICredentials) -> Deferred[str]:  # type: ignore[override]
         """
