@@ -155,6 +155,42 @@ def _deliver(args: argparse.Namespace) -> int:
     return 0
 
 
+def _storageInit(args: argparse.Namespace) -> int:
+    try:
+        from pop3kit.backends.postgresql import migrateSchema
+    except ImportError:
+        raise ExitError(
+            "PostgreSQL support is not installed: pip install 'pop3kit[postgresql]'"
+        ) from None
+    import psycopg
+
+    from pop3kit.errors import PermanentFailure
+
+    if not args.url.startswith(("postgresql://", "postgres://")):
+        raise ExitError(f"{args.url!r} is not a postgresql:// URL")
+    try:
+        before, after = migrateSchema(args.url)
+    except psycopg.Error as e:
+        raise ExitError(f"cannot set up the database: {str(e).strip()}") from None
+    except PermanentFailure as e:
+        raise ExitError(str(e)) from None
+    if before == after:
+        print(f"the schema is up to date (version {after})")
+    else:
+        print(f"schema upgraded from version {before} to {after}")
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from pop3kit._migrate import migrate, openEnd
+
+    report = migrate(openEnd(args.source), openEnd(args.destination), progress=not args.quiet)
+    print(f"{report.copied} messages copied, {report.skipped} already there")
+    for old, new in report.renamed or []:
+        print(f"UIDL {old!r} cannot be kept in a Maildir file name; now {new!r}", file=sys.stderr)
+    return 0
+
+
 def _connectOptions(args: argparse.Namespace) -> tuple[Account, ConnectOptions, str]:
     """
     The account, connection options and password of C{fetch} and C{scan}.
@@ -279,6 +315,23 @@ def _makeParser() -> argparse.ArgumentParser:
         "--maildir-root", metavar="DIR", help="the Maildirs' parent (default: DATA_DIR/mail)"
     )
     deliver.set_defaults(handler=_deliver)
+
+    storage = commands.add_parser("storage", help="set up a mail store")
+    storageCommands = storage.add_subparsers(dest="storageCommand", required=True, metavar="ACTION")
+    init = storageCommands.add_parser(
+        "init", help="create or upgrade pop3kit's tables in a PostgreSQL database"
+    )
+    init.add_argument("url", metavar="URL", help="postgresql://USER@HOST[:PORT]/DATABASE")
+    init.set_defaults(handler=_storageInit)
+
+    migrateCommand = commands.add_parser(
+        "migrate",
+        help="copy every maildrop from one store to another, keeping UIDLs (resumable)",
+    )
+    migrateCommand.add_argument("source", help="maildir:ROOT or postgresql://...")
+    migrateCommand.add_argument("destination", help="maildir:ROOT or postgresql://...")
+    migrateCommand.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    migrateCommand.set_defaults(handler=_migrate)
 
     connection = argparse.ArgumentParser(add_help=False)
     connection.add_argument(

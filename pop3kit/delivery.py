@@ -23,7 +23,13 @@ from pop3kit.backends.maildir import deliver, mailboxPath
 from pop3kit.errors import PermanentFailure, TemporaryFailure
 from pop3kit.interfaces import IMaildropDelivery
 
-__all__ = ["MaildirDelivery", "StorageFull", "UnknownRecipient", "localPart"]
+__all__ = [
+    "MaildirDelivery",
+    "StorageFull",
+    "UnknownRecipient",
+    "localPart",
+    "resolveRecipient",
+]
 
 
 class UnknownRecipient(PermanentFailure):
@@ -56,6 +62,42 @@ def localPart(address: str, delimiter: str = "+") -> str:
     if delimiter and delimiter in local:
         local = local.partition(delimiter)[0]
     return local
+
+
+def resolveRecipient(
+    address: str,
+    knownUser: Callable[[str], bool] | None,
+    isValid: Callable[[str], bool],
+    delimiter: str = "+",
+) -> Deferred[str]:
+    """
+    The maildrop a recipient's mail goes to, the way pop3kit's deliveries decide.
+
+    With a user list, C{local@domain} goes to the user C{local@domain} if there is one,
+    else to C{local} (without a C{+detail}); without one, always to C{local}.
+
+    @param address: The recipient.
+    @param knownUser: Tells whether a user name has an account (it may raise L{OSError});
+        L{None} to accept every valid name.
+    @param isValid: Tells whether a name can name a maildrop of this backend.
+    @param delimiter: The recipient delimiter; see L{localPart}.
+    @return: A L{Deferred} firing with the maildrop's name, or failing with
+        L{UnknownRecipient}, or L{TemporaryFailure} if the user list cannot be read.
+    """
+    local = localPart(address, delimiter)
+    names = [address, local] if knownUser is not None and "@" in address else [local]
+    for name in names:
+        if not isValid(name):
+            continue
+        if knownUser is None:
+            return succeed(name)
+        try:
+            known = knownUser(name)
+        except OSError as e:
+            return fail(TemporaryFailure(f"cannot read the user list ({e.strerror})"))
+        if known:
+            return succeed(name)
+    return fail(UnknownRecipient("no such user here"))
 
 
 @implementer(IMaildropDelivery)
@@ -95,25 +137,14 @@ class MaildirDelivery:
         """
         The maildrop of C{address}; see L{IMaildropDelivery.recipient}.
         """
-        local = localPart(address, self._delimiter)
-        if self._knownUser is None:
-            names = [local]
-        else:
-            names = [address, local] if "@" in address else [local]
-        for name in names:
-            try:
-                mailboxPath(self._root, name)
-            except ValueError:
-                continue
-            if self._knownUser is None:
-                return succeed(name)
-            try:
-                known = self._knownUser(name)
-            except OSError as e:
-                return fail(TemporaryFailure(f"cannot read the user list ({e.strerror})"))
-            if known:
-                return succeed(name)
-        return fail(UnknownRecipient("no such user here"))
+        return resolveRecipient(address, self._knownUser, self._isSafe, self._delimiter)
+
+    def _isSafe(self, name: str) -> bool:
+        try:
+            mailboxPath(self._root, name)
+        except ValueError:
+            return False
+        return True
 
     def deliver(self, maildrop: str, message: BinaryIO) -> Deferred[None]:
         """

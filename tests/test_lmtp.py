@@ -13,6 +13,7 @@ import smtplib
 import sys
 from typing import BinaryIO, cast
 
+from twisted.application.service import MultiService
 from twisted.cred.checkers import AllowAnonymousAccess
 from twisted.cred.portal import Portal
 from twisted.internet.address import IPv4Address
@@ -478,7 +479,9 @@ class TapLMTPTests(SynchronousTestCase):
         options = self.options("--lmtp", "unix:/tmp/a", "--lmtp", "tcp:0:interface=127.0.0.1")
         self.assertEqual(options["lmtp"], ["unix:/tmp/a", "tcp:0:interface=127.0.0.1"])
         service = makeService(options)
-        self.assertEqual(len(list(service)), 4)  # the data directory, POP3, two LMTP
+        self.assertEqual(
+            len(list(cast(MultiService, service))), 4
+        )  # the data directory, POP3, two LMTP
 
     def test_knownUsersOfMemoryChecker(self) -> None:
         """
