@@ -29,6 +29,7 @@ from pop3kit.core._connection import MAX_BAD_COMMANDS, MAX_FAILED_LOGINS, MAX_SA
 from pop3kit.cred import ChainedChecker
 from pop3kit.limits import DEFAULT_MAX_PER_CLIENT, DEFAULT_MAX_UNAUTHENTICATED
 from pop3kit.policy import MINIMUM_TIMEOUT, InvalidPolicy, ServerPolicy
+from pop3kit.proxy import PROXY_PREFIX, isProxied, proxyEndpointFromString
 from pop3kit.sasl import SERVER_MECHANISMS
 from pop3kit.server import POP3ServerFactory
 from pop3kit.tls import (
@@ -202,7 +203,8 @@ class Options(usage.Options, AuthOptionMixin):
         """
         Listen on this Twisted endpoint description (repeatable), e.g. tcp:110,
         tcp:1110:interface=127.0.0.1, or ssl:995 for implicit TLS with the
-        --tls-certificate pair.  Default: tcp:1110:interface=127.0.0.1.
+        --tls-certificate pair; haproxy:tcp:... behind a proxy that sends the PROXY
+        protocol header (v1 or v2).  Default: tcp:1110:interface=127.0.0.1.
         """
         self["listen"].append(description)
 
@@ -225,6 +227,12 @@ class Options(usage.Options, AuthOptionMixin):
             raise usage.UsageError(f"--{option} {e.requirement}") from None
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
+        for description in self["listen"]:
+            if isProxied(description) and isImplicitTLS(description[len(PROXY_PREFIX) :]):
+                raise usage.UsageError(
+                    f"--listen {description}: implicit TLS behind the PROXY protocol is not "
+                    "supported; use haproxy:tcp:... (STLS passes through a proxy in TCP mode)"
+                )
         self["tls"] = self._loadTLS()
         dataDir = self["data-dir"]
         # The zero-configuration layout is pop3kit's own to create (see prepareDataDir);
@@ -357,6 +365,10 @@ def makeService(options: Options) -> IService:
             assert tls is not None
             endpoint = implicitTLSEndpoint(reactor, description, tls)  # type: ignore[arg-type]
             listener: IService = StreamServerEndpointService(endpoint, factory)  # type: ignore[no-untyped-call]
+        elif isProxied(description):
+            # Twisted's own haproxy: endpoint connects the session before the header.
+            endpoint = proxyEndpointFromString(reactor, description)  # type: ignore[arg-type]
+            listener = StreamServerEndpointService(endpoint, factory)  # type: ignore[no-untyped-call]
         else:
             listener = strports.service(description, factory)  # type: ignore[no-untyped-call]
         listener.setServiceParent(service)  # type: ignore[no-untyped-call]
