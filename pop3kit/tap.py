@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from twisted.application import strports
 from twisted.application.internet import StreamServerEndpointService
@@ -40,6 +41,9 @@ from pop3kit.tls import (
     implicitTLSEndpoint,
     isImplicitTLS,
 )
+
+if TYPE_CHECKING:
+    from pop3kit.redisstate import RedisState
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -190,6 +194,28 @@ class Options(usage.Options, AuthOptionMixin):
         ["expire", None, None, "Days mail is kept, or 'never' (announced as EXPIRE)."],
         ["implementation", None, None, "Text announced as IMPLEMENTATION in CAPA."],
         ["apop-host", None, "pop3kit", "Host part of the APOP greeting timestamp."],
+        [
+            "state",
+            None,
+            None,
+            "Keep maildrop locks, failed-login counts and LOGIN-DELAY history in Redis, "
+            "shared with other front-ends: redis://HOST:PORT/DB (needs pop3kit[redis]).  "
+            "The password: --state-password-file, or $POP3KIT_STATE_PASSWORD.",
+        ],
+        [
+            "state-password-file",
+            None,
+            None,
+            "File whose first line is the password of the --state server.",
+        ],
+        [
+            "state-lease",
+            None,
+            30.0,
+            "Seconds a maildrop lock in --state lasts unless renewed: how long the locks "
+            "of a front-end that died stay held.",
+            float,
+        ],
     ]
     optFlags = [
         ["apop", None, "Offer APOP (needs a checker with reversibly stored passwords)."],
@@ -234,6 +260,7 @@ class Options(usage.Options, AuthOptionMixin):
                     "supported; use haproxy:tcp:... (STLS passes through a proxy in TCP mode)"
                 )
         self["tls"] = self._loadTLS()
+        self["state-service"] = self._loadState()
         dataDir = self["data-dir"]
         # The zero-configuration layout is pop3kit's own to create (see prepareDataDir);
         # a --maildir-root given explicitly must exist, so that a typo is not silently
@@ -243,6 +270,32 @@ class Options(usage.Options, AuthOptionMixin):
             self["maildir-root"] = maildirRoot(dataDir)
         self.setdefault("credCheckers", [])
         self["zero-config-users"] = not self["credCheckers"]
+
+    def _loadState(self) -> RedisState | None:
+        url = self["state"]
+        if url is None:
+            if self["state-password-file"] is not None:
+                raise usage.UsageError("--state-password-file needs --state")
+            return None
+        if self["state-lease"] <= 0:
+            raise usage.UsageError("--state-lease must be positive")
+        try:
+            from pop3kit.redisstate import InvalidStateURL, RedisState
+        except ImportError:
+            raise usage.UsageError(
+                "--state redis://... needs the txredisapi package: pip install 'pop3kit[redis]'"
+            ) from None
+        password = None
+        if self["state-password-file"] is not None:
+            try:
+                with open(self["state-password-file"], encoding="utf-8") as f:
+                    password = f.readline().rstrip("\r\n")
+            except OSError as e:
+                raise usage.UsageError(f"--state-password-file: {e.strerror}") from None
+        try:
+            return RedisState.fromURL(url, password=password)
+        except InvalidStateURL as e:
+            raise usage.UsageError(f"--state {e}") from None
 
     def _loadTLS(self) -> ServerTLS | None:
         certificate, key, clientCA = (
@@ -346,7 +399,27 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     if len(checkers) > 1:
         checkers = [ChainedChecker(checkers)]
     realm = MaildirRealm(options["maildir-root"])
-    return POP3ServerFactory(Portal(realm, checkers), policy=options["policy"], tls=options["tls"])
+    shared: dict[str, object] = {}
+    state: RedisState | None = options.get("state-service")
+    if state is not None:
+        from pop3kit.redisstate import (
+            DEFAULT_FORGET_LOGINS_AFTER,
+            RedisLocker,
+            RedisLoginHistory,
+        )
+
+        policy: ServerPolicy = options["policy"]
+        shared["locker"] = RedisLocker(state, lease=options["state-lease"])
+        shared["loginHistory"] = RedisLoginHistory(
+            state,
+            forgetLoginsAfter=max(DEFAULT_FORGET_LOGINS_AFTER, policy.loginDelay or 0),
+        )
+    return POP3ServerFactory(
+        Portal(realm, checkers),
+        policy=options["policy"],
+        tls=options["tls"],
+        **shared,  # type: ignore[arg-type]
+    )
 
 
 def makeService(options: Options) -> IService:
@@ -357,6 +430,10 @@ def makeService(options: Options) -> IService:
     service = MultiService()  # type: ignore[no-untyped-call]
     if _usesDataDir(options):
         _DataDirService(options).setServiceParent(service)  # type: ignore[no-untyped-call]
+    state: RedisState | None = options.get("state-service")
+    if state is not None:
+        # Connects when started (after twistd forked), before the listeners.
+        state.setServiceParent(service)  # type: ignore[no-untyped-call]
     tls: ServerTLS | None = options["tls"]
     from twisted.internet import reactor
 

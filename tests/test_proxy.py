@@ -417,3 +417,47 @@ class LoopbackTests(TestCase):
         assert bare.transport is not None
         bare.transport.write(b"USER alice\r\n")
         self.assertEqual(await bare.lost, b"")
+
+
+class TapTests(SynchronousTestCase):
+    """
+    C{--listen haproxy:...} of C{twistd pop3kit}.
+    """
+
+    def test_proxiedListener(self) -> None:
+        """
+        A C{haproxy:tcp:...} description listens through L{proxyEndpoint}, not through
+        Twisted's own C{haproxy:} endpoint.
+        """
+        from twisted.application.internet import StreamServerEndpointService
+        from twisted.application.service import MultiService
+
+        from pop3kit import tap
+        from pop3kit.proxy import _ProxyEndpoint
+
+        options = tap.Options()
+        root = self.mktemp()
+        options.parseOptions(
+            [
+                *("--listen", "haproxy:tcp:0:interface=127.0.0.1"),
+                *("--maildir-root", root, "--auth", "memory:alice:secret"),
+            ]
+        )
+        service = tap.makeService(options)
+        assert isinstance(service, MultiService)
+        (listener,) = list(service)
+        assert isinstance(listener, StreamServerEndpointService)
+        self.assertIsInstance(listener.endpoint, _ProxyEndpoint)
+
+    def test_implicitTLSRefused(self) -> None:
+        """
+        Implicit TLS behind the PROXY protocol is refused with one clear line.
+        """
+        from twisted.python.usage import UsageError
+
+        from pop3kit import tap
+
+        options = tap.Options()
+        with self.assertRaises(UsageError) as raised:
+            options.parseOptions(["--listen", "haproxy:ssl:995"])
+        self.assertIn("haproxy:tcp", str(raised.exception))
