@@ -196,6 +196,7 @@ class RedisState(Service):
         self.clock = clock
         self._handler: Any = None
         self._reachable = True
+        self._answered = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} redis://{self.host}:{self.port}/{self.dbid}>"
@@ -277,6 +278,10 @@ class RedisState(Service):
         handler = self._handler
         if handler is None:
             return self._unreachable(RuntimeError("not started"))
+        if not handler._factory.size and (self._answered or not self._reachable):
+            # The connections are gone and not back yet: no use waiting for the timeout.
+            # (Before the first answer, the first connection may still be on its way.)
+            return self._unreachable(txredisapi.ConnectionError("not connected"))
         try:
             result: Deferred[Any] = getattr(handler, command)(*args, **kwargs)
         except Exception as e:
@@ -285,6 +290,7 @@ class RedisState(Service):
         return result.addCallbacks(self._reached, lambda f: self._unreachable(f.value))
 
     def _reached(self, value: object) -> object:
+        self._answered = True
         if not self._reachable:
             self._reachable = True
             self.log.info("Redis at {state} is reachable again", state=self)
@@ -292,6 +298,7 @@ class RedisState(Service):
 
     def _unreachable(self, error: BaseException) -> Deferred[Any]:
         if isinstance(error, txredisapi.ResponseError):
+            # Redis answered: it is reachable, the command is wrong (or not allowed).
             self.log.error("Redis at {state} answered: {error}", state=self, error=error)
         elif self._reachable:
             self._reachable = False

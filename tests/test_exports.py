@@ -61,7 +61,8 @@ PINNED = {
         "SASLIdentity", "SASLIdentityChecker",
     ],
     "pop3kit.interfaces": [
-        "IFencedMaildropLock", "ILoginHistory", "IMailbox", "IMaildropLock", "IMaildropLocker", "ISCRAMKeySource",
+        "IFencedMaildropLock", "ILoginHistory", "IMailbox", "IMaildropLock", "IMaildropLocker",
+        "ISCRAMKeySource",
     ],
     "pop3kit.policy": [
         "CLEARTEXT_POLICIES", "MINIMUM_TIMEOUT", "CleartextPolicy", "InvalidPolicy",
