@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         direct, behind, stateful, redisPort = freePort(), freePort(), freePort(), freePort()
         viaProxy, viaHop = freePort(), freePort()
         (workdir / "redis.conf").write_text(
-            f"bind {HOST}\nport {redisPort}\ndir {workdir}\nsave \"\"\nappendonly no\n"
+            f'bind {HOST}\nport {redisPort}\ndir {workdir}\nsave ""\nappendonly no\n'
         )
         (workdir / "haproxy.cfg").write_text(
             "global\n    maxconn 1000\n"
