@@ -461,3 +461,38 @@ class TapTests(SynchronousTestCase):
         with self.assertRaises(UsageError) as raised:
             options.parseOptions(["--listen", "haproxy:ssl:995"])
         self.assertIn("haproxy:tcp", str(raised.exception))
+
+
+class ProxiedTLSTests(TestCase):
+    """
+    STLS through a PROXY-protocol listener, as through HAProxy in TCP mode.
+    """
+
+    async def test_stlsFromRemoteClient(self) -> None:
+        """
+        A remote client behind the proxy is refused passwords in the clear, and logs in
+        with them after STLS.
+        """
+        from tests.test_server_loopback import LoopbackServer, POP3TestClient
+        from tests.test_server_tls import capa, serverTLS, startTLS
+
+        server = LoopbackServer(self, [b"Subject: x\r\n\r\nbody\r\n"], tls=serverTLS())
+        endpoint = proxyEndpoint(TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1"), reactor)
+        port: IListeningPort = await endpoint.listen(server.factory)
+        self.addCleanup(server.stop)
+        self.addCleanup(port.stopListening)
+        client = await connectProtocol(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port),  # type: ignore[attr-defined]
+            POP3TestClient(),
+        )
+        self.addCleanup(client.abort)
+        assert client.transport is not None
+        client.transport.write(v2Header("203.0.113.9"))
+        await client.greeting
+        before = capa(await client.command(b"CAPA"))
+        self.assertIn(b"STLS", before)
+        self.assertNotIn(b"USER", before)
+        self.assertEqual(await client.command(b"STLS"), [b"+OK begin TLS negotiation"])
+        await startTLS(client)
+        [answer] = await client.login()
+        self.assertTrue(answer.startswith(b"+OK maildrop"), answer)
