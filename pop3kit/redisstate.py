@@ -245,6 +245,13 @@ class RedisState(Service):
         factory = handler._factory
         factory.initialDelay = 0.1
         factory.maxDelay = 1.0
+        if factory.deferred is not None:
+            # Fails when Redis refuses us (a wrong password, say); nobody else waits on it.
+            factory.deferred.addErrback(
+                lambda f: self.log.error(
+                    "Connecting to Redis at {state} failed: {error}", state=self, error=f.value
+                )
+            )
         self._handler = handler
 
     def stopService(self) -> Deferred[None]:

@@ -246,6 +246,23 @@ class LeaseTests(RedisTestCase):
         await lock.release()
 
 
+class RefusedTests(RedisTestCase):
+    """
+    A Redis that refuses the password.
+    """
+
+    async def test_wrongPassword(self) -> None:
+        """
+        Operations fail with L{TemporaryFailure}; nothing hangs.
+        """
+        server = await self._server(password="right")
+        state = RedisState.fromURL(server.url, password="wrong", environ={}, timeout=0.5)
+        state.startService()
+        self.addCleanup(state.stopService)
+        with self.assertRaises(TemporaryFailure):
+            await RedisLocker(state).acquire("alice")
+
+
 class HistoryTests(RedisTestCase):
     """
     Failed logins and last logins in Redis.
