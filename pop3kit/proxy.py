@@ -70,7 +70,8 @@ _V1_SIGNATURE = V1Parser.PROXYSTR + b" "
 def _canonical(address: IAddress | None) -> IAddress | None:
     """
     C{address} with its host in the canonical text form of its IP address (the two
-    parsers spell IPv6 addresses differently, and the version 1 parser checks nothing).
+    parsers spell IPv6 addresses differently, and the version 1 parser checks nothing); an
+    IPv4-mapped IPv6 address becomes the IPv4 address, so that a client has one name.
 
     @raise ValueError: If the host is not an IP address of the address's family.
     """
@@ -78,6 +79,9 @@ def _canonical(address: IAddress | None) -> IAddress | None:
         host = ipaddress.ip_address(address.host)
         if (host.version == 6) != isinstance(address, IPv6Address):
             raise ValueError(f"{address.host!r} is not of the address's family")
+        mapped = getattr(host, "ipv4_mapped", None)
+        if mapped is not None:
+            return IPv4Address(address.type, str(mapped), address.port)
         return type(address)(address.type, str(host), address.port)
     return address
 

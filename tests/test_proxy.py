@@ -281,6 +281,18 @@ class ClientAddressTests(SynchronousTestCase):
             self.assertIsInstance(peer, IPv6Address)
             self.assertEqual(peer.host, "2001:db8::9")  # type: ignore[attr-defined, union-attr]
 
+    def test_ipv4MappedClient(self) -> None:
+        """
+        An IPv4-mapped IPv6 client is known by its IPv4 address, as a direct connection
+        from it would be.
+        """
+        for header in (v1Header("::ffff:203.0.113.9"), v2Header("::ffff:203.0.113.9")):
+            connection = ProxiedConnection(self.harness, self.clock)
+            connection.send(header)
+            peer = connection.session.transport.getPeer()  # type: ignore[union-attr]
+            self.assertIsInstance(peer, IPv4Address)
+            self.assertEqual(peer.host, "203.0.113.9")  # type: ignore[attr-defined, union-attr]
+
     def test_localCommandIsTheProxy(self) -> None:
         """
         A LOCAL header (the proxy's own health check) carries no client: the peer is the
