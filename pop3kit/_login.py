@@ -47,6 +47,7 @@ from pop3kit.errors import (
     TemporaryFailure,
 )
 from pop3kit.interfaces import (
+    IFencedMaildropLock,
     ILoginHistory,
     IMailbox,
     IMaildropLock,
@@ -148,6 +149,9 @@ class Session:
         logout, self._logout = self._logout, None
         try:
             if uids:
+                if IFencedMaildropLock.providedBy(lock):
+                    # A lease may have passed to another session: remove nothing then.
+                    await lock.confirm()
                 await self.mailbox.expunge(uids)
         except POP3Error as error:
             return Goodbye(error)
@@ -369,7 +373,11 @@ class Login:
         """
         if error.code is ResponseCode.AUTH:
             policy = self._policy
-            failures = await self._history.recordFailure(self._peer)
+            try:
+                failures = await self._history.recordFailure(self._peer)
+            except POP3Error as unrecorded:
+                # Shared state out of reach: the client learns nothing of its password.
+                return LoginRefused(unrecorded)
             delay = failedLoginPenalty(
                 failures,
                 initial=policy.failedLoginDelay,

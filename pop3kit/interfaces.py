@@ -22,6 +22,7 @@ from pop3kit.core import (
 )
 
 __all__ = [
+    "IFencedMaildropLock",
     "ILoginHistory",
     "IMailbox",
     "IMaildropDelivery",
@@ -83,6 +84,29 @@ class IMaildropLock(Interface):  # type: ignore[misc]
     def release() -> Deferred[None]:
         """
         Release the lock.  Releasing twice is harmless.
+        """
+
+
+class IFencedMaildropLock(IMaildropLock):
+    """
+    A maildrop lock that can be lost while it is held: a lease, which expires unless it
+    is renewed (L{pop3kit.redisstate.RedisLocker}).  The session confirms it is still
+    held before it removes messages, so that a holder whose lease has passed to another
+    session removes nothing.
+    """
+
+    token = Attribute(
+        """
+        The fencing token: an integer larger than that of every lock on the maildrop
+        granted before this one.  Storage that can check it may refuse the writes of an
+        older holder.
+        """
+    )
+
+    def confirm() -> Deferred[None]:
+        """
+        Check that the lock is still held, renewing it if it is a lease; fails with
+        L{pop3kit.errors.TemporaryFailure} if it is not, or if that cannot be known.
         """
 
 

@@ -39,6 +39,7 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
+from twisted.protocols.haproxy._wrapper import HAProxyProtocolWrapper
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
@@ -76,6 +77,7 @@ from pop3kit.interfaces import ILoginHistory, IMaildropLocker, ISCRAMKeySource
 from pop3kit.limits import ConnectionLimiter
 from pop3kit.locking import InProcessLocker, InProcessLoginHistory
 from pop3kit.policy import CleartextPolicy, ServerPolicy
+from pop3kit.proxy import ProxyHeaderProtocol
 from pop3kit.tls import peerIdentity
 
 __all__ = [
@@ -206,8 +208,23 @@ class POP3Server(LineReceiver):
     def connectionMade(self) -> None:
         """
         Send the greeting and start the inactivity timer.
+
+        Behind a PROXY-protocol listener the transport's peer is the client's address from
+        the header, which L{pop3kit.proxy.ProxyHeaderProtocol} reads before connecting this
+        protocol; Twisted's own C{haproxy:} wrapper connects it before, with the proxy's
+        address, and a connection over it is closed at once.
         """
         self._transport = cast(_Transport, self.transport)
+        if isinstance(self.transport, HAProxyProtocolWrapper) and not isinstance(
+            self.transport, ProxyHeaderProtocol
+        ):
+            self.log.error(
+                "Closing a connection over Twisted's haproxy wrapper, which connects the "
+                "session before the PROXY header is read; listen with "
+                "pop3kit.proxy.proxyEndpoint instead"
+            )
+            self._transport.abortConnection()
+            return
         self._peer = _peerKey(self._transport.getPeer())
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)
@@ -230,7 +247,8 @@ class POP3Server(LineReceiver):
         End the session without entering UPDATE: nothing is deleted; a login under way
         gives up the lock and the avatar it holds, now or when it gets them.
         """
-        assert self._connection is not None
+        if self._connection is None:
+            return  # Refused in connectionMade: nothing was started.
         self._connection.connectionLost()
         for timer in (self._idleTimer, self._handshakeTimer):
             if timer is not None and timer.active():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from twisted.application import strports
 from twisted.application.internet import StreamServerEndpointService
@@ -32,6 +33,7 @@ from pop3kit.delivery import MaildirDelivery
 from pop3kit.limits import DEFAULT_MAX_PER_CLIENT, DEFAULT_MAX_UNAUTHENTICATED
 from pop3kit.lmtp import LMTPFactory
 from pop3kit.policy import MINIMUM_TIMEOUT, InvalidPolicy, ServerPolicy
+from pop3kit.proxy import PROXY_PREFIX, isProxied, proxyEndpointFromString
 from pop3kit.sasl import SERVER_MECHANISMS
 from pop3kit.server import POP3ServerFactory
 from pop3kit.tls import (
@@ -42,6 +44,9 @@ from pop3kit.tls import (
     implicitTLSEndpoint,
     isImplicitTLS,
 )
+
+if TYPE_CHECKING:
+    from pop3kit.redisstate import RedisState
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -192,6 +197,28 @@ class Options(usage.Options, AuthOptionMixin):
         ["expire", None, None, "Days mail is kept, or 'never' (announced as EXPIRE)."],
         ["implementation", None, None, "Text announced as IMPLEMENTATION in CAPA."],
         ["apop-host", None, "pop3kit", "Host part of the APOP greeting timestamp."],
+        [
+            "state",
+            None,
+            None,
+            "Keep maildrop locks, failed-login counts and LOGIN-DELAY history in Redis, "
+            "shared with other front-ends: redis://HOST:PORT/DB (needs pop3kit[redis]).  "
+            "The password: --state-password-file, or $POP3KIT_STATE_PASSWORD.",
+        ],
+        [
+            "state-password-file",
+            None,
+            None,
+            "File whose first line is the password of the --state server.",
+        ],
+        [
+            "state-lease",
+            None,
+            30.0,
+            "Seconds a maildrop lock in --state lasts unless renewed: how long the locks "
+            "of a front-end that died stay held.",
+            float,
+        ],
     ]
     optFlags = [
         ["apop", None, "Offer APOP (needs a checker with reversibly stored passwords)."],
@@ -206,7 +233,8 @@ class Options(usage.Options, AuthOptionMixin):
         """
         Listen on this Twisted endpoint description (repeatable), e.g. tcp:110,
         tcp:1110:interface=127.0.0.1, or ssl:995 for implicit TLS with the
-        --tls-certificate pair.  Default: tcp:1110:interface=127.0.0.1.
+        --tls-certificate pair; haproxy:tcp:... behind a proxy that sends the PROXY
+        protocol header (v1 or v2).  Default: tcp:1110:interface=127.0.0.1.
         """
         self["listen"].append(description)
 
@@ -237,7 +265,14 @@ class Options(usage.Options, AuthOptionMixin):
             raise usage.UsageError(f"--{option} {e.requirement}") from None
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
+        for description in self["listen"]:
+            if isProxied(description) and isImplicitTLS(description[len(PROXY_PREFIX) :]):
+                raise usage.UsageError(
+                    f"--listen {description}: implicit TLS behind the PROXY protocol is not "
+                    "supported; use haproxy:tcp:... (STLS passes through a proxy in TCP mode)"
+                )
         self["tls"] = self._loadTLS()
+        self["state-service"] = self._loadState()
         dataDir = self["data-dir"]
         # The zero-configuration layout is pop3kit's own to create (see prepareDataDir);
         # a --maildir-root given explicitly must exist, so that a typo is not silently
@@ -247,6 +282,32 @@ class Options(usage.Options, AuthOptionMixin):
             self["maildir-root"] = maildirRoot(dataDir)
         self.setdefault("credCheckers", [])
         self["zero-config-users"] = not self["credCheckers"]
+
+    def _loadState(self) -> RedisState | None:
+        url = self["state"]
+        if url is None:
+            if self["state-password-file"] is not None:
+                raise usage.UsageError("--state-password-file needs --state")
+            return None
+        if self["state-lease"] <= 0:
+            raise usage.UsageError("--state-lease must be positive")
+        try:
+            from pop3kit.redisstate import InvalidStateURL, RedisState
+        except ImportError:
+            raise usage.UsageError(
+                "--state redis://... needs the txredisapi package: pip install 'pop3kit[redis]'"
+            ) from None
+        password = None
+        if self["state-password-file"] is not None:
+            try:
+                with open(self["state-password-file"], encoding="utf-8") as f:
+                    password = f.readline().rstrip("\r\n")
+            except OSError as e:
+                raise usage.UsageError(f"--state-password-file: {e.strerror}") from None
+        try:
+            return RedisState.fromURL(url, password=password)
+        except InvalidStateURL as e:
+            raise usage.UsageError(f"--state {e}") from None
 
     def _loadTLS(self) -> ServerTLS | None:
         certificate, key, clientCA = (
@@ -350,7 +411,27 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     if len(checkers) > 1:
         checkers = [ChainedChecker(checkers)]
     realm = MaildirRealm(options["maildir-root"])
-    return POP3ServerFactory(Portal(realm, checkers), policy=options["policy"], tls=options["tls"])
+    shared: dict[str, object] = {}
+    state: RedisState | None = options.get("state-service")
+    if state is not None:
+        from pop3kit.redisstate import (
+            DEFAULT_FORGET_LOGINS_AFTER,
+            RedisLocker,
+            RedisLoginHistory,
+        )
+
+        policy: ServerPolicy = options["policy"]
+        shared["locker"] = RedisLocker(state, lease=options["state-lease"])
+        shared["loginHistory"] = RedisLoginHistory(
+            state,
+            forgetLoginsAfter=max(DEFAULT_FORGET_LOGINS_AFTER, policy.loginDelay or 0),
+        )
+    return POP3ServerFactory(
+        Portal(realm, checkers),
+        policy=options["policy"],
+        tls=options["tls"],
+        **shared,  # type: ignore[arg-type]
+    )
 
 
 def _knownUsers(portal: Portal) -> Callable[[str], bool] | None:
@@ -390,6 +471,10 @@ def makeService(options: Options) -> IService:
     service = MultiService()  # type: ignore[no-untyped-call]
     if _usesDataDir(options):
         _DataDirService(options).setServiceParent(service)  # type: ignore[no-untyped-call]
+    state: RedisState | None = options.get("state-service")
+    if state is not None:
+        # Connects when started (after twistd forked), before the listeners.
+        state.setServiceParent(service)  # type: ignore[no-untyped-call]
     tls: ServerTLS | None = options["tls"]
     from twisted.internet import reactor
 
@@ -398,6 +483,10 @@ def makeService(options: Options) -> IService:
             assert tls is not None
             endpoint = implicitTLSEndpoint(reactor, description, tls)  # type: ignore[arg-type]
             listener: IService = StreamServerEndpointService(endpoint, factory)  # type: ignore[no-untyped-call]
+        elif isProxied(description):
+            # Twisted's own haproxy: endpoint connects the session before the header.
+            endpoint = proxyEndpointFromString(reactor, description)  # type: ignore[arg-type]
+            listener = StreamServerEndpointService(endpoint, factory)  # type: ignore[no-untyped-call]
         else:
             listener = strports.service(description, factory)  # type: ignore[no-untyped-call]
         listener.setServiceParent(service)  # type: ignore[no-untyped-call]

@@ -61,7 +61,8 @@ PINNED = {
         "SASLIdentity", "SASLIdentityChecker",
     ],
     "pop3kit.interfaces": [
-        "ILoginHistory", "IMailbox", "IMaildropLock", "IMaildropLocker", "ISCRAMKeySource",
+        "IFencedMaildropLock", "ILoginHistory", "IMailbox", "IMaildropLock", "IMaildropLocker",
+        "ISCRAMKeySource",
     ],
     "pop3kit.policy": [
         "CLEARTEXT_POLICIES", "MINIMUM_TIMEOUT", "CleartextPolicy", "InvalidPolicy",
@@ -89,6 +90,15 @@ PINNED = {
         "DEFAULT_FAILED_LOGIN_DELAY", "DEFAULT_MAX_FAILED_LOGIN_DELAY", "DEFAULT_MAX_PER_CLIENT",
         "DEFAULT_MAX_UNAUTHENTICATED", "ConnectionLimiter", "UnauthenticatedSession",
         "failedLoginPenalty",
+    ],
+    "pop3kit.proxy": [
+        "HEADER_TIMEOUT", "PROXY_PREFIX", "ProxyHeaderFactory", "ProxyHeaderProtocol",
+        "isProxied", "proxyEndpoint", "proxyEndpointFromString",
+    ],
+    "pop3kit.redisstate": [
+        "DEFAULT_FORGET_FAILURES_AFTER", "DEFAULT_FORGET_LOGINS_AFTER", "DEFAULT_LEASE",
+        "DEFAULT_TIMEOUT", "PASSWORD_ENVIRONMENT", "InvalidStateURL", "RedisLease",
+        "RedisLocker", "RedisLoginHistory", "RedisState", "parseStateURL",
     ],
     "pop3kit.checkers.checkpassword": [
         "DEFAULT_MAX_PROCESSES", "DEFAULT_SUBPROGRAM", "DEFAULT_TIMEOUT", "MAX_INPUT_LENGTH",
