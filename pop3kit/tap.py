@@ -8,13 +8,16 @@ import contextlib
 import os
 from collections.abc import Sequence
 
-from twisted.application import strports
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
 from twisted.cred.checkers import ICredentialsChecker, InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.credentials import IUsernameHashedPassword, IUsernamePassword
 from twisted.cred.portal import Portal
 from twisted.cred.strcred import AuthOptionMixin
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -42,7 +45,9 @@ from pop3kit.tls import (
 
 __all__ = [
     "DEFAULT_LISTEN",
+    "CannotStart",
     "Options",
+    "checkLayout",
     "makeFactory",
     "makeService",
     "prepareDataDir",
@@ -69,6 +74,22 @@ _POLICY_OPTIONS = {
     "implementation": "implementation",
     "apop-host": "apopHost",
 }
+
+
+class CannotStart(SystemExit):
+    """
+    The server cannot start as configured: a C{--listen} description that is not one, a
+    port already in use, a C{--maildir-root} or C{--data-dir} that is not a directory.
+
+    A L{SystemExit} whose code is the one-line message, so that C{twistd} prints that
+    line and exits with status 1 instead of showing a traceback.
+    """
+
+    def __init__(self, message: str) -> None:
+        """
+        @param message: What is wrong, naming the option or the path.
+        """
+        super().__init__(f"twistd pop3kit: {message}")
 
 
 def _parseExpire(value: str) -> int | str:
@@ -341,10 +362,102 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     return POP3ServerFactory(Portal(realm, checkers), policy=options["policy"], tls=options["tls"])
 
 
+def _checkDirectory(option: str, path: str, mustExist: bool) -> None:
+    """
+    Refuse a path that is there but not a directory, or, if C{mustExist}, missing.
+
+    @raise CannotStart: If so, naming the option and the path.
+    """
+    if not os.path.lexists(path):
+        if mustExist:
+            raise CannotStart(f"{option} {path}: no such directory")
+    elif not os.path.isdir(path):
+        raise CannotStart(f"{option} {path}: not a directory")
+
+
+def checkLayout(options: Options) -> None:
+    """
+    Refuse, before anything listens, a C{--maildir-root} that is missing or not a
+    directory, and a C{--data-dir} (or its C{mail/}) that is there but not a directory:
+    otherwise every login would fail with C{[SYS/TEMP]}.  What the zero-configuration
+    layout lacks is created later, by L{prepareDataDir}.
+
+    @raise CannotStart: With the option and the path.
+    """
+    if _usesDataDir(options):
+        _checkDirectory("--data-dir", options["data-dir"], mustExist=False)
+    option = "--data-dir" if options["create-maildir-root"] else "--maildir-root"
+    _checkDirectory(option, options["maildir-root"], not options["create-maildir-root"])
+
+
+class _Listener(StreamServerEndpointService):
+    """
+    Listens on one C{--listen} endpoint; a port that cannot be bound (in use, not
+    permitted) stops the start-up with a L{CannotStart} naming the description.
+
+    @ivar port: The listening port, once bound.
+    """
+
+    def __init__(self, description: str, endpoint: IStreamServerEndpoint, factory: Factory) -> None:
+        super().__init__(endpoint, factory)  # type: ignore[no-untyped-call]
+        self.description = description
+        self.port: IListeningPort | None = None
+        self._raiseSynchronously = True
+
+    def privilegedStartService(self) -> None:
+        """
+        Bind the port, or raise L{CannotStart}.
+        """
+        try:
+            super().privilegedStartService()  # type: ignore[no-untyped-call]
+        except (CannotListenError, OSError) as e:
+            reason = e.socketError if isinstance(e, CannotListenError) else e
+            text = reason.strerror if isinstance(reason, OSError) else str(reason)
+            # twistd has redirected standard error to its log by now: the line goes there.
+            raise CannotStart(f"cannot listen on {self.description}: {text}") from None
+        waiting = self._waitingForPort
+        if waiting is not None:
+            waiting.addCallback(self._bound)
+
+    def _bound(self, port: IListeningPort) -> IListeningPort:
+        self.port = port
+        return port
+
+
+class _Announcement(Service):
+    """
+    Logs what the server serves, once every listener of its parent has bound its port.
+    """
+
+    def __init__(self, root: str, listeners: Sequence[_Listener]) -> None:
+        self._root = root
+        self._listeners = listeners
+
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]
+        addresses = []
+        for listener in self._listeners:
+            if listener.port is None:
+                addresses.append(listener.description)
+            else:
+                host = listener.port.getHost()
+                addresses.append(f"{getattr(host, 'host', '')}:{getattr(host, 'port', '')}")
+        Logger().info(
+            "pop3kit serving Maildirs under {root} on {listen}",
+            root=os.path.abspath(self._root),
+            listen=", ".join(addresses),
+        )
+
+
 def makeService(options: Options) -> IService:
     """
     Build the C{twistd pop3kit} service: one listening service per C{--listen}.
+
+    @raise CannotStart: If a C{--listen} description is not a valid endpoint, or a
+        directory is missing or not a directory (see L{checkLayout}); when the service
+        starts, if a port cannot be bound.
     """
+    checkLayout(options)
     factory = makeFactory(options)
     service = MultiService()  # type: ignore[no-untyped-call]
     if _usesDataDir(options):
@@ -352,19 +465,22 @@ def makeService(options: Options) -> IService:
     tls: ServerTLS | None = options["tls"]
     from twisted.internet import reactor
 
+    listeners = []
     for description in options["listen"]:
         if isImplicitTLS(description):
             assert tls is not None
             endpoint = implicitTLSEndpoint(reactor, description, tls)  # type: ignore[arg-type]
-            listener: IService = StreamServerEndpointService(endpoint, factory)  # type: ignore[no-untyped-call]
         else:
-            listener = strports.service(description, factory)  # type: ignore[no-untyped-call]
+            try:
+                endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
+            except (ValueError, TypeError, KeyError) as e:
+                raise CannotStart(
+                    f"--listen {description!r} is not a valid endpoint: {e}"
+                ) from None
+        listener = _Listener(description, endpoint, factory)
         listener.setServiceParent(service)  # type: ignore[no-untyped-call]
+        listeners.append(listener)
     if tls is not None:
         TLSReloadService(tls, reactor).setServiceParent(service)  # type: ignore[arg-type, no-untyped-call]
-    Logger().info(
-        "pop3kit serving Maildirs under {root} on {listen}",
-        root=os.path.abspath(options["maildir-root"]),
-        listen=", ".join(options["listen"]),
-    )
+    _Announcement(options["maildir-root"], listeners).setServiceParent(service)  # type: ignore[no-untyped-call]
     return service
