@@ -8,11 +8,11 @@ from __future__ import annotations
 import errno
 import io
 import os
+from typing import cast
 
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from pop3kit.backends import maildir
 from pop3kit.backends.maildir import MaildirRealm, deliver
 from pop3kit.errors import TemporaryFailure
 from pop3kit.interfaces import IMailbox
@@ -28,8 +28,9 @@ class UnreadableMaildirTests(SynchronousTestCase):
         os.mkdir(self.root)
         self.path = os.path.join(self.root, "alice")
         self.events: list[LogEvent] = []
-        globalLogPublisher.addObserver(self.events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        observer = cast(ILogObserver, self.events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
 
     def refusal(self) -> tuple[str, str]:
         """
@@ -69,7 +70,7 @@ class UnreadableMaildirTests(SynchronousTestCase):
                 raise PermissionError(errno.EACCES, "Permission denied", path)
             realMkdir(path, mode)
 
-        self.patch(maildir.os, "mkdir", mkdir)
+        self.patch(os, "mkdir", mkdir)
         text, logged = self.refusal()
         self.assertEqual(text, "cannot open maildrop (Permission denied)")
         self.assertIn(f"Cannot open Maildir {self.path} (owner ", logged)
