@@ -219,6 +219,16 @@ class Options(usage.Options, AuthOptionMixin):
         super().__init__()  # type: ignore[no-untyped-call]
         self["listen"] = []
 
+    def opt_version(self) -> None:  # type: ignore[override]
+        """
+        Show pop3kit's version (and Twisted's), and exit.
+        """
+        import twisted
+        from pop3kit import __version__
+
+        print(f"pop3kit {__version__} (Twisted {twisted.__version__})")
+        raise SystemExit(0)
+
     def opt_listen(self, description: str) -> None:
         """
         Listen on this Twisted endpoint description (repeatable), e.g. tcp:110,
