@@ -39,6 +39,7 @@ from pop3kit.tls import (
     ServerTLS,
     TLSConfigurationError,
     TLSReloadService,
+    certificateFilesOf,
     implicitTLSEndpoint,
     isImplicitTLS,
 )
@@ -213,6 +214,11 @@ class Options(usage.Options, AuthOptionMixin):
     ]
     optFlags = [
         ["apop", None, "Offer APOP (needs a checker with reversibly stored passwords)."],
+        [
+            "no-stls",
+            None,
+            "Serve TLS only on ssl: listeners: offer no STLS on the others.",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -233,7 +239,8 @@ class Options(usage.Options, AuthOptionMixin):
         """
         Listen on this Twisted endpoint description (repeatable), e.g. tcp:110,
         tcp:1110:interface=127.0.0.1, or ssl:995 for implicit TLS with the
-        --tls-certificate pair.  Default: tcp:1110:interface=127.0.0.1.
+        --tls-certificate pair (or ssl:995:privateKey=key.pem:certKey=cert.pem, whose
+        certificate then also serves STLS).  Default: tcp:1110:interface=127.0.0.1.
         """
         self["listen"].append(description)
 
@@ -276,10 +283,21 @@ class Options(usage.Options, AuthOptionMixin):
         if (certificate is None) != (key is None):
             raise usage.UsageError("--tls-certificate and --tls-key go together")
         if certificate is None:
+            # Twisted's own way, as for every other twistd plugin: the first ssl: listener
+            # that names its files (privateKey=, certKey=) gives the certificate to all.
+            named = [
+                files for files in map(certificateFilesOf, self["listen"]) if files is not None
+            ]
+            if named:
+                certificate, key = named[0]
+        if certificate is None:
             if clientCA is not None:
                 raise usage.UsageError("--tls-client-ca needs --tls-certificate and --tls-key")
             if any(isImplicitTLS(description) for description in self["listen"]):
-                raise usage.UsageError("--listen ssl:... needs --tls-certificate and --tls-key")
+                raise usage.UsageError(
+                    "--listen ssl:... needs a certificate: --tls-certificate and --tls-key, "
+                    "or ssl:995:privateKey=KEY.pem:certKey=CERT.pem"
+                )
             return None
         try:
             tls = ServerTLS(certificate, key, clientCAPath=clientCA)
@@ -369,7 +387,9 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     if len(checkers) > 1:
         checkers = [ChainedChecker(checkers)]
     realm = MaildirRealm(options["maildir-root"])
-    return POP3ServerFactory(Portal(realm, checkers), policy=options["policy"], tls=options["tls"])
+    # Implicit-TLS listeners get the certificate from their endpoint, not the factory.
+    tls = None if options["no-stls"] else options["tls"]
+    return POP3ServerFactory(Portal(realm, checkers), policy=options["policy"], tls=tls)
 
 
 def _checkDirectory(option: str, path: str, mustExist: bool) -> None:
