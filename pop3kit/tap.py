@@ -23,6 +23,7 @@ from twisted.python import usage
 
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit.backends.maildir import MaildirRealm
+from pop3kit.checkers._plaintext import withSCRAM
 from pop3kit.checkers.passwdfile import PasswdFileChecker
 from pop3kit.core import (
     DEFAULT_SASL_MECHANISMS,
@@ -382,7 +383,7 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     Build the server factory the options describe.
     """
     checkers: Sequence[ICredentialsChecker] = [
-        _bytesCredentials(checker) for checker in options["credCheckers"]
+        withSCRAM(_bytesCredentials(checker)) for checker in options["credCheckers"]
     ] or [PasswdFileChecker(passwdPath(options["data-dir"]))]
     if len(checkers) > 1:
         checkers = [ChainedChecker(checkers)]
