@@ -358,7 +358,11 @@ class _DataDirService(Service):
         self._options = options
 
     def startService(self) -> None:
-        prepareDataDir(self._options)
+        try:
+            prepareDataDir(self._options)
+        except OSError as e:
+            where = e.filename or self._options["data-dir"]
+            raise CannotStart(f"--data-dir {where}: {e.strerror or e}") from None
         super().startService()  # type: ignore[no-untyped-call]
 
 

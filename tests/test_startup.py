@@ -95,6 +95,20 @@ class CheckLayoutTests(TestCase):
         """
         tap.makeService(parse("--data-dir", os.path.join(self.directory, "new")))
 
+    def test_dataDirCannotBeCreated(self) -> None:
+        """
+        A C{--data-dir} that cannot be created when the service starts (under a file,
+        here; as the service user, in production) stops the start with one line.
+        """
+        dataDir = os.path.join(self.file, "data")
+        service = tap.makeService(
+            parse("--listen", "tcp:0:interface=127.0.0.1", "--data-dir", dataDir)
+        )
+        service.privilegedStartService()
+        self.addCleanup(service.stopService)
+        error = self.assertRaises(tap.CannotStart, service.startService)
+        self.assertEqual(error.code, f"twistd pop3kit: --data-dir {dataDir}: Not a directory")
+
     def test_invalidListen(self) -> None:
         """
         A C{--listen} description that is not a Twisted endpoint is refused, naming it.
