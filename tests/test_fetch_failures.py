@@ -64,7 +64,10 @@ class FetchFailureTests(TestCase):
         return int(port.getHost().port)
 
     async def failure(
-        self, url: str, password: str = "secret", **options: Any
+        self,
+        url: str,
+        password: str = "secret",  # noqa: S107
+        **options: Any,
     ) -> tuple[ExitStatus, str]:
         """
         Open a session as C{fetch} does, which must fail.
