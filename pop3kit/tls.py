@@ -93,7 +93,6 @@ __all__ = [
     "isImplicitTLS",
     "isSecure",
     "peerIdentity",
-    "sameFiles",
 ]
 
 #: Seconds a client gets to complete the TLS handshake (after STLS, or on connecting to an
@@ -504,7 +503,7 @@ def certificateFilesOf(description: str) -> tuple[str, str] | None:
     return options.get("certKey", key), key
 
 
-def sameFiles(first: tuple[str, str], second: tuple[str, str]) -> bool:
+def _sameFiles(first: tuple[str, str], second: tuple[str, str]) -> bool:
     """
     Whether two C{(certificate, key)} pairs name the same files.
     """
@@ -575,7 +574,7 @@ def implicitTLSEndpoint(
             "after the certificate in its file, and TLS 1.2 or later is always used"
         )
     files = certificateFilesOf(description)
-    if files is not None and not sameFiles(files, (serverTLS.certificatePath, serverTLS.keyPath)):
+    if files is not None and not _sameFiles(files, (serverTLS.certificatePath, serverTLS.keyPath)):
         raise TLSConfigurationError(
             f"{description!r} names a second certificate ({files[0]}, key {files[1]}) "
             f"besides {serverTLS.certificatePath} (key {serverTLS.keyPath}): one certificate "
