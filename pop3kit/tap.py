@@ -78,13 +78,15 @@ _POLICY_OPTIONS = {
 }
 
 
-class CannotStart(SystemExit):
+class CannotStart(SystemExit, Exception):
     """
     The server cannot start as configured: a C{--listen} description that is not one, a
     port already in use, a C{--maildir-root} or C{--data-dir} that is not a directory.
 
     A L{SystemExit} whose code is the one-line message, so that C{twistd} prints that
-    line and exits with status 1 instead of showing a traceback.
+    line and exits with status 1 instead of showing a traceback.  An L{Exception} too,
+    so that a daemonizing C{twistd} reports it to the waiting parent process (which
+    otherwise waits for ever) and prints it there.
     """
 
     def __init__(self, message: str) -> None:

@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
@@ -202,6 +204,47 @@ class TwistdStartupTests(TestCase):
             f"cannot listen on {description}: Address already in use",
             *("--listen", description, "--data-dir", directory),
         )
+
+    async def test_portInUseDaemon(self) -> None:
+        """
+        Daemonizing (no C{-n}), the waiting parent process reports the line and exits
+        with status 1, instead of waiting for ever; the log has the line, no traceback;
+        no PID file is left.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        description = f"tcp:{busyPort(self)}:interface=127.0.0.1"
+        pidfile = os.path.join(directory, "twistd.pid")
+        command = [
+            *(sys.executable, "-c", TWISTD, "--pidfile", pidfile),
+            *("--logfile", os.path.join(directory, "log")),
+            *("pop3kit", "--listen", description, "--data-dir", directory),
+        ]
+        result = await deferToThread(
+            subprocess.run,
+            command,
+            cwd=directory,
+            env=dict(os.environ, PYTHONPATH=childPythonPath()),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        self.assertEqual(result.returncode, 1, result.stderr)
+        # twistd passes the parent at most 100 octets; the log has the whole line.
+        self.assertIn("twistd pop3kit: cannot listen on tcp:", result.stderr)
+        # The daemon writes it as it exits, maybe after the parent did.
+        line = f"twistd pop3kit: cannot listen on {description}: Address already in use\n"
+        for _ in range(600):
+            with open(os.path.join(directory, "log")) as f:
+                log = f.read()
+            if line in log:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        self.assertIn(line, log)
+        self.assertNotIn("Traceback", log)
+        self.assertFalse(os.path.exists(pidfile))
 
     async def test_badListen(self) -> None:
         """
