@@ -510,6 +510,12 @@ def makeService(options: Options) -> IService:
         else:
             try:
                 endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
+            except IndexError:
+                # The systemd: endpoint, without the socket it names.
+                raise CannotStart(
+                    f"--listen {description!r}: systemd passed no such socket "
+                    "(LISTEN_FDS; start the service through its .socket unit)"
+                ) from None
             except (ValueError, TypeError, KeyError) as e:
                 raise CannotStart(
                     f"--listen {description!r} is not a valid endpoint: {e}"

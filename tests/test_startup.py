@@ -120,6 +120,15 @@ class CheckLayoutTests(TestCase):
             error = self.assertRaises(tap.CannotStart, tap.makeService, options)
             self.assertIn(f"--listen {description!r} is not a valid endpoint: ", str(error.code))
 
+    def test_systemdWithoutSocket(self) -> None:
+        """
+        A C{systemd:} endpoint without the socket systemd should have passed.
+        """
+        self.patch(os, "environ", {k: v for k, v in os.environ.items() if k != "LISTEN_FDS"})
+        options = parse("--listen", "systemd:domain=INET:index=0", "--data-dir", self.directory)
+        error = self.assertRaises(tap.CannotStart, tap.makeService, options)
+        self.assertIn("systemd passed no such socket", str(error.code))
+
     def test_portInUse(self) -> None:
         """
         A port already in use stops the start with one line naming the description; the
