@@ -13,7 +13,7 @@ from typing import cast
 from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from pop3kit.backends.maildir import MaildirRealm, deliver
+from pop3kit.backends.maildir import MaildirMailbox, MaildirRealm, deliver
 from pop3kit.errors import TemporaryFailure
 from pop3kit.interfaces import IMailbox
 
@@ -98,3 +98,22 @@ class UnreadableMaildirTests(SynchronousTestCase):
         text, logged = self.refusal()
         self.assertEqual(text, "cannot create maildrop (No such file or directory)")
         self.assertIn(f"Cannot create Maildir {self.path} (not found: ", logged)
+
+    def test_listingFails(self) -> None:
+        """
+        A Maildir whose C{new/} cannot be read fails the listing with "cannot read", and
+        the log names the directory, its owner and mode, on one line.
+        """
+        deliver(self.path, io.BytesIO(b"hi\n"))
+        new = os.path.join(self.path, "new")
+        for name in os.listdir(new):
+            os.unlink(os.path.join(new, name))
+        os.rmdir(new)
+        with open(new, "w"):
+            pass
+        mailbox = MaildirMailbox(self.path)
+        failure = self.failureResultOf(mailbox.listMessages(), TemporaryFailure)
+        self.assertEqual(failure.value.text, "cannot read maildrop (Not a directory)")
+        [logged] = [e for e in self.events if e.get("log_level") and e["log_level"].name == "error"]
+        self.assertNotIn("log_failure", logged)
+        self.assertIn(f"Cannot read Maildir {new} (owner ", formatEvent(logged))

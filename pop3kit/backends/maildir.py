@@ -256,7 +256,14 @@ class MaildirMailbox:
         try:
             return succeed(self._list())
         except OSError as e:
-            self.log.failure("Cannot list Maildir {path}", path=self._path)
+            where = e.filename if isinstance(e.filename, str) else self._path
+            self.log.error(
+                "Cannot read Maildir {path} ({owner}) as {user}: {reason}",
+                path=os.path.abspath(where),
+                owner=_ownership(where),
+                user=_userName(os.geteuid()),
+                reason=e.strerror or str(e),
+            )
             return fail(TemporaryFailure(f"cannot read maildrop ({e.strerror})"))
 
     def _list(self) -> list[MessageInfo]:
