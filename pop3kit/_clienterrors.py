@@ -65,6 +65,12 @@ class TLSFailed(ConnectionLost, ClientError):
     """
     The TLS handshake failed (for example, the certificate did not verify for the host
     name) and the connection was closed.  A L{ConnectionLost} too.
+
+    Its C{__cause__} says why, by type: a
+    L{CertificateRejected <pop3kit._clienttls.CertificateRejected>} subclass carrying
+    OpenSSL's verification code when the certificate chain was refused (with the options
+    of L{tlsOptions <pop3kit.client.tlsOptions>}), a C{service_identity}
+    C{VerificationError} for a certificate of another name, else the C{OpenSSL.SSL.Error}.
     """
 
     defaultText = "the TLS handshake failed"

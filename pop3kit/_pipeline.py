@@ -33,6 +33,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from pop3kit._clienterrors import ClientError, InvalidState, ServerError, TLSFailed
+from pop3kit._clienttls import rejectionOf
 from pop3kit._sinks import BodySink, Collector
 from pop3kit.core import (
     AuthenticationFailed,
@@ -185,19 +186,24 @@ class Pipeline:
         given to L{abort}, or else L{TLSFailed} when a TLS handshake was under way or
         C{reason} is a TLS error, or else L{ConnectionLost}.
         """
-        self._transport = None
+        transport, self._transport = self._transport, None
         self._refusal = lambda: ConnectionLost("not connected")
         self._cancelTimer()
         pending = [*self._inFlight, *self._queue]
         self._inFlight.clear()
         self._queue.clear()
         tls = handshaking or isinstance(reason.value, SSL.Error | VerificationError)
+        # What TLSFailed carries as its cause: why the certificate was refused, if it was.
+        cause = (rejectionOf(transport) or reason.value) if tls else None
         for request in pending:
             if request.sink is not None:
                 request.sink.abandon()
             what = request.what.decode("ascii", "replace")
             error = self._abortReason or (
-                TLSFailed(f"TLS failed while waiting for the answer to {what}: {reason.value}")
+                _withCause(
+                    TLSFailed(f"TLS failed while waiting for the answer to {what}: {cause}"),
+                    cause,
+                )
                 if tls
                 else ConnectionLost(
                     f"connection lost while waiting for the answer to {what}: "
@@ -493,6 +499,15 @@ class _ReadingControl:
 
 
 _T = TypeVar("_T")
+
+
+def _withCause(error: BaseException, cause: object) -> BaseException:
+    """
+    C{error}, with C{cause} as its C{__cause__} if it is an exception.
+    """
+    if isinstance(cause, BaseException):
+        error.__cause__ = cause
+    return error
 
 
 class OneShot(Generic[_T]):

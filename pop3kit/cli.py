@@ -70,6 +70,13 @@ def _readPassword(args: argparse.Namespace) -> str:
             line = line[:-1].removesuffix("\r")
         password = line
     else:
+        if not sys.stdin.isatty():
+            # getpass would ask on the terminal and ignore what is piped in.
+            raise ExitError(
+                "standard input is not a terminal: to give the password on it, "
+                "use --password-stdin",
+                ExitStatus.USAGE,
+            )
         try:
             password = getpass.getpass("New password: ")
             again = getpass.getpass("Retype new password: ")
@@ -245,6 +252,16 @@ def _runScan(args: argparse.Namespace) -> int:
     return _fetch.runInReactor(work)
 
 
+def _versionText() -> str:
+    """
+    What C{--version} prints: pop3kit's version, then Twisted's.
+    """
+    import twisted
+    from pop3kit import __version__
+
+    return f"pop3kit {__version__} (Twisted {twisted.__version__})"
+
+
 def _makeParser() -> argparse.ArgumentParser:
     # --data-dir is accepted before or after the subcommand; SUPPRESS keeps a
     # subcommand's parser from overwriting a value given before it.
@@ -254,6 +271,7 @@ def _makeParser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pop3kit", description="Manage pop3kit users, deliver and fetch mail."
     )
+    parser.add_argument("--version", action="version", version=_versionText())
     parser.add_argument(
         "--data-dir",
         default=DEFAULT_DATA_DIR,

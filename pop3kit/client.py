@@ -664,15 +664,21 @@ def tlsOptions(hostname: str, cafile: str | None = None) -> IOpenSSLClientConnec
         trustRootFromCertificates,
     )
 
+    from pop3kit._clienttls import RecordingCreator
+
     if cafile is None:
-        return optionsForClientTLS(hostname, trustRoot=platformTrust())  # type: ignore[no-untyped-call]
+        return RecordingCreator(
+            optionsForClientTLS(hostname, trustRoot=platformTrust()),  # type: ignore[no-untyped-call]
+            hostname,
+        )
     with open(cafile, "rb") as f:
         pem = f.read()
     certificates = [Certificate.loadPEM(block) for block in _PEM_CERTIFICATE.findall(pem)]
     if not certificates:
         raise ValueError(f"no PEM certificate in {cafile}")
     trustRoot = trustRootFromCertificates(certificates)  # type: ignore[no-untyped-call]
-    return optionsForClientTLS(hostname, trustRoot=trustRoot)
+    # Recording why a certificate is refused lets TLSFailed say it by type.
+    return RecordingCreator(optionsForClientTLS(hostname, trustRoot=trustRoot), hostname)
 
 
 TLSMode = Literal["implicit", "starttls", "starttls-if-offered", "none"]

@@ -9,19 +9,22 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from twisted.application import strports
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
 from twisted.cred.checkers import ICredentialsChecker, InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.credentials import IUsernameHashedPassword, IUsernamePassword
 from twisted.cred.portal import Portal
 from twisted.cred.strcred import AuthOptionMixin
-from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort, IReactorThreads, IStreamServerEndpoint
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python import usage
 
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit.backends.maildir import MaildirRealm
+from pop3kit.checkers._plaintext import withSCRAM
 from pop3kit.checkers.passwdfile import PasswdFileChecker
 from pop3kit.core import (
     DEFAULT_SASL_MECHANISMS,
@@ -41,6 +44,7 @@ from pop3kit.tls import (
     ServerTLS,
     TLSConfigurationError,
     TLSReloadService,
+    certificateFilesOf,
     implicitTLSEndpoint,
     isImplicitTLS,
 )
@@ -50,7 +54,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_LISTEN",
+    "CannotStart",
     "Options",
+    "checkLayout",
     "makeFactory",
     "makeService",
     "prepareDataDir",
@@ -77,6 +83,24 @@ _POLICY_OPTIONS = {
     "implementation": "implementation",
     "apop-host": "apopHost",
 }
+
+
+class CannotStart(SystemExit, Exception):
+    """
+    The server cannot start as configured: a C{--listen} description that is not one, a
+    port already in use, a C{--maildir-root} or C{--data-dir} that is not a directory.
+
+    A L{SystemExit} whose code is the one-line message, so that C{twistd} prints that
+    line and exits with status 1 instead of showing a traceback.  An L{Exception} too,
+    so that a daemonizing C{twistd} reports it to the waiting parent process (which
+    otherwise waits for ever) and prints it there.
+    """
+
+    def __init__(self, message: str) -> None:
+        """
+        @param message: What is wrong, naming the option or the path.
+        """
+        super().__init__(f"twistd pop3kit: {message}")
 
 
 def _parseExpire(value: str) -> int | str:
@@ -222,6 +246,11 @@ class Options(usage.Options, AuthOptionMixin):
     ]
     optFlags = [
         ["apop", None, "Offer APOP (needs a checker with reversibly stored passwords)."],
+        [
+            "no-stls",
+            None,
+            "Serve TLS only on ssl: listeners: offer no STLS on the others.",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -229,12 +258,23 @@ class Options(usage.Options, AuthOptionMixin):
         self["listen"] = []
         self["lmtp"] = []
 
+    def opt_version(self) -> None:  # type: ignore[override]
+        """
+        Show pop3kit's version (and Twisted's), and exit.
+        """
+        import twisted
+        from pop3kit import __version__
+
+        print(f"pop3kit {__version__} (Twisted {twisted.__version__})")
+        raise SystemExit(0)
+
     def opt_listen(self, description: str) -> None:
         """
         Listen on this Twisted endpoint description (repeatable), e.g. tcp:110,
         tcp:1110:interface=127.0.0.1, or ssl:995 for implicit TLS with the
-        --tls-certificate pair; haproxy:tcp:... behind a proxy that sends the PROXY
-        protocol header (v1 or v2).  Default: tcp:1110:interface=127.0.0.1.
+        --tls-certificate pair (or ssl:995:privateKey=key.pem:certKey=cert.pem, whose
+        certificate then also serves STLS); haproxy:tcp:... behind a proxy that sends the
+        PROXY protocol header (v1 or v2).  Default: tcp:1110:interface=127.0.0.1.
         """
         self["listen"].append(description)
 
@@ -318,10 +358,21 @@ class Options(usage.Options, AuthOptionMixin):
         if (certificate is None) != (key is None):
             raise usage.UsageError("--tls-certificate and --tls-key go together")
         if certificate is None:
+            # Twisted's own way, as for every other twistd plugin: the first ssl: listener
+            # that names its files (privateKey=, certKey=) gives the certificate to all.
+            named = [
+                files for files in map(certificateFilesOf, self["listen"]) if files is not None
+            ]
+            if named:
+                certificate, key = named[0]
+        if certificate is None:
             if clientCA is not None:
                 raise usage.UsageError("--tls-client-ca needs --tls-certificate and --tls-key")
             if any(isImplicitTLS(description) for description in self["listen"]):
-                raise usage.UsageError("--listen ssl:... needs --tls-certificate and --tls-key")
+                raise usage.UsageError(
+                    "--listen ssl:... needs a certificate: --tls-certificate and --tls-key, "
+                    "or ssl:995:privateKey=KEY.pem:certKey=CERT.pem"
+                )
             return None
         try:
             tls = ServerTLS(certificate, key, clientCAPath=clientCA)
@@ -381,7 +432,11 @@ class _DataDirService(Service):
         self._options = options
 
     def startService(self) -> None:
-        prepareDataDir(self._options)
+        try:
+            prepareDataDir(self._options)
+        except OSError as e:
+            where = e.filename or self._options["data-dir"]
+            raise CannotStart(f"--data-dir {where}: {e.strerror or e}") from None
         super().startService()  # type: ignore[no-untyped-call]
 
 
@@ -406,7 +461,7 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     Build the server factory the options describe.
     """
     checkers: Sequence[ICredentialsChecker] = [
-        _bytesCredentials(checker) for checker in options["credCheckers"]
+        withSCRAM(_bytesCredentials(checker)) for checker in options["credCheckers"]
     ] or [PasswdFileChecker(passwdPath(options["data-dir"]))]
     if len(checkers) > 1:
         checkers = [ChainedChecker(checkers)]
@@ -426,10 +481,12 @@ def makeFactory(options: Options) -> POP3ServerFactory:
             state,
             forgetLoginsAfter=max(DEFAULT_FORGET_LOGINS_AFTER, policy.loginDelay or 0),
         )
+    # Implicit-TLS listeners get the certificate from their endpoint, not the factory.
+    tls = None if options["no-stls"] else options["tls"]
     return POP3ServerFactory(
         Portal(realm, checkers),
         policy=options["policy"],
-        tls=options["tls"],
+        tls=tls,
         **shared,  # type: ignore[arg-type]
     )
 
@@ -463,10 +520,102 @@ def _makeLMTPFactory(options: Options, portal: Portal, reactor: IReactorThreads)
     return LMTPFactory(delivery)
 
 
+def _checkDirectory(option: str, path: str, mustExist: bool) -> None:
+    """
+    Refuse a path that is there but not a directory, or, if C{mustExist}, missing.
+
+    @raise CannotStart: If so, naming the option and the path.
+    """
+    if not os.path.lexists(path):
+        if mustExist:
+            raise CannotStart(f"{option} {path}: no such directory")
+    elif not os.path.isdir(path):
+        raise CannotStart(f"{option} {path}: not a directory")
+
+
+def checkLayout(options: Options) -> None:
+    """
+    Refuse, before anything listens, a C{--maildir-root} that is missing or not a
+    directory, and a C{--data-dir} (or its C{mail/}) that is there but not a directory:
+    otherwise every login would fail with C{[SYS/TEMP]}.  What the zero-configuration
+    layout lacks is created later, by L{prepareDataDir}.
+
+    @raise CannotStart: With the option and the path.
+    """
+    if _usesDataDir(options):
+        _checkDirectory("--data-dir", options["data-dir"], mustExist=False)
+    option = "--data-dir" if options["create-maildir-root"] else "--maildir-root"
+    _checkDirectory(option, options["maildir-root"], not options["create-maildir-root"])
+
+
+class _Listener(StreamServerEndpointService):
+    """
+    Listens on one C{--listen} endpoint; a port that cannot be bound (in use, not
+    permitted) stops the start-up with a L{CannotStart} naming the description.
+
+    @ivar port: The listening port, once bound.
+    """
+
+    def __init__(self, description: str, endpoint: IStreamServerEndpoint, factory: Factory) -> None:
+        super().__init__(endpoint, factory)  # type: ignore[no-untyped-call]
+        self.description = description
+        self.port: IListeningPort | None = None
+        self._raiseSynchronously = True
+
+    def privilegedStartService(self) -> None:
+        """
+        Bind the port, or raise L{CannotStart}.
+        """
+        try:
+            super().privilegedStartService()  # type: ignore[no-untyped-call]
+        except (CannotListenError, OSError) as e:
+            reason = e.socketError if isinstance(e, CannotListenError) else e
+            text = reason.strerror if isinstance(reason, OSError) else str(reason)
+            # twistd has redirected standard error to its log by now: the line goes there.
+            raise CannotStart(f"cannot listen on {self.description}: {text}") from None
+        waiting = self._waitingForPort
+        if waiting is not None:
+            waiting.addCallback(self._bound)
+
+    def _bound(self, port: IListeningPort) -> IListeningPort:
+        self.port = port
+        return port
+
+
+class _Announcement(Service):
+    """
+    Logs what the server serves, once every listener of its parent has bound its port.
+    """
+
+    def __init__(self, root: str, listeners: Sequence[_Listener]) -> None:
+        self._root = root
+        self._listeners = listeners
+
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]
+        addresses = []
+        for listener in self._listeners:
+            if listener.port is None:
+                addresses.append(listener.description)
+            else:
+                host = listener.port.getHost()
+                addresses.append(f"{getattr(host, 'host', '')}:{getattr(host, 'port', '')}")
+        Logger().info(
+            "pop3kit serving Maildirs under {root} on {listen}",
+            root=os.path.abspath(self._root),
+            listen=", ".join(addresses),
+        )
+
+
 def makeService(options: Options) -> IService:
     """
     Build the C{twistd pop3kit} service: one listening service per C{--listen}.
+
+    @raise CannotStart: If a C{--listen} description is not a valid endpoint, or a
+        directory is missing or not a directory (see L{checkLayout}); when the service
+        starts, if a port cannot be bound.
     """
+    checkLayout(options)
     factory = makeFactory(options)
     service = MultiService()  # type: ignore[no-untyped-call]
     if _usesDataDir(options):
@@ -478,27 +627,39 @@ def makeService(options: Options) -> IService:
     tls: ServerTLS | None = options["tls"]
     from twisted.internet import reactor
 
+    listeners = []
     for description in options["listen"]:
         if isImplicitTLS(description):
             assert tls is not None
             endpoint = implicitTLSEndpoint(reactor, description, tls)  # type: ignore[arg-type]
-            listener: IService = StreamServerEndpointService(endpoint, factory)  # type: ignore[no-untyped-call]
         elif isProxied(description):
             # Twisted's own haproxy: endpoint connects the session before the header.
             endpoint = proxyEndpointFromString(reactor, description)  # type: ignore[arg-type]
-            listener = StreamServerEndpointService(endpoint, factory)  # type: ignore[no-untyped-call]
         else:
-            listener = strports.service(description, factory)  # type: ignore[no-untyped-call]
+            try:
+                endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
+            except IndexError:
+                # The systemd: endpoint, without the socket it names.
+                raise CannotStart(
+                    f"--listen {description!r}: systemd passed no such socket "
+                    "(LISTEN_FDS; start the service through its .socket unit)"
+                ) from None
+            except (ValueError, TypeError, KeyError) as e:
+                raise CannotStart(
+                    f"--listen {description!r} is not a valid endpoint: {e}"
+                ) from None
+        listener = _Listener(description, endpoint, factory)
         listener.setServiceParent(service)  # type: ignore[no-untyped-call]
+        listeners.append(listener)
     if options["lmtp"]:
         lmtp = _makeLMTPFactory(options, factory.portal, reactor)  # type: ignore[arg-type]
         for description in options["lmtp"]:
-            strports.service(description, lmtp).setServiceParent(service)  # type: ignore[no-untyped-call]
+            try:
+                endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
+            except (ValueError, TypeError, KeyError, IndexError) as e:
+                raise CannotStart(f"--lmtp {description!r} is not a valid endpoint: {e}") from None
+            _Listener(description, endpoint, lmtp).setServiceParent(service)  # type: ignore[no-untyped-call]
     if tls is not None:
         TLSReloadService(tls, reactor).setServiceParent(service)  # type: ignore[arg-type, no-untyped-call]
-    Logger().info(
-        "pop3kit serving Maildirs under {root} on {listen}",
-        root=os.path.abspath(options["maildir-root"]),
-        listen=", ".join(options["listen"]),
-    )
+    _Announcement(options["maildir-root"], listeners).setServiceParent(service)  # type: ignore[no-untyped-call]
     return service

@@ -88,6 +88,7 @@ __all__ = [
     "ServerTLS",
     "TLSConfigurationError",
     "TLSReloadService",
+    "certificateFilesOf",
     "implicitTLSEndpoint",
     "isImplicitTLS",
     "isSecure",
@@ -106,7 +107,14 @@ _IMPLICIT_TLS_TYPE = "ssl"
 _IMPLICIT_TLS_OPTIONS = frozenset({"port", "interface", "backlog"})
 
 #: Options of Twisted's own C{ssl:} endpoint that pop3kit configures elsewhere.
-_TWISTED_SSL_OPTIONS = frozenset({"privateKey", "certKey", "sslmethod", "extraCertChain"})
+_TWISTED_SSL_OPTIONS = frozenset({"sslmethod", "extraCertChain"})
+
+#: Twisted's C{ssl:} options naming the certificate and key files: accepted when they name
+#: the files of the L{ServerTLS} (see L{certificateFilesOf}).
+_CERTIFICATE_OPTIONS = frozenset({"privateKey", "certKey"})
+
+#: The key file of Twisted's C{ssl:} endpoint when C{privateKey=} is not given.
+_TWISTED_DEFAULT_KEY = "server.pem"
 
 _log = Logger()
 
@@ -477,6 +485,33 @@ def isImplicitTLS(description: str) -> bool:
     return _parseDescription(description)[0] == _IMPLICIT_TLS_TYPE
 
 
+def certificateFilesOf(description: str) -> tuple[str, str] | None:
+    """
+    The certificate and key files an C{ssl:} description names with Twisted's options,
+    read as Twisted's C{ssl:} endpoint reads them: C{privateKey=} is the key (by default
+    C{server.pem}), C{certKey=} the certificate (by default the key's file, which then
+    holds both).
+
+    @return: C{(certificate, key)}, or L{None} if the description names neither or is
+        not C{ssl:}.
+    """
+    kind, _, keywords = _parseDescription(description)
+    options = dict(keywords)
+    if kind != _IMPLICIT_TLS_TYPE or not (set(options) & _CERTIFICATE_OPTIONS):
+        return None
+    key = options.get("privateKey", _TWISTED_DEFAULT_KEY)
+    return options.get("certKey", key), key
+
+
+def _sameFiles(first: tuple[str, str], second: tuple[str, str]) -> bool:
+    """
+    Whether two C{(certificate, key)} pairs name the same files.
+    """
+    return all(
+        os.path.realpath(a) == os.path.realpath(b) for a, b in zip(first, second, strict=True)
+    )
+
+
 def _integer(description: str, name: str, value: str, low: int, high: int) -> int:
     if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
         raise TLSConfigurationError(
@@ -514,15 +549,17 @@ def implicitTLSEndpoint(
 ) -> IStreamServerEndpoint:
     """
     For a listen description 'ssl:995[:interface=...:backlog=...]' (the twistd --listen
-    syntax; any privateKey/certKey options present are an error: the pair comes from
-    --tls-certificate/--tls-key): a TCP endpoint whose listen() wraps the factory in
+    syntax; Twisted's privateKey/certKey options may name the files of C{serverTLS}, and
+    no others: one certificate serves every listener): a TCP endpoint whose listen() wraps
+    the factory in
     TLSMemoryBIOFactory(serverTLS.contextFactory(), False, factory), so reload applies to
     it too.
 
     @param reactor: Listens; also schedules the TLS layer's write coalescing if it provides
         L{IReactorTime}.
     @raise TLSConfigurationError: If the description is not C{ssl:} with a port and only
-        the options C{interface} and C{backlog}.
+        the options C{interface}, C{backlog}, and C{privateKey}/C{certKey} naming the files
+        of C{serverTLS}.
     """
     kind, arguments, keywords = _parseDescription(description)
     options = dict(keywords)
@@ -533,14 +570,21 @@ def implicitTLSEndpoint(
     misplaced = sorted(set(options) & _TWISTED_SSL_OPTIONS)
     if misplaced:
         raise TLSConfigurationError(
-            f"{description!r}: {', '.join(misplaced)} cannot be given here; the certificate "
-            "and key come from --tls-certificate and --tls-key"
+            f"{description!r}: {', '.join(misplaced)} cannot be given here; the chain goes "
+            "after the certificate in its file, and TLS 1.2 or later is always used"
         )
-    unknown = sorted(set(options) - _IMPLICIT_TLS_OPTIONS)
+    files = certificateFilesOf(description)
+    if files is not None and not _sameFiles(files, (serverTLS.certificatePath, serverTLS.keyPath)):
+        raise TLSConfigurationError(
+            f"{description!r} names a second certificate ({files[0]}, key {files[1]}) "
+            f"besides {serverTLS.certificatePath} (key {serverTLS.keyPath}): one certificate "
+            "serves every listener and STLS"
+        )
+    unknown = sorted(set(options) - _IMPLICIT_TLS_OPTIONS - _CERTIFICATE_OPTIONS)
     if unknown:
         raise TLSConfigurationError(
             f"{description!r}: unknown option {', '.join(unknown)} (ssl: takes a port, "
-            "interface= and backlog=)"
+            "interface=, backlog=, and privateKey=/certKey= naming the server's certificate)"
         )
     positional = arguments
     if "port" in options:

@@ -21,6 +21,19 @@ from pop3kit.checkers.passwdfile import PasswdFileChecker, listUsers, verifyPass
 from tests.test_checker_passwdfile import ThreadedReactor
 
 
+class _FakeInput(io.TextIOWrapper):
+    """
+    Standard input from bytes, a terminal or not.
+    """
+
+    def __init__(self, data: io.BytesIO, terminal: bool) -> None:
+        super().__init__(data, encoding="utf-8")
+        self._terminal = terminal
+
+    def isatty(self) -> bool:
+        return self._terminal
+
+
 class CLITestCase(SynchronousTestCase):
     """
     Run L{cli.main} with captured standard streams, in a scratch directory.
@@ -32,6 +45,7 @@ class CLITestCase(SynchronousTestCase):
         self.dataDir = os.path.join(self.base, "data")
         self.passwd = os.path.join(self.dataDir, "passwd")
         self.prompts: list[str] = []
+        self.terminal = False
 
     def runCommand(self, *argv: str, stdin: bytes = b"") -> tuple[int, str, str]:
         """
@@ -40,7 +54,7 @@ class CLITestCase(SynchronousTestCase):
         @return: The exit status, standard output and standard error.
         """
         out, err = io.StringIO(), io.StringIO()
-        self.patch(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
+        self.patch(sys, "stdin", _FakeInput(io.BytesIO(stdin), self.terminal))
         self.patch(sys, "stdout", out)
         self.patch(sys, "stderr", err)
         status = cli.main(["--data-dir", self.dataDir, *argv])
@@ -57,8 +71,9 @@ class CLITestCase(SynchronousTestCase):
 
     def patchGetpass(self, *answers: str | type[BaseException]) -> None:
         """
-        Answer the password prompts in turn.
+        Answer the password prompts in turn, standard input being a terminal.
         """
+        self.terminal = True
         remaining = list(answers)
 
         def fakeGetpass(prompt: str = "Password: ", stream: object = None) -> str:

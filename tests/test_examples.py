@@ -6,18 +6,26 @@ The examples are not a package: each is imported from its path, as a user would 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import os
+import poplib
+import re
+import socket
+import ssl
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
 from twisted.application.service import IService, MultiService
 from twisted.cred.portal import IRealm
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactor
+from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import Interface
 from zope.interface.verify import verifyObject
@@ -32,6 +40,8 @@ from pop3kit.interfaces import IMailbox
 from pop3kit.server import POP3ServerFactory
 from pop3kit.testing import ConnectedServer, IMailboxContractMixin
 from tests._oracle import crlfForm
+from tests._pki import sharedPKI
+from tests.test_twistd import TWISTD, childPythonPath
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
 
@@ -302,3 +312,257 @@ class EmbedTests(SynchronousTestCase):
         services = embed.makeApplicationServices(MemoryReactor(), self.dataDir)
         self.assertIsInstance(services, MultiService)
         self.assertEqual([child.name for child in services], ["pop3"])
+
+
+#: The examples' directory, as the documentation runs them from.
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def exampleEnvironment(**extra: str) -> dict[str, str]:
+    """
+    The environment of an example run as a program: this pop3kit importable, and no
+    C{POP3_*} settings but C{extra}.
+    """
+    environment = {
+        name: value for name, value in os.environ.items() if not name.startswith("POP3_")
+    }
+    environment["PYTHONPATH"] = childPythonPath()
+    environment.update(extra)
+    return environment
+
+
+class ExampleProcess:
+    """
+    An example server run as documented, as a child process that prints where it
+    listens, stopped by its process id at the end of the test.
+    """
+
+    def __init__(self, testCase: TestCase, *command: str, **environment: str) -> None:
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=exampleEnvironment(**environment),
+            text=True,
+        )
+        testCase.addCleanup(self.stop)
+
+    def stop(self) -> None:
+        """
+        Terminate the example (it runs until interrupted) and close its pipes.
+        """
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for stream in (self.process.stdout, self.process.stderr):
+            assert stream is not None
+            stream.close()
+
+    async def port(self) -> int:
+        """
+        The port from the example's first line, C{serving ... on HOST:PORT}.
+        """
+        assert self.process.stdout is not None
+        line = await deferToThread(self.process.stdout.readline)
+        match = re.search(r"^serving .* on 127\.0\.0\.1:(\d+)$", line)
+        if match is None:
+            assert self.process.stderr is not None
+            self.process.wait(10)
+            raise AssertionError(f"no address in {line!r}: {self.process.stderr.read()}")
+        port = int(match.group(1))
+        assert port != 1110, "the example ignored where it was told to listen"
+        return port
+
+    async def failure(self) -> tuple[int, str]:
+        """
+        Wait for the example to exit by itself.
+
+        @return: Its status and standard error.
+        """
+        assert self.process.stderr is not None
+        status = await deferToThread(self.process.wait, 30)
+        return status, self.process.stderr.read()
+
+
+def popSession(port: int, user: str, password: str, cafile: str | None = None) -> bytes:
+    """
+    Log in with poplib (after STLS if C{cafile} is given, trusting it), retrieve message
+    1 and quit.
+
+    @return: The message, CRLF line ends.
+    """
+    client = poplib.POP3("127.0.0.1", port, timeout=30)
+    try:
+        if cafile is not None:
+            context = ssl.create_default_context(cafile=cafile)
+            context.check_hostname = False
+            client.stls(context)
+        client.user(user)
+        client.pass_(password)
+        _, lines, _ = client.retr(1)
+        client.quit()
+    finally:
+        client.close()
+    return b"".join(line + b"\r\n" for line in lines)
+
+
+class RunAsDocumentedTests(TestCase):
+    """
+    Each server example, run as its page says, listens on the port it is given (a free
+    one here), offers STLS when given a certificate, and says in one line when its port
+    is taken instead of hanging.
+    """
+
+    timeout = 120
+
+    def setUp(self) -> None:
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+        self.pki, self.issued = sharedPKI()
+        holder = socket.socket()
+        self.addCleanup(holder.close)
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        self.busy = f"tcp:{holder.getsockname()[1]}:interface=127.0.0.1"
+
+    def dirmailbox(self, *options: str) -> ExampleProcess:
+        """
+        C{python docs/examples/dirmailbox.py ROOT alice:secret OPTIONS}, alice having one
+        message.
+        """
+        root = os.path.join(self.directory, "mail")
+        os.makedirs(os.path.join(root, "alice"), exist_ok=True)
+        with open(os.path.join(root, "alice", "0001.eml"), "wb") as f:
+            f.write(HELLO)
+        script = str(EXAMPLES / "dirmailbox.py")
+        return ExampleProcess(self, sys.executable, script, root, "alice:secret", *options)
+
+    def embedDataDir(self) -> str:
+        """
+        A data directory with alice (added with C{pop3kit user add}) and one message.
+        """
+        dataDir = os.path.join(self.directory, "data")
+        command = [sys.executable, "-m", "pop3kit", "--data-dir", dataDir]
+        added = subprocess.run(
+            [*command, "user", "add", "alice", "--password-stdin"],
+            input=b"secret\n",
+            env=exampleEnvironment(),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        self.assertEqual(added.returncode, 0, added.stderr)
+        deliver(os.path.join(dataDir, "mail", "alice"), io.BytesIO(HELLO))
+        return dataDir
+
+    async def test_dirmailbox(self) -> None:
+        """
+        C{dirmailbox.py ... --listen tcp:0:interface=127.0.0.1} serves alice's file.
+        """
+        server = self.dirmailbox("--listen", "tcp:0:interface=127.0.0.1")
+        port = await server.port()
+        self.assertEqual(await deferToThread(popSession, port, "alice", "secret"), crlfForm(HELLO))
+
+    async def test_dirmailboxSTLS(self) -> None:
+        """
+        With C{--tls-certificate} and C{--tls-key} (here from C{$POP3_*}), STLS.
+        """
+        root = os.path.join(self.directory, "mail")
+        os.makedirs(os.path.join(root, "alice"))
+        with open(os.path.join(root, "alice", "0001.eml"), "wb") as f:
+            f.write(HELLO)
+        server = ExampleProcess(
+            self,
+            *(sys.executable, str(EXAMPLES / "dirmailbox.py"), root, "alice:secret"),
+            POP3_LISTEN="tcp:0:interface=127.0.0.1",
+            POP3_TLS_CERTIFICATE=self.issued.certificate,
+            POP3_TLS_KEY=self.issued.key,
+        )
+        port = await server.port()
+        message = await deferToThread(popSession, port, "alice", "secret", self.pki.ca.certificate)
+        self.assertEqual(message, crlfForm(HELLO))
+
+    async def test_dirmailboxPortBusy(self) -> None:
+        """
+        A port in use ends the example with status 1 and one line.
+        """
+        status, err = await self.dirmailbox("--listen", self.busy).failure()
+        self.assertEqual(status, 1, err)
+        self.assertEqual(len(err.splitlines()), 1, err)
+        self.assertIn(f"dirmailbox.py: cannot listen on {self.busy}: ", err)
+
+    async def test_embed(self) -> None:
+        """
+        C{embed.py DATA_DIR --listen ... --tls-certificate ... --tls-key ...} serves the
+        users of C{pop3kit user add}, with STLS.
+        """
+        dataDir = self.embedDataDir()
+        server = ExampleProcess(
+            self,
+            *(sys.executable, str(EXAMPLES / "embed.py"), dataDir),
+            *("--listen", "tcp:0:interface=127.0.0.1"),
+            *("--tls-certificate", self.issued.certificate, "--tls-key", self.issued.key),
+        )
+        port = await server.port()
+        message = await deferToThread(popSession, port, "alice", "secret", self.pki.ca.certificate)
+        self.assertEqual(message, crlfForm(HELLO))
+
+    async def test_embedPortBusy(self) -> None:
+        """
+        A port in use ends C{embed.py} with status 1 and one line.
+        """
+        server = ExampleProcess(
+            self, sys.executable, str(EXAMPLES / "embed.py"), self.directory, "--listen", self.busy
+        )
+        status, err = await server.failure()
+        self.assertEqual(status, 1, err)
+        self.assertEqual(len(err.splitlines()), 1, err)
+        self.assertIn(f"embed.py: cannot listen on {self.busy}: ", err)
+
+    async def test_tac(self) -> None:
+        """
+        C{twistd -ny pop3.tac}, next to C{embed.py} and run from elsewhere, serves the
+        C{$POP3_DATA_DIR} on C{$POP3_LISTEN}.
+        """
+        dataDir = self.embedDataDir()
+        log = os.path.join(self.directory, "twistd.log")
+        ExampleProcess(
+            self,
+            *(sys.executable, "-c", TWISTD, "-ny", str(EXAMPLES / "pop3.tac")),
+            *("--pidfile=", "--logfile", log),
+            POP3_LISTEN="tcp:0:interface=127.0.0.1",
+            POP3_DATA_DIR=dataDir,
+        )
+        port = 0
+        for _ in range(600):
+            with contextlib.suppress(FileNotFoundError), open(log) as f:
+                match = re.search(r"POP3ServerFactory starting on (\d+)", f.read())
+                if match is not None:
+                    port = int(match.group(1))
+                    break
+            await deferLater(reactor, 0.05, lambda: None)
+        with open(log) as f:
+            self.assertTrue(port, f.read())
+        self.assertEqual(await deferToThread(popSession, port, "alice", "secret"), crlfForm(HELLO))
+
+    async def test_memorytests(self) -> None:
+        """
+        C{python -m twisted.trial docs/examples/memorytests.py} passes.
+        """
+        result = await deferToThread(
+            subprocess.run,
+            [sys.executable, "-m", "twisted.trial", str(EXAMPLES / "memorytests.py")],
+            cwd=self.directory,
+            env=exampleEnvironment(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("PASSED", result.stdout)

@@ -20,6 +20,12 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from pop3kit import _exits, _fetch, cli
+from pop3kit._clienttls import (
+    CertificateNotYetValid,
+    CertificateRejected,
+    ExpiredCertificate,
+    UntrustedCertificate,
+)
 from pop3kit._exits import ExitError, ExitStatus
 from pop3kit._fetch import _failures, parseURL
 from pop3kit._fetch._failures import (
@@ -102,15 +108,14 @@ CASES: dict[str, list[tuple[BaseException, Expected]]] = {
             TLSUnavailable("the server does not offer STLS"),
             always(
                 ExitStatus.CONFIG,
-                "TLS with mail.example.com:995 failed: TLSUnavailable: "
-                "the server does not offer STLS",
+                "mail.example.com offers no STLS: use pop3s://, or --no-tls on a trusted network",
             ),
         ),
         (
             TLSFailed("certificate verify failed"),
             always(
                 ExitStatus.CONFIG,
-                "TLS with mail.example.com:995 failed: TLSFailed: Connection to the other "
+                "TLS with mail.example.com:995 failed: Connection to the other "
                 "side was lost in a non-clean fashion: certificate verify failed.",
             ),
         ),
@@ -118,31 +123,62 @@ CASES: dict[str, list[tuple[BaseException, Expected]]] = {
             SSL.Error([("SSL routines", "", "certificate verify failed")]),
             always(
                 ExitStatus.CONFIG,
-                "TLS with mail.example.com:995 failed: Error: "
-                "[('SSL routines', '', 'certificate verify failed')]",
+                "the TLS handshake with mail.example.com:995 failed: certificate verify failed",
             ),
         ),
         (
             _VERIFICATION,
             always(
                 ExitStatus.CONFIG,
-                "TLS with mail.example.com:995 failed: VerificationError: VerificationError("
-                "errors=[DNSMismatch(mismatched_id=DNS_ID(hostname=b'mail.example.com'))])",
+                "the certificate of mail.example.com:995 is not valid for the name "
+                "mail.example.com: connect with a name the certificate holds",
             ),
         ),
         (
             caused(SSL.Error("handshake failure"), neterror.ConnectionLost("gone")),
             always(
                 ExitStatus.CONFIG,
-                "TLS with mail.example.com:995 failed: Error: handshake failure",
+                "the TLS handshake with mail.example.com:995 failed: handshake failure",
             ),
         ),
         (
             wrapped(_VERIFICATION),
             always(
                 ExitStatus.CONFIG,
-                "TLS with mail.example.com:995 failed: VerificationError: VerificationError("
-                "errors=[DNSMismatch(mismatched_id=DNS_ID(hostname=b'mail.example.com'))])",
+                "the certificate of mail.example.com:995 is not valid for the name "
+                "mail.example.com: connect with a name the certificate holds",
+            ),
+        ),
+        (
+            caused(UntrustedCertificate(20, 1, "CN=Private CA"), TLSFailed("verify failed")),
+            always(
+                ExitStatus.CONFIG,
+                "the certificate of mail.example.com is not trusted (unknown CA: CN=Private "
+                "CA): pass --cafile PEM with the authority that issued it",
+            ),
+        ),
+        (
+            caused(ExpiredCertificate(10, 0, "CN=mail.example.com"), TLSFailed("failed")),
+            always(
+                ExitStatus.CONFIG,
+                "the certificate of mail.example.com has expired (CN=mail.example.com): "
+                "the server must renew it",
+            ),
+        ),
+        (
+            CertificateNotYetValid(9, 0, "CN=mail.example.com"),
+            always(
+                ExitStatus.CONFIG,
+                "the certificate of mail.example.com is not valid yet (CN=mail.example.com): "
+                "check this host's clock",
+            ),
+        ),
+        (
+            CertificateRejected(23, 0, "CN=mail.example.com"),
+            always(
+                ExitStatus.CONFIG,
+                "the certificate of mail.example.com was refused: certificate verification "
+                "failed (OpenSSL error 23) for CN=mail.example.com",
             ),
         ),
     ],
@@ -230,11 +266,11 @@ CASES: dict[str, list[tuple[BaseException, Expected]]] = {
     "unknownHost": [
         (
             neterror.DNSLookupError("mail.example.com"),
-            always(ExitStatus.NOHOST, "unknown host 'mail.example.com'"),
+            always(ExitStatus.NOHOST, "unknown host 'mail.example.com': check the name in the URL"),
         ),
         (
             socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
-            always(ExitStatus.NOHOST, "unknown host 'mail.example.com'"),
+            always(ExitStatus.NOHOST, "unknown host 'mail.example.com': check the name in the URL"),
         ),
     ],
     "unreachable": [
@@ -242,23 +278,23 @@ CASES: dict[str, list[tuple[BaseException, Expected]]] = {
             neterror.ConnectionRefusedError(),
             always(
                 ExitStatus.UNAVAILABLE,
-                "cannot connect to mail.example.com:995: "
-                "ConnectionRefusedError: Connection was refused by other side.",
+                "cannot connect to mail.example.com:995: connection refused "
+                "(no server listens on that port)",
             ),
         ),
         (
             neterror.NoRouteError(),
             always(
                 ExitStatus.UNAVAILABLE,
-                "cannot connect to mail.example.com:995: NoRouteError: No route to host.",
+                "cannot connect to mail.example.com:995: no route to the host",
             ),
         ),
         (
             ConnectionRefusedError(111, "Connection refused"),
             always(
                 ExitStatus.UNAVAILABLE,
-                "cannot connect to mail.example.com:995: "
-                "ConnectionRefusedError: [Errno 111] Connection refused",
+                "cannot connect to mail.example.com:995: connection refused "
+                "(no server listens on that port)",
             ),
         ),
     ],

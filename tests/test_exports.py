@@ -71,7 +71,10 @@ PINNED = {
     "pop3kit.server": [
         "TLSProvider", "POP3Server", "POP3ServerFactory", "isLocal", "makeAPOPTimestamp",
     ],
-    "pop3kit.tap": ["DEFAULT_LISTEN", "Options", "makeFactory", "makeService", "prepareDataDir"],
+    "pop3kit.tap": [
+        "CannotStart", "DEFAULT_LISTEN", "Options", "checkLayout", "makeFactory", "makeService",
+        "prepareDataDir",
+    ],
     "pop3kit.testing": [
         "CONTRACT_MESSAGES", "ConnectedClient", "ConnectedServer", "IMailboxContractMixin",
         "MemoryConnection", "MemoryNetwork", "Stalled",
@@ -84,7 +87,7 @@ PINNED = {
     ],
     "pop3kit.tls": [
         "HANDSHAKE_TIMEOUT", "ServerTLS", "TLSConfigurationError", "TLSReloadService",
-        "implicitTLSEndpoint", "isImplicitTLS", "isSecure", "peerIdentity",
+        "certificateFilesOf", "implicitTLSEndpoint", "isImplicitTLS", "isSecure", "peerIdentity",
     ],
     "pop3kit.limits": [
         "DEFAULT_FAILED_LOGIN_DELAY", "DEFAULT_MAX_FAILED_LOGIN_DELAY", "DEFAULT_MAX_PER_CLIENT",

@@ -823,8 +823,8 @@ class FetchTests(SynchronousTestCase):
         self.assertEqual(
             (str(error), error.status),
             (
-                "cannot connect to mail.example.com:1110: ConnectionRefusedError: "
-                "Connection was refused by other side: nothing listens on port 1110.",
+                "cannot connect to mail.example.com:1110: connection refused "
+                "(no server listens on that port)",
                 ExitStatus.UNAVAILABLE,
             ),
         )
@@ -839,8 +839,7 @@ class FetchTests(SynchronousTestCase):
         self.assertEqual(
             (str(error), error.status),
             (
-                "TLS with mail.example.com:110 failed: TLSUnavailable: "
-                "the server does not offer STLS",
+                "mail.example.com offers no STLS: use pop3s://, or --no-tls on a trusted network",
                 ExitStatus.CONFIG,
             ),
         )

@@ -136,7 +136,7 @@ class CommandLineTests(TestCase):
                 (self.url(), *to),
                 "secret",
                 ExitStatus.CONFIG,
-                f"TLS with {where} failed: TLSUnavailable: the server does not offer STLS",
+                "127.0.0.1 offers no STLS: use pop3s://, or --no-tls on a trusted network",
             ),
         ]
         for args, password, expected, message in cases:
@@ -214,9 +214,9 @@ class CommandLineTests(TestCase):
             "fetch", self.url(), "--no-tls", "--to", f"maildir:{self.target}"
         )
         self.assertEqual(status, ExitStatus.UNAVAILABLE, err)
-        prefix = (
+        self.assertEqual(
+            err,
             f"pop3kit: error: cannot connect to 127.0.0.1:{self.server.port}: "
-            "ConnectionRefusedError: Connection was refused by other side"
+            "connection refused (no server listens on that port)\n",
         )
-        self.assertTrue(err.startswith(prefix), err)
         self.assertEqual(err.count("\n"), 1, err)

@@ -838,9 +838,10 @@ class ImplicitTLSEndpointTests(SynchronousTestCase):
         port, _, backlog, interface = self.listened(r"ssl:port=995:backlog=10:interface=\:\:1")
         self.assertEqual((port, backlog, interface), (995, 10, "::1"))
 
-    def test_privateKeyRefused(self) -> None:
+    def test_otherCertificateRefused(self) -> None:
         """
-        C{privateKey=} and C{certKey=} are refused, pointing at C{--tls-key}.
+        C{privateKey=} and C{certKey=} naming other files than the L{ServerTLS}'s are
+        refused: one certificate serves every listener.
         """
         for description in ("ssl:995:privateKey=server.pem", "ssl:995:certKey=cert.pem"):
             error = self.assertRaises(
@@ -850,7 +851,15 @@ class ImplicitTLSEndpointTests(SynchronousTestCase):
                 description,
                 self.serverTLS,
             )
-            self.assertIn("--tls-key", str(error))
+            self.assertIn("second certificate", str(error))
+
+    def test_sameCertificateAccepted(self) -> None:
+        """
+        C{privateKey=} and C{certKey=} naming the L{ServerTLS}'s own files are accepted.
+        """
+        certificate, key = self.serverTLS.certificatePath, self.serverTLS.keyPath
+        port, _, _, _ = self.listened(f"ssl:995:privateKey={key}:certKey={certificate}")
+        self.assertEqual(port, 995)
 
     def test_badDescriptions(self) -> None:
         """

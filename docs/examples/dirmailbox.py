@@ -12,21 +12,26 @@ Run it with a root directory and one or more C{user:password} pairs::
     python dirmailbox.py ./mail alice:secret
 
 and read the mail of C{./mail/alice/*.eml} with any POP3 client on port 1110 of the local
-host (C{curl pop3://127.0.0.1:1110/ -u alice:secret}).
+host (C{curl pop3://127.0.0.1:1110/ -u alice:secret}).  C{--listen ENDPOINT} listens
+elsewhere (C{--listen tcp:0} takes a free port, printed at the start), and
+C{--tls-certificate PEM --tls-key PEM} offers STLS.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import sys
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import BinaryIO, cast
 
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.portal import IRealm, Portal
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.internet.task import react
 from zope.interface import Interface, implementer
@@ -39,6 +44,7 @@ from pop3kit.core import (
 from pop3kit.errors import MessageUnavailable, PermanentFailure, TemporaryFailure
 from pop3kit.interfaces import IMailbox
 from pop3kit.server import POP3ServerFactory
+from pop3kit.tls import ServerTLS, TLSConfigurationError
 
 #: How many octets are read from a file at a time.
 CHUNK_SIZE = 64 * 1024
@@ -207,7 +213,10 @@ class DirectoryRealm:
 
 
 def makeFactory(
-    root: str, users: dict[str, str], clock: IReactorTime | None = None
+    root: str,
+    users: dict[str, str],
+    clock: IReactorTime | None = None,
+    tls: ServerTLS | None = None,
 ) -> POP3ServerFactory:
     """
     A POP3 server factory serving the directories under C{root} to C{users}.
@@ -215,30 +224,71 @@ def makeFactory(
     @param root: The directory holding one directory per user.
     @param users: The passwords, by user name.
     @param clock: The reactor (or a test clock) for timeouts; the global reactor by default.
+    @param tls: The certificate for STLS, or L{None} for none.
     """
     checker = InMemoryUsernamePasswordDatabaseDontUse()
     for name, password in users.items():
         checker.addUser(name.encode("utf-8"), password.encode("utf-8"))
-    return POP3ServerFactory(Portal(DirectoryRealm(root), [checker]), clock=clock)
+    return POP3ServerFactory(Portal(DirectoryRealm(root), [checker]), clock=clock, tls=tls)
 
 
-def main(reactor: IReactorCore, root: str, *users: str) -> Deferred[None]:
+#: Where C{main} listens unless told otherwise: port 1110 of the local host.
+DEFAULT_LISTEN = "tcp:1110:interface=127.0.0.1"
+
+
+def parseArguments(argv: Sequence[str], environ: Mapping[str, str]) -> argparse.Namespace:
     """
-    Serve the directories under C{root} on port 1110 of the local host until interrupted.
-
-    @param reactor: The reactor to run on.
-    @param root: The directory holding one directory per user.
-    @param users: C{user:password} pairs.
+    The command line: C{ROOT USER:PASSWORD... [--listen ENDPOINT] [--tls-certificate PEM
+    --tls-key PEM]}; the options default to C{$POP3_LISTEN}, C{$POP3_TLS_CERTIFICATE} and
+    C{$POP3_TLS_KEY}.
     """
-    passwords = dict(user.partition(":")[::2] for user in users)
-    factory = makeFactory(root, passwords, clock=cast(IReactorTime, reactor))
-    endpoint = serverFromString(reactor, "tcp:1110:interface=127.0.0.1")
-    listening = endpoint.listen(factory)
-    listening.addCallback(lambda port: print(f"serving {root} on {port.getHost()}"))
-    return Deferred()  # never fires: run until Ctrl-C
+    parser = argparse.ArgumentParser(
+        prog="dirmailbox.py", description="Serve directories of .eml files over POP3."
+    )
+    parser.add_argument("root", help="the directory holding one directory per user")
+    parser.add_argument("users", nargs="+", metavar="USER:PASSWORD")
+    parser.add_argument(
+        "--listen",
+        default=environ.get("POP3_LISTEN", DEFAULT_LISTEN),
+        metavar="ENDPOINT",
+        help="a Twisted endpoint: tcp:PORT[:interface=ADDRESS], or "
+        "ssl:PORT:privateKey=KEY:certKey=CERT for implicit TLS (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tls-certificate",
+        default=environ.get("POP3_TLS_CERTIFICATE"),
+        metavar="PEM",
+        help="offer STLS with this certificate (and --tls-key)",
+    )
+    parser.add_argument("--tls-key", default=environ.get("POP3_TLS_KEY"), metavar="PEM")
+    return parser.parse_args(argv)
+
+
+async def main(reactor: IReactorCore, *argv: str) -> None:
+    """
+    Serve the directories under the given root until interrupted, on port 1110 of the
+    local host unless C{--listen} says otherwise.  A port that cannot be bound, or TLS
+    files that cannot be used, end it with one line on standard error.
+    """
+    arguments = parseArguments(argv, os.environ)
+    passwords = dict(user.partition(":")[::2] for user in arguments.users)
+    tls = None
+    if arguments.tls_certificate or arguments.tls_key:
+        try:
+            tls = ServerTLS(arguments.tls_certificate, arguments.tls_key)
+        except (TLSConfigurationError, TypeError) as e:
+            raise SystemExit(f"dirmailbox.py: {e}") from None
+    factory = makeFactory(arguments.root, passwords, clock=cast(IReactorTime, reactor), tls=tls)
+    try:
+        port = await serverFromString(reactor, arguments.listen).listen(factory)
+    except (CannotListenError, ValueError) as e:
+        raise SystemExit(f"dirmailbox.py: cannot listen on {arguments.listen}: {e}") from None
+    address: object = port.getHost()
+    if isinstance(address, IPv4Address | IPv6Address):
+        address = f"{address.host}:{address.port}"
+    print(f"serving {arguments.root} on {address}", flush=True)
+    await Deferred()  # never fires: run until Ctrl-C
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3:
-        sys.exit("usage: python dirmailbox.py ROOT USER:PASSWORD...")
-    react(main, sys.argv[1:])
+    react(lambda reactor: Deferred.fromCoroutine(main(reactor, *sys.argv[1:])))

@@ -3,19 +3,22 @@ Download every message of a POP3 maildrop into a directory, with C{async}/C{awai
 
 Run it as a script::
 
-    python fetchmail.py pop.example.org alice ./mail [--delete]
+    python fetchmail.py pop.example.org alice ./mail [--delete] [--port N]
+        [--tls starttls|implicit|none] [--cafile PEM]
 
-It asks for the password, connects with STLS (required: it never sends the password
-in the clear), logs in with the best method the server offers, streams each message into
-its own file (named after its unique-id, so a second run skips what it already has), and
-with C{--delete} removes the downloaded messages from the server.
+It asks for the password (or takes C{$POP3_PASSWORD}), connects with STLS (required: it
+never sends the password in the clear), logs in with the best method the server offers,
+streams each message into its own file (named after its unique-id, so a second run skips
+what it already has), and with C{--delete} removes the downloaded messages from the server.
 """
 
 from __future__ import annotations
 
+import argparse
 import getpass
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -76,16 +79,48 @@ async def fetchMail(
     return downloaded
 
 
+def parseArguments(argv: Sequence[str]) -> argparse.Namespace:
+    """
+    The command line: C{HOST USER DIRECTORY [--delete] [--port N] [--tls MODE]
+    [--cafile PEM]}.
+    """
+    parser = argparse.ArgumentParser(prog="fetchmail.py", description="Download POP3 mail.")
+    parser.add_argument("host")
+    parser.add_argument("username", metavar="USER")
+    parser.add_argument("directory", metavar="DIRECTORY")
+    parser.add_argument("--delete", action="store_true", help="delete what was downloaded")
+    parser.add_argument("--port", type=int, help="default: 995 with --tls implicit, else 110")
+    parser.add_argument(
+        "--tls",
+        choices=["starttls", "implicit", "none"],
+        default="starttls",
+        help="STLS (required, the default), implicit TLS (POP3S), or none at all",
+    )
+    parser.add_argument("--cafile", metavar="PEM", help="trust these authorities only")
+    return parser.parse_args(argv)
+
+
 async def main(reactor: Any, *argv: str) -> None:
     """
-    The command line: C{HOST USER DIRECTORY [--delete]}.
+    Run the command line.  The password comes from C{$POP3_PASSWORD}, else the terminal.
     """
-    host, username, directory, *rest = argv
+    arguments = parseArguments(argv)
+    host, username, directory = arguments.host, arguments.username, arguments.directory
     os.makedirs(directory, exist_ok=True)
-    password = getpass.getpass(f"Password for {username}@{host}: ")
+    password = os.environ.get("POP3_PASSWORD") or getpass.getpass(
+        f"Password for {username}@{host}: "
+    )
     try:
         count = await fetchMail(
-            reactor, host, username, password, directory, delete="--delete" in rest
+            reactor,
+            host,
+            username,
+            password,
+            directory,
+            port=arguments.port,
+            tls=arguments.tls,
+            cafile=arguments.cafile,
+            delete=arguments.delete,
         )
     except ServerError as e:
         if e.code in (ResponseCode.IN_USE, ResponseCode.LOGIN_DELAY, ResponseCode.SYS_TEMP):

@@ -4,12 +4,15 @@ L{Deferred}s and no C{async def}.
 
 Run it as a script::
 
-    python listing.py pop.example.org alice
+    python listing.py pop.example.org alice [--port N] [--tls starttls|implicit|none]
+        [--cafile PEM]
 """
 
 from __future__ import annotations
 
+import argparse
 import getpass
+import os
 import sys
 from typing import Any
 
@@ -47,6 +50,7 @@ def listing(
     *,
     port: int | None = None,
     tls: TLSMode = "starttls",
+    cafile: str | None = None,
 ) -> Deferred[list[Entry]]:
     """
     Connect, log in, list, QUIT.
@@ -61,22 +65,42 @@ def listing(
     def login(client: POP3Client) -> Deferred[list[Entry]]:
         return client.login(username, password).addCallback(loggedIn, client)
 
-    connected = Deferred.fromCoroutine(connect(reactor, host, port, tls=tls))
+    connected = Deferred.fromCoroutine(connect(reactor, host, port, tls=tls, cafile=cafile))
     return connected.addCallback(login)
 
 
-def main(reactor: Any, host: str, username: str) -> Deferred[None]:
+def main(reactor: Any, *argv: str) -> Deferred[None]:
     """
-    The command line: C{HOST USER}.
+    The command line: C{HOST USER [--port N] [--tls MODE] [--cafile PEM]}; the password
+    comes from C{$POP3_PASSWORD}, else the terminal.
     """
-    password = getpass.getpass(f"Password for {username}@{host}: ")
+    parser = argparse.ArgumentParser(prog="listing.py", description="List a POP3 maildrop.")
+    parser.add_argument("host")
+    parser.add_argument("username", metavar="USER")
+    parser.add_argument("--port", type=int, help="default: 995 with --tls implicit, else 110")
+    parser.add_argument("--tls", choices=["starttls", "implicit", "none"], default="starttls")
+    parser.add_argument("--cafile", metavar="PEM", help="trust these authorities only")
+    arguments = parser.parse_args(argv)
+    host, username = arguments.host, arguments.username
+    password = os.environ.get("POP3_PASSWORD") or getpass.getpass(
+        f"Password for {username}@{host}: "
+    )
 
     def show(entries: list[Entry]) -> None:
         for number, size, uid in entries:
             print(f"{number:5d} {size:10d} {uid}")
 
-    return listing(reactor, host, username, password).addCallback(show)
+    listed = listing(
+        reactor,
+        host,
+        username,
+        password,
+        port=arguments.port,
+        tls=arguments.tls,
+        cafile=arguments.cafile,
+    )
+    return listed.addCallback(show)
 
 
 if __name__ == "__main__":
-    react(main, sys.argv[1:3])
+    react(main, sys.argv[1:])

@@ -22,6 +22,12 @@ from twisted.internet import defer
 from twisted.internet import error as neterror
 from twisted.python.failure import Failure
 
+from pop3kit._clienttls import (
+    CertificateNotYetValid,
+    CertificateRejected,
+    ExpiredCertificate,
+    UntrustedCertificate,
+)
 from pop3kit._exits import ExitError, ExitStatus, describeOSError, errorText
 from pop3kit.client import (
     ClientError,
@@ -79,8 +85,10 @@ class FailureRule:
     @ivar template: The message, a L{str.format} template with the fields C{where}
         (C{host:port}), C{host}, C{user}, C{doing} and C{during} (see L{Activity}),
         C{error} (the exception's type and text), C{message} (its text), C{text} (the
-        text of a server's C{-ERR}) and C{oserror} (the file and the reason of an
-        L{OSError}).
+        text of a server's C{-ERR}), C{oserror} (the file and the reason of an
+        L{OSError}), C{subject} (the certificate a
+        L{CertificateRejected <pop3kit._clienttls.CertificateRejected>} names) and
+        C{sslReason} (the reasons of an OpenSSL error, without its tuples).
     @ivar codes: If not empty, the rule takes only failures whose C{code} is one of
         these response codes.
     @ivar activities: If not empty, the rule takes failures only during these activities.
@@ -117,6 +125,8 @@ class FailureRule:
             "message": str(error),
             "text": text if isinstance(text, str) else repr(text),
             "oserror": describeOSError(error) if isinstance(error, OSError) else str(error),
+            "subject": getattr(error, "subject", ""),
+            "sslReason": _sslReason(error),
         }
         return ExitError(" ".join(self.template.format(**fields).splitlines()), self.status)
 
@@ -125,11 +135,45 @@ class FailureRule:
 #: first rule that takes the failure, or something it wraps, gives the status and message.
 FAILURES: tuple[FailureRule, ...] = (
     # TLS first: a TLS failure is reported as one even when a lost connection wraps it.
+    # The refused certificates, by why (TLSFailed carries the reason as its cause).
     FailureRule(
-        (TLSUnavailable, TLSFailed, SSL.Error, VerificationError),
+        (UntrustedCertificate,),
         ExitStatus.CONFIG,
-        "TLS with {where} failed: {error}",
+        "the certificate of {host} is not trusted (unknown CA: {subject}): "
+        "pass --cafile PEM with the authority that issued it",
     ),
+    FailureRule(
+        (VerificationError,),
+        ExitStatus.CONFIG,
+        "the certificate of {where} is not valid for the name {host}: "
+        "connect with a name the certificate holds",
+    ),
+    FailureRule(
+        (ExpiredCertificate,),
+        ExitStatus.CONFIG,
+        "the certificate of {host} has expired ({subject}): the server must renew it",
+    ),
+    FailureRule(
+        (CertificateNotYetValid,),
+        ExitStatus.CONFIG,
+        "the certificate of {host} is not valid yet ({subject}): check this host's clock",
+    ),
+    FailureRule(
+        (CertificateRejected,),
+        ExitStatus.CONFIG,
+        "the certificate of {host} was refused: {message}",
+    ),
+    FailureRule(
+        (TLSUnavailable,),
+        ExitStatus.CONFIG,
+        "{host} offers no STLS: use pop3s://, or --no-tls on a trusted network",
+    ),
+    FailureRule(
+        (SSL.Error,),
+        ExitStatus.CONFIG,
+        "the TLS handshake with {where} failed: {sslReason}",
+    ),
+    FailureRule((TLSFailed,), ExitStatus.CONFIG, "TLS with {where} failed: {message}"),
     FailureRule(
         (ServerError,),
         ExitStatus.TEMPFAIL,
@@ -154,12 +198,19 @@ FAILURES: tuple[FailureRule, ...] = (
         (ServerProtocolError, ClientError), ExitStatus.PROTOCOL, "{doing} {where}: {error}"
     ),
     FailureRule(
-        (neterror.DNSLookupError, socket.gaierror), ExitStatus.NOHOST, "unknown host {host!r}"
+        (neterror.DNSLookupError, socket.gaierror),
+        ExitStatus.NOHOST,
+        "unknown host {host!r}: check the name in the URL",
     ),
     FailureRule(
-        (neterror.ConnectionRefusedError, neterror.NoRouteError, ConnectionRefusedError),
+        (neterror.ConnectionRefusedError, ConnectionRefusedError),
         ExitStatus.UNAVAILABLE,
-        "cannot connect to {where}: {error}",
+        "cannot connect to {where}: connection refused (no server listens on that port)",
+    ),
+    FailureRule(
+        (neterror.NoRouteError,),
+        ExitStatus.UNAVAILABLE,
+        "cannot connect to {where}: no route to the host",
     ),
     # Before ConnectError and OSError: Twisted's TimeoutError is a ConnectError, the
     # builtin one an OSError.
@@ -186,6 +237,22 @@ FAILURES: tuple[FailureRule, ...] = (
 
 #: The rule for failures that no rule of L{FAILURES} takes.
 UNKNOWN_FAILURE = FailureRule((BaseException,), ExitStatus.PROTOCOL, "{doing} {where}: {error}")
+
+
+def _sslReason(error: BaseException) -> str:
+    """
+    The reasons of an OpenSSL error, without its tuples: C{"wrong version number"}.
+    """
+    if not isinstance(error, SSL.Error):
+        return str(error)
+    reasons = [
+        entry[-1]
+        for argument in error.args
+        if isinstance(argument, list)
+        for entry in argument
+        if isinstance(entry, tuple) and entry and isinstance(entry[-1], str) and entry[-1]
+    ]
+    return "; ".join(reasons) or str(error) or type(error).__name__
 
 
 def describeFailure(error: BaseException, account: Account, activity: Activity) -> ExitError:

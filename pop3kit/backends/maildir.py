@@ -256,7 +256,14 @@ class MaildirMailbox:
         try:
             return succeed(self._list())
         except OSError as e:
-            self.log.failure("Cannot list Maildir {path}", path=self._path)
+            where = e.filename if isinstance(e.filename, str) else self._path
+            self.log.error(
+                "Cannot read Maildir {path} ({owner}) as {user}: {reason}",
+                path=os.path.abspath(where),
+                owner=_ownership(where),
+                user=_userName(os.geteuid()),
+                reason=e.strerror or str(e),
+            )
             return fail(TemporaryFailure(f"cannot read maildrop ({e.strerror})"))
 
     def _list(self) -> list[MessageInfo]:
@@ -526,11 +533,44 @@ class MaildirRealm:
             try:
                 _makeMaildir(path, parents=False)
             except OSError as e:
-                self.log.failure("Cannot create Maildir {path}", path=path)
-                raise TemporaryFailure(f"cannot create maildrop ({e.strerror})") from None
+                # A Maildir that is there but cannot be entered (another owner, a file in
+                # its place) is not one that could not be created: say which, and whose.
+                verb = "open" if os.path.lexists(path) else "create"
+                self.log.error(
+                    "Cannot {verb} Maildir {path} ({owner}) as {user}: {reason}",
+                    verb=verb,
+                    path=os.path.abspath(path),
+                    owner=_ownership(path),
+                    user=_userName(os.geteuid()),
+                    reason=e.strerror or str(e),
+                )
+                raise TemporaryFailure(f"cannot {verb} maildrop ({e.strerror})") from None
         elif not os.path.isdir(path):
             raise PermanentFailure("no maildrop for this user")
         return IMailbox, MaildirMailbox(path, self._sizeCache), _noLogout
+
+
+def _userName(uid: int) -> str:
+    """
+    The name of the user C{uid}, or C{"uid N"} if it has none.
+    """
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
+def _ownership(path: str) -> str:
+    """
+    Who owns C{path} and its mode, for a log line: C{"owner alice, mode 0700"}.
+    """
+    try:
+        status = os.lstat(path)
+    except OSError as e:
+        return f"not found: {e.strerror}"
+    return f"owner {_userName(status.st_uid)}, mode {status.st_mode & 0o7777:04o}"
 
 
 def _noLogout() -> None:
