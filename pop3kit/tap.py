@@ -24,7 +24,7 @@ from twisted.python import usage
 
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit.backends.maildir import MaildirRealm
-from pop3kit.checkers._plaintext import withSCRAM
+from pop3kit.checkers._plaintext import PlaintextSCRAMSource, withSCRAM
 from pop3kit.checkers.passwdfile import PasswdFileChecker
 from pop3kit.core import (
     DEFAULT_SASL_MECHANISMS,
@@ -502,7 +502,7 @@ def _knownUsers(portal: Portal) -> Callable[[str], bool] | None:
         checkers = list(checkers[0].checkers)
     tellers: list[Callable[[str], bool]] = []
     for checker in checkers:
-        if isinstance(checker, PasswdFileChecker):
+        if isinstance(checker, (PasswdFileChecker, PlaintextSCRAMSource)):
             tellers.append(checker.hasUser)
         elif isinstance(checker, InMemoryUsernamePasswordDatabaseDontUse):
             users = checker.users

@@ -61,7 +61,8 @@ PINNED = {
         "SASLIdentity", "SASLIdentityChecker",
     ],
     "pop3kit.interfaces": [
-        "IFencedMaildropLock", "ILoginHistory", "IMailbox", "IMaildropLock", "IMaildropLocker",
+        "IFencedMaildropLock", "ILoginHistory", "IMailbox", "IMaildropDelivery",
+        "IMaildropLock", "IMaildropLocker",
         "ISCRAMKeySource",
     ],
     "pop3kit.policy": [

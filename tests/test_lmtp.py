@@ -31,7 +31,7 @@ from pop3kit.delivery import MaildirDelivery, StorageFull, UnknownRecipient
 from pop3kit.errors import TemporaryFailure
 from pop3kit.interfaces import IMaildropDelivery
 from pop3kit.lmtp import LMTPFactory, LMTPServer
-from pop3kit.tap import Options, _knownUsers, makeFactory, makeService
+from pop3kit.tap import Options, _knownUsers, _Listener, makeFactory, makeService
 from tests._oracle import crlfForm, readMaildir
 from tests.test_twistd import TWISTD, ServerProcess
 
@@ -479,9 +479,15 @@ class TapLMTPTests(SynchronousTestCase):
         options = self.options("--lmtp", "unix:/tmp/a", "--lmtp", "tcp:0:interface=127.0.0.1")
         self.assertEqual(options["lmtp"], ["unix:/tmp/a", "tcp:0:interface=127.0.0.1"])
         service = makeService(options)
+        listeners = [s for s in cast(MultiService, service) if isinstance(s, _Listener)]
         self.assertEqual(
-            len(list(cast(MultiService, service))), 4
-        )  # the data directory, POP3, two LMTP
+            [(listener.description, type(listener.factory).__name__) for listener in listeners],
+            [
+                ("tcp:1110:interface=127.0.0.1", "POP3ServerFactory"),
+                ("unix:/tmp/a", "LMTPFactory"),
+                ("tcp:0:interface=127.0.0.1", "LMTPFactory"),
+            ],
+        )
 
     def test_knownUsersOfMemoryChecker(self) -> None:
         """

@@ -6,6 +6,7 @@ failed-login penalties, per-address caps and logs.
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 
@@ -449,6 +450,7 @@ class TapTests(SynchronousTestCase):
 
         options = tap.Options()
         root = self.mktemp()
+        os.makedirs(root)
         options.parseOptions(
             [
                 *("--listen", "haproxy:tcp:0:interface=127.0.0.1"),
@@ -457,7 +459,7 @@ class TapTests(SynchronousTestCase):
         )
         service = tap.makeService(options)
         assert isinstance(service, MultiService)
-        (listener,) = list(service)
+        (listener,) = [s for s in service if isinstance(s, tap._Listener)]
         assert isinstance(listener, StreamServerEndpointService)
         self.assertIsInstance(listener.endpoint, _ProxyEndpoint)
 

@@ -5,6 +5,7 @@ and what happens while Redis is out of reach, against a private C{redis-server}.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -411,9 +412,9 @@ class TapTests(SynchronousTestCase):
         from pop3kit import tap
 
         options = tap.Options()
-        options.parseOptions(
-            ["--maildir-root", self.mktemp(), "--auth", "memory:alice:secret", *arguments]
-        )
+        root = self.mktemp()
+        os.makedirs(root)
+        options.parseOptions(["--maildir-root", root, "--auth", "memory:alice:secret", *arguments])
         return options
 
     def test_state(self) -> None:

@@ -56,6 +56,12 @@ class PlaintextSCRAMSource:
         self._reactor = reactor
         self.credentialInterfaces = checker.credentialInterfaces
 
+    def hasUser(self, name: str) -> bool:
+        """
+        Whether C{name} is one of the users (the LMTP listener takes mail for those only).
+        """
+        return self._passwordOf(name.encode("utf-8")) is not None
+
     def requestAvatarId(self, credentials: ICredentials) -> Deferred[object]:  # type: ignore[override]
         """
         What the wrapped checker says.
