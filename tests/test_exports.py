@@ -58,7 +58,13 @@ PINNED = {
     ],
     "pop3kit.cred": [
         "APOPCredentials", "CRAMMD5Credentials", "ChainedChecker", "ISASLIdentity",
-        "SASLIdentity", "SASLIdentityChecker",
+        "NoSuchUser", "SASLIdentity", "SASLIdentityChecker", "WrongPassword",
+    ],
+    "pop3kit.audit": [
+        "CONNECTED", "DISCONNECTED", "EVENTS", "EVENT_FIELD", "EVICTED", "LOCK_REFUSED",
+        "LOGGED_OUT", "LOGIN_ACCEPTED", "LOGIN_REFUSED", "PENALTY", "RETRIEVED", "TIMED_OUT",
+        "TLS_ESTABLISHED", "TLS_FAILED", "AuditEvent", "Reason", "jsonLine",
+        "jsonLinesObserver", "printable", "textObserver",
     ],
     "pop3kit.interfaces": [
         "ILoginHistory", "IMailbox", "IMaildropLock", "IMaildropLocker", "ISCRAMKeySource",

@@ -1,0 +1,272 @@
+# -*- test-case-name: tests.test_audit -*-
+"""
+The story of one server session, told in the events of L{pop3kit.audit}.
+
+The server (L{pop3kit.server.POP3Server}) calls a L{SessionLog} at each turn of the
+session; the log keeps the session id, the addresses, the login and the counters, and
+emits the events.  Keeping this here keeps the adapter to moving bytes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Collection
+
+from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from pop3kit._login import Login, LoginOutcome
+from pop3kit.audit import (
+    CONNECTED,
+    DISCONNECTED,
+    EVICTED,
+    LOGGED_OUT,
+    LOGIN_ACCEPTED,
+    LOGIN_REFUSED,
+    RETRIEVED,
+    TIMED_OUT,
+    TLS_ESTABLISHED,
+    TLS_FAILED,
+    AuditEvent,
+    Reason,
+    printable,
+)
+from pop3kit.core import Goodbye, LoginAccepted, LoginRefused, Retrieve
+
+
+def addressText(address: IAddress) -> str:
+    """
+    An address for the log: C{host:port} (C{[host]:port} for IPv6), a UNIX socket's
+    path, or the address's C{repr}.
+    """
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    if host is not None and port is not None:
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    name = getattr(address, "name", None)
+    if name is not None:
+        return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+    return repr(address)
+
+
+def _tlsParameters(transport: object) -> tuple[str, str]:
+    """
+    The TLS version and cipher of a transport whose handshake is done.
+    """
+    getHandle = getattr(transport, "getHandle", None)
+    try:
+        handle = getHandle() if getHandle is not None else None
+        return handle.get_protocol_version_name(), handle.get_cipher_name()  # type: ignore[union-attr]
+    except Exception:  # Not an OpenSSL connection; the log does without.
+        return "unknown", "unknown"
+
+
+class SessionLog:
+    """
+    What the log knows of one session, and the events it emits.
+
+    @ivar sessionId: A random identifier of the session, in every event of it.
+    """
+
+    def __init__(self, log: Logger, clock: IReactorTime, peer: str, local: IAddress) -> None:
+        """
+        @param log: Where the events go.
+        @param clock: Dates the session and times its steps.
+        @param peer: The client's address (host), as the server knows it.
+        @param local: The server's address of the connection.
+        """
+        self._log = log
+        self._clock = clock
+        self.sessionId = secrets.token_urlsafe(9)
+        self._peer = peer
+        self._local = addressText(local)
+        self._started = clock.seconds()
+        self._tls = False
+        self._loginStarted = 0.0
+        self._user: str | None = None
+        self._messages = 0
+        self._retrieved = self._retrievedOctets = self._tops = 0
+        self._deleted: int | None = None
+        self._expunge = "none"
+        self._expungeSeconds: float | None = None
+        self._retrieving: tuple[Retrieve, float, float | None] | None = None
+        CONNECTED.emit(
+            log,
+            sessionId=self.sessionId,
+            peer=peer,
+            local=self._local,
+            listener=str(getattr(local, "port", self._local)),
+        )
+
+    def _emitSession(self, event: AuditEvent, **fields: object) -> None:
+        event.emit(self._log, sessionId=self.sessionId, peer=self._peer, **fields)
+
+    # TLS
+
+    def tlsEstablished(self, transport: object) -> None:
+        """
+        A TLS handshake on C{transport} is done.
+        """
+        self._tls = True
+        version, cipher = _tlsParameters(transport)
+        self._emitSession(TLS_ESTABLISHED, tlsVersion=version, tlsCipher=cipher)
+
+    def tlsFailed(self, reason: Failure | str) -> None:
+        """
+        A TLS handshake failed (the connection was lost during it) or timed out.
+        """
+        if isinstance(reason, Failure):
+            text = f"{type(reason.value).__name__}: {reason.getErrorMessage()}"[:300]
+        else:
+            text = reason
+        self._emitSession(TLS_FAILED, reason=printable(text))
+
+    # Login
+
+    def loginStarted(self) -> None:
+        """
+        A login command arrived.
+        """
+        self._loginStarted = self._clock.seconds()
+
+    def loginFinished(self, login: Login, outcome: LoginOutcome) -> None:
+        """
+        C{login} ended in C{outcome} (challenges are not an end, and are ignored).
+        """
+        user = None if login.user is None else printable(login.user)
+        common = dict(
+            local=self._local,
+            user=user,
+            mechanism=login.mechanism,
+            tls=self._tls,
+            seconds=self._clock.seconds() - self._loginStarted,
+            checkSeconds=login.checkSeconds,
+        )
+        if isinstance(outcome, LoginAccepted):
+            self._user = user
+            self._messages, octets = outcome.maildrop.stat()
+            self._emitSession(
+                LOGIN_ACCEPTED,
+                messages=self._messages,
+                octets=octets,
+                openSeconds=login.openSeconds,
+                **common,
+            )
+        elif isinstance(outcome, LoginRefused):
+            code = outcome.error.code
+            self._emitSession(
+                LOGIN_REFUSED,
+                code=None if code is None else code.value,
+                reason=login.reason or Reason.OTHER,
+                penalty=login.penalty,
+                **common,
+            )
+
+    def loginAborted(self, login: Login | None) -> None:
+        """
+        The client cancelled a SASL exchange (C{*}).
+        """
+        self._emitSession(
+            LOGIN_REFUSED,
+            local=self._local,
+            user=None if login is None or login.user is None else printable(login.user),
+            mechanism=None if login is None else login.mechanism,
+            tls=self._tls,
+            code=None,
+            reason=Reason.ABORTED,
+            penalty=0.0,
+            seconds=self._clock.seconds() - self._loginStarted,
+            checkSeconds=None,
+        )
+
+    # RETR and TOP
+
+    def retrieveStarted(self, event: Retrieve) -> None:
+        """
+        A RETR or TOP begins: the message is being opened.
+        """
+        self._retrieving = (event, self._clock.seconds(), None)
+
+    def firstByte(self) -> None:
+        """
+        The message is open and the C{+OK} of the RETR or TOP goes out.
+        """
+        if self._retrieving is not None:
+            event, started, _ = self._retrieving
+            self._retrieving = (event, started, self._clock.seconds())
+
+    def retrieved(self) -> None:
+        """
+        The RETR or TOP under way was sent whole.
+        """
+        if self._retrieving is None:
+            return
+        event, started, firstByte = self._retrieving
+        self._retrieving = None
+        top = event.bodyLines is not None
+        size = event.message.size
+        if top:
+            self._tops += 1
+        else:
+            self._retrieved += 1
+            self._retrievedOctets += size
+        self._emitSession(
+            RETRIEVED,
+            uid=event.message.uid,
+            octets=size,
+            top=top,
+            firstByteSeconds=None if firstByte is None else firstByte - started,
+        )
+
+    # The end
+
+    def expungeStarted(self, uids: Collection[str]) -> None:
+        """
+        QUIT: these messages are being removed.
+        """
+        self._deleted = len(uids)
+        self._expunge = "pending"
+        self._expungeSeconds = self._clock.seconds()
+
+    def expunged(self, goodbye: Goodbye) -> Goodbye:
+        """
+        The expunge ended in C{goodbye}, which is returned.
+        """
+        started = self._expungeSeconds or self._clock.seconds()
+        self._expungeSeconds = self._clock.seconds() - started
+        self._expunge = "ok" if goodbye.error is None else "failed"
+        return goodbye
+
+    def timedOut(self, waitingFor: str) -> None:
+        """
+        The session is closed for its client's silence, waiting for C{waitingFor}.
+        """
+        self._emitSession(TIMED_OUT, waitingFor=waitingFor)
+
+    def evicted(self) -> None:
+        """
+        The session is closed before login to make room for others.
+        """
+        self._emitSession(EVICTED)
+
+    def ended(self) -> None:
+        """
+        The connection is gone: a logout with the counters, or a disconnection before login.
+        """
+        duration = self._clock.seconds() - self._started
+        if self._user is None:
+            self._emitSession(DISCONNECTED, duration=duration)
+            return
+        deleted = self._deleted or 0
+        self._emitSession(
+            LOGGED_OUT,
+            user=self._user,
+            retrieved=self._retrieved,
+            retrievedOctets=self._retrievedOctets,
+            tops=self._tops,
+            deleted=deleted if self._expunge == "ok" else 0,
+            kept=self._messages - (deleted if self._expunge == "ok" else 0),
+            expunge=self._expunge,
+            expungeSeconds=self._expungeSeconds if self._expunge != "none" else None,
+            duration=duration,
+        )
