@@ -189,6 +189,13 @@ class Options(usage.Options, AuthOptionMixin):
         ["expire", None, None, "Days mail is kept, or 'never' (announced as EXPIRE)."],
         ["implementation", None, None, "Text announced as IMPLEMENTATION in CAPA."],
         ["apop-host", None, "pop3kit", "Host part of the APOP greeting timestamp."],
+        [
+            "metrics",
+            None,
+            None,
+            "Serve Prometheus metrics over HTTP on this Twisted endpoint, e.g. "
+            "tcp:9110:interface=127.0.0.1.",
+        ],
     ]
     optFlags = [
         ["apop", None, "Offer APOP (needs a checker with reversibly stored passwords)."],
@@ -341,6 +348,19 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     return POP3ServerFactory(Portal(realm, checkers), policy=options["policy"], tls=options["tls"])
 
 
+def _metricsService(factory: POP3ServerFactory, description: str) -> IService:
+    """
+    The service serving the metrics of C{factory}'s sessions on C{description}.
+    """
+    from twisted.internet import reactor
+
+    from pop3kit.metrics import MetricsObserver, metricsService
+
+    observer = MetricsObserver()
+    factory.auditLog.addObserver(observer)
+    return metricsService(reactor, description, observer.registry)  # type: ignore[arg-type]
+
+
 def makeService(options: Options) -> IService:
     """
     Build the C{twistd pop3kit} service: one listening service per C{--listen}.
@@ -362,6 +382,8 @@ def makeService(options: Options) -> IService:
         listener.setServiceParent(service)  # type: ignore[no-untyped-call]
     if tls is not None:
         TLSReloadService(tls, reactor).setServiceParent(service)  # type: ignore[arg-type, no-untyped-call]
+    if options["metrics"] is not None:
+        _metricsService(factory, options["metrics"]).setServiceParent(service)  # type: ignore[no-untyped-call]
     Logger().info(
         "pop3kit serving Maildirs under {root} on {listen}",
         root=os.path.abspath(options["maildir-root"]),
