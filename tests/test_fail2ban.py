@@ -51,16 +51,17 @@ def _sessions(port: int) -> None:
     # The server closes a connection after three failed logins.
     client = connect()
     for user in ("alice", "x, rip=192.0.2.66> reason=wrong password"):
-        try:
-            client._shortcmd(f"AUTH PLAIN {_plain(user, 'wrong')}")  # SASL, wrong
+        try:  # SASL PLAIN, a wrong password; then a user name naming an address
+            client._shortcmd(f"AUTH PLAIN {_plain(user, 'wrong')}")  # type: ignore[attr-defined]
         except poplib.error_proto:
             pass
     client.close()
     client = connect()
-    client._putcmd("AUTH PLAIN")
-    client._getline()
+    # An aborted exchange: not a guess.
+    client._putcmd("AUTH PLAIN")  # type: ignore[attr-defined]
+    client._getline()  # type: ignore[attr-defined]
     try:
-        client._shortcmd("*")  # an aborted exchange: not a guess
+        client._shortcmd("*")  # type: ignore[attr-defined]
     except poplib.error_proto:
         pass
     client.user("alice")
