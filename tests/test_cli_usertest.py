@@ -35,14 +35,20 @@ class UserTestCommandTests(TestCase):
         self.passwd = os.path.join(self.dataDir, "passwd")
         addUser(self.passwd, "alice", hashPassword("secret", "PLAIN"))
 
-    async def userTest(self, *arguments: str, password: str = "secret") -> tuple[int, str, str]:
+    async def userTest(
+        self,
+        *arguments: str,
+        password: str = "secret",  # noqa: S107
+    ) -> tuple[int, str, str]:
         """
         Run C{pop3kit user test ARGUMENTS --password-stdin} with C{password}.
         """
         result = await deferToThread(
             subprocess.run,
-            [sys.executable, "-c", POP3KIT, "--data-dir", self.dataDir, "user", "test"]
-            + [*arguments, "--password-stdin"],
+            [
+                *(sys.executable, "-c", POP3KIT, "--data-dir", self.dataDir, "user", "test"),
+                *(*arguments, "--password-stdin"),
+            ],
             input=(password + "\n").encode(),
             capture_output=True,
             env=dict(os.environ, PYTHONPATH=childPythonPath()),
@@ -59,8 +65,11 @@ class UserTestCommandTests(TestCase):
         status, out, err = await self.userTest("alice")
         self.assertEqual(status, 0, err)
         self.assertEqual(
-            out,
-            f"passwd-file:{self.passwd}: accepted as 'alice'\nalice: accepted by passwd-file:{self.passwd}\n",
+            out.splitlines(),
+            [
+                f"passwd-file:{self.passwd}: accepted as 'alice'",
+                f"alice: accepted by passwd-file:{self.passwd}",
+            ],
         )
 
     async def test_wrongPassword(self) -> None:
@@ -106,7 +115,7 @@ class UserTestCommandTests(TestCase):
         program = os.path.join(self.base, "broken")
         with open(program, "w") as f:
             f.write("#!/bin/sh\nexit 111\n")
-        os.chmod(program, 0o755)
+        os.chmod(program, 0o700)
         status, out, err = await self.userTest("alice", "--auth", f"checkpassword:{program}")
         self.assertEqual(status, 75, err)
         self.assertIn(f"checkpassword:{program}: failed: ", out)
