@@ -61,6 +61,18 @@ def _tlsParameters(transport: object) -> tuple[str, str]:
         return "unknown", "unknown"
 
 
+def _failureText(failure: Failure) -> str:
+    """
+    Why a connection was lost, in words: OpenSSL's reasons rather than its tuples.
+    """
+    value = failure.value
+    args = getattr(value, "args", ())
+    errors = args[0] if args else None
+    if isinstance(errors, list) and errors and all(isinstance(e, tuple) for e in errors):
+        return "; ".join(str(error[-1]) for error in errors)
+    return f"{type(value).__name__}: {failure.getErrorMessage()}"
+
+
 class SessionLog:
     """
     What the log knows of one session, and the events it emits.
@@ -115,11 +127,8 @@ class SessionLog:
         """
         A TLS handshake failed (the connection was lost during it) or timed out.
         """
-        if isinstance(reason, Failure):
-            text = f"{type(reason.value).__name__}: {reason.getErrorMessage()}"[:300]
-        else:
-            text = reason
-        self._emitSession(TLS_FAILED, reason=printable(text))
+        text = _failureText(reason) if isinstance(reason, Failure) else reason
+        self._emitSession(TLS_FAILED, reason=printable(text[:300]))
 
     # Login
 

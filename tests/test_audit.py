@@ -526,3 +526,73 @@ class TLSFailureEventTests(SynchronousTestCase):
         protocol._startHandshakeTimer()
         protocol.connectionLost(Failure(ConnectionLost("bad record mac")))
         self.assertIn("bad record mac", server.one("tls.failed")["reason"])
+
+
+class TLSEventTests(TestCase):
+    """
+    Real TLS handshakes over loopback are events, with the version and cipher.
+    """
+
+    async def test_stls(self) -> None:
+        """
+        STLS then a login: the handshake is an event naming the version and cipher,
+        and the login says it was over TLS.
+        """
+        from tests.test_server_loopback import LoopbackServer
+        from tests.test_server_tls import serverTLS, startTLS
+
+        server = LoopbackServer(self, [b"Subject: x\r\n\r\ny\r\n"], tls=serverTLS())
+        events: list[LogEvent] = []
+        server.factory.auditLog.addObserver(cast(ILogObserver, events.append))
+        server.start()
+        client = await server.connect()
+        await client.command(b"STLS")
+        await startTLS(client)
+        [answer] = await client.login()
+        self.assertTrue(answer.startswith(b"+OK "), answer)
+        [tls] = [e for e in events if audit.TLS_ESTABLISHED.matches(e)]
+        self.assertTrue(tls["tlsVersion"].startswith("TLSv1."), tls)
+        self.assertNotIn(tls["tlsCipher"], ("", "unknown", None))
+        [login] = [e for e in events if audit.LOGIN_ACCEPTED.matches(e)]
+        self.assertIs(login["tls"], True)
+        self.assertEqual(login["sessionId"], tls["sessionId"])
+
+    async def test_implicitTLSGarbage(self) -> None:
+        """
+        A client that speaks plain text to an implicit-TLS port is a failed handshake.
+        """
+        from twisted.internet import reactor
+        from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+        from twisted.internet.protocol import Protocol
+        from twisted.internet.task import deferLater
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        from tests.test_server_loopback import LoopbackServer
+        from tests.test_server_tls import serverTLS
+
+        tls = serverTLS()
+        server = LoopbackServer(self, [], tls=tls)
+        events: list[LogEvent] = []
+        server.factory.auditLog.addObserver(cast(ILogObserver, events.append))
+        tcp: Any = reactor
+        port = tcp.listenTCP(
+            0,
+            TLSMemoryBIOFactory(tls.contextFactory(), False, server.factory),
+            interface="127.0.0.1",
+        )
+        self.addCleanup(server.stop)
+        self.addCleanup(port.stopListening)
+        endpoint = TCP4ClientEndpoint(tcp, "127.0.0.1", port.getHost().port)
+        client = await connectProtocol(endpoint, Protocol())
+        assert client.transport is not None
+        client.transport.write(b"USER alice\r\n" * 20)
+        for _ in range(200):
+            if any(audit.TLS_FAILED.matches(e) for e in events):
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        client.transport.loseConnection()
+        [failed] = [e for e in events if audit.TLS_FAILED.matches(e)]
+        # OpenSSL's reason, not its tuples.
+        self.assertTrue(failed["reason"], failed)
+        self.assertNotIn("[(", failed["reason"])
+        self.assertEqual([e for e in events if audit.TLS_ESTABLISHED.matches(e)], [])
