@@ -142,7 +142,7 @@ class SessionLog:
         """
         C{login} ended in C{outcome} (challenges are not an end, and are ignored).
         """
-        user = None if login.user is None else printable(login.user)
+        user = "" if login.user is None else printable(login.user)
         common = dict(
             local=self._local,
             user=user,
@@ -178,8 +178,8 @@ class SessionLog:
         self._emitSession(
             LOGIN_REFUSED,
             local=self._local,
-            user=None if login is None or login.user is None else printable(login.user),
-            mechanism=None if login is None else login.mechanism,
+            user="" if login is None or login.user is None else printable(login.user),
+            mechanism="" if login is None else login.mechanism,
             tls=self._tls,
             code=None,
             reason=Reason.ABORTED,
