@@ -29,6 +29,7 @@ from pop3kit.audit import (
     TLS_ESTABLISHED,
     TLS_FAILED,
     AuditEvent,
+    AuditPublisher,
     Reason,
     printable,
 )
@@ -80,13 +81,22 @@ class SessionLog:
     @ivar sessionId: A random identifier of the session, in every event of it.
     """
 
-    def __init__(self, log: Logger, clock: IReactorTime, peer: str, local: IAddress) -> None:
+    def __init__(
+        self,
+        publisher: AuditPublisher,
+        log: Logger,
+        clock: IReactorTime,
+        peer: str,
+        local: IAddress,
+    ) -> None:
         """
-        @param log: Where the events go.
+        @param publisher: Where the events go; the debug ones only if it is observed.
+        @param log: Emits to C{publisher}.
         @param clock: Dates the session and times its steps.
         @param peer: The client's address (host), as the server knows it.
         @param local: The server's address of the connection.
         """
+        self._publisher = publisher
         self._log = log
         self._clock = clock
         self.sessionId = secrets.token_urlsafe(9)
@@ -101,7 +111,9 @@ class SessionLog:
         self._deleted: int | None = None
         self._expunge = "none"
         self._expungeSeconds: float | None = None
-        self._retrieving: tuple[Retrieve, float, float | None] | None = None
+        self._retrieving: Retrieve | None = None
+        self._retrieveStarted = 0.0
+        self._firstByte: float | None = None
         CONNECTED.emit(
             log,
             sessionId=self.sessionId,
@@ -194,37 +206,39 @@ class SessionLog:
         """
         A RETR or TOP begins: the message is being opened.
         """
-        self._retrieving = (event, self._clock.seconds(), None)
+        self._retrieving = event
+        self._retrieveStarted = self._clock.seconds()
+        self._firstByte = None
 
     def firstByte(self) -> None:
         """
         The message is open and the C{+OK} of the RETR or TOP goes out.
         """
-        if self._retrieving is not None:
-            event, started, _ = self._retrieving
-            self._retrieving = (event, started, self._clock.seconds())
+        self._firstByte = self._clock.seconds()
 
     def retrieved(self) -> None:
         """
         The RETR or TOP under way was sent whole.
         """
-        if self._retrieving is None:
+        event, self._retrieving = self._retrieving, None
+        if event is None:
             return
-        event, started, firstByte = self._retrieving
-        self._retrieving = None
+        message = event.message
         top = event.bodyLines is not None
-        size = event.message.size
         if top:
             self._tops += 1
         else:
             self._retrieved += 1
-            self._retrievedOctets += size
+            self._retrievedOctets += message.size
+        if not self._publisher.observed:
+            return
+        firstByte = self._firstByte
         self._emitSession(
             RETRIEVED,
-            uid=event.message.uid,
-            octets=size,
+            uid=message.uid,
+            octets=message.size,
             top=top,
-            firstByteSeconds=None if firstByte is None else firstByte - started,
+            firstByteSeconds=None if firstByte is None else firstByte - self._retrieveStarted,
         )
 
     # The end

@@ -24,7 +24,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from twisted.logger import (
     FilteringLogObserver,
@@ -33,8 +33,10 @@ from twisted.logger import (
     Logger,
     LogLevel,
     LogLevelFilterPredicate,
+    LogPublisher,
     eventAsJSON,
     formatEvent,
+    globalLogPublisher,
     textFileLogObserver,
 )
 from zope.interface import provider
@@ -55,6 +57,7 @@ __all__ = [
     "TLS_ESTABLISHED",
     "TLS_FAILED",
     "AuditEvent",
+    "AuditPublisher",
     "Reason",
     "jsonLine",
     "jsonLinesObserver",
@@ -236,6 +239,54 @@ EVENTS: dict[str, AuditEvent] = {
         LOCK_REFUSED,
     )
 }
+
+
+class AuditPublisher(LogPublisher):
+    """
+    The publisher of a server's session events: it passes those of level info and above
+    on to another observer (the global log publisher by default), and all of them to the
+    observers added to it.
+
+    The debug events (one per message retrieved) are only worth making when someone
+    listens: L{observed} says whether an observer was added.
+    """
+
+    def __init__(self, forwardTo: ILogObserver | None = None) -> None:
+        """
+        @param forwardTo: Gets the events of level info and above; the global log
+            publisher by default.
+        """
+        super().__init__()
+        self._forwardTo = globalLogPublisher if forwardTo is None else forwardTo
+        self._added: list[ILogObserver] = []
+        super().addObserver(cast(ILogObserver, self._forward))
+
+    def _forward(self, event: LogEvent) -> None:
+        if event["log_level"] >= LogLevel.info:
+            self._forwardTo(event)
+
+    @property
+    def observed(self) -> bool:
+        """
+        Whether an observer was added (besides the forwarding to the global log).
+        """
+        return bool(self._added)
+
+    def addObserver(self, observer: ILogObserver) -> None:
+        """
+        Send every event, debug ones included, to C{observer} too.
+        """
+        super().addObserver(observer)
+        if observer not in self._added:
+            self._added.append(observer)
+
+    def removeObserver(self, observer: ILogObserver) -> None:
+        """
+        Stop sending events to C{observer}.
+        """
+        super().removeObserver(observer)
+        if observer in self._added:
+            self._added.remove(observer)
 
 
 class Reason:

@@ -37,14 +37,7 @@ from twisted.internet.interfaces import (
     ITLSTransport,
 )
 from twisted.internet.protocol import ServerFactory, connectionDone
-from twisted.logger import (
-    FilteringLogObserver,
-    Logger,
-    LogLevel,
-    LogLevelFilterPredicate,
-    LogPublisher,
-    globalLogPublisher,
-)
+from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
@@ -52,6 +45,7 @@ from zope.interface import Interface, implementer
 from pop3kit._login import Login, LoginOutcome, Session
 from pop3kit._sessionlog import SessionLog
 from pop3kit._streaming import Consumer, MessageSender, TransferInterrupted
+from pop3kit.audit import AuditPublisher
 from pop3kit.core import (
     MAX_COMMAND_LINE,
     APOPLogin,
@@ -220,7 +214,11 @@ class POP3Server(LineReceiver):
         self._peer = _peerKey(self._transport.getPeer())
         factory = self.factory
         self._log = SessionLog(
-            factory.auditLogger, factory.clock, self._peer, self._transport.getHost()
+            factory.auditLog,
+            factory.auditLogger,
+            factory.clock,
+            self._peer,
+            self._transport.getHost(),
         )
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)
@@ -544,9 +542,9 @@ class POP3ServerFactory(ServerFactory):
     @ivar limiter: Caps the connections waiting to log in.
     @ivar tls: The certificate for STLS, or L{None}.
     @ivar auditLog: Every event of L{pop3kit.audit} about this factory's sessions, the
-        debug ones (one per RETR or TOP) included; those of level info and above are
-        passed on to the global log publisher.  Add observers (such as
-        L{pop3kit.metrics.MetricsObserver}) to it.
+        debug ones (one per RETR or TOP, made only when an observer was added) included;
+        those of level info and above are passed on to the global log publisher.  Add
+        observers (such as L{pop3kit.metrics.MetricsObserver}) to it.
     @ivar auditLogger: Emits to L{auditLog}.
     """
 
@@ -617,12 +615,7 @@ class POP3ServerFactory(ServerFactory):
         )
         self.tls = tls
         self._loginPortal = _withSASLIdentities(portal)
-        self.auditLog = LogPublisher()
-        self.auditLog.addObserver(
-            FilteringLogObserver(
-                globalLogPublisher, [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)]
-            )
-        )
+        self.auditLog = AuditPublisher()
         self.auditLogger = Logger(namespace="pop3kit.audit", observer=self.auditLog)
 
     @property

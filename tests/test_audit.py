@@ -305,8 +305,11 @@ class SessionEventTests(SynchronousTestCase):
         """
         events: list[LogEvent] = []
         clock = Clock()
+        publisher = audit.AuditPublisher(cast(ILogObserver, lambda event: None))
+        publisher.addObserver(cast(ILogObserver, events.append))
         record = SessionLog(
-            Logger(observer=cast(ILogObserver, events.append)),
+            publisher,
+            Logger(observer=publisher),
             clock,
             "192.0.2.1",
             IPv4Address("TCP", "::1", 110),
@@ -365,6 +368,53 @@ class SessionEventTests(SynchronousTestCase):
             connection.send(b"RETR 1\r\n")
         names = [e.get(audit.EVENT_FIELD) for e in events]
         self.assertEqual(names, ["connect", "login.accepted"])
+
+
+class AuditPublisherTests(SynchronousTestCase):
+    """
+    L{audit.AuditPublisher} passes info events on, and says whether it is observed.
+    """
+
+    def test_forwarding(self) -> None:
+        """
+        Events of level info and above go to the observer forwarded to; debug ones do not.
+        """
+        forwarded: list[LogEvent] = []
+        publisher = audit.AuditPublisher(cast(ILogObserver, forwarded.append))
+        log = Logger(observer=publisher)
+        log.debug("quiet")
+        log.info("loud")
+        log.error("louder")
+        self.assertEqual([e["log_format"] for e in forwarded], ["loud", "louder"])
+
+    def test_observed(self) -> None:
+        """
+        It is observed while an observer is added to it.
+        """
+        publisher = audit.AuditPublisher(cast(ILogObserver, lambda event: None))
+        self.assertFalse(publisher.observed)
+        events: list[LogEvent] = []
+        observer = cast(ILogObserver, events.append)
+        publisher.addObserver(observer)
+        publisher.addObserver(observer)
+        self.assertTrue(publisher.observed)
+        publisher.removeObserver(observer)
+        self.assertFalse(publisher.observed)
+
+    def test_unobservedCountsStill(self) -> None:
+        """
+        Without observers, no event is made per message, and the logout still counts.
+        """
+        server = Server()
+        server.factory.auditLog.removeObserver(cast(ILogObserver, server.events.append))
+        with capturedLogs() as events:
+            connection = server.connect()
+            connection.login(b"alice", PASSWORD.encode())
+            connection.send(b"RETR 1\r\nTOP 1 0\r\n")
+            connection.drop()
+        self.assertEqual(server.events, [])
+        [logout] = [e for e in events if audit.LOGGED_OUT.matches(e)]
+        self.assertEqual((logout["retrieved"], logout["tops"]), (1, 1))
 
 
 class NoSecretTests(SynchronousTestCase):

@@ -63,9 +63,10 @@ PINNED = {
     "pop3kit.audit": [
         "CONNECTED", "DISCONNECTED", "EVENTS", "EVENT_FIELD", "EVICTED", "LOCK_REFUSED",
         "LOGGED_OUT", "LOGIN_ACCEPTED", "LOGIN_REFUSED", "PENALTY", "RETRIEVED", "TIMED_OUT",
-        "TLS_ESTABLISHED", "TLS_FAILED", "AuditEvent", "Reason", "jsonLine",
+        "TLS_ESTABLISHED", "TLS_FAILED", "AuditEvent", "AuditPublisher", "Reason", "jsonLine",
         "jsonLinesObserver", "printable", "textObserver",
     ],
+    "pop3kit.metrics": ["MetricsObserver", "metricsService"],
     "pop3kit.interfaces": [
         "ILoginHistory", "IMailbox", "IMaildropLock", "IMaildropLocker", "ISCRAMKeySource",
     ],
