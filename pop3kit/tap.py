@@ -233,6 +233,8 @@ class Options(usage.Options, AuthOptionMixin):
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
         self["tls"] = self._loadTLS()
+        if self["metrics"] is not None:
+            _checkEndpoint("--metrics", self["metrics"])
         dataDir = self["data-dir"]
         # The zero-configuration layout is pop3kit's own to create (see prepareDataDir);
         # a --maildir-root given explicitly must exist, so that a typo is not silently
@@ -270,6 +272,19 @@ class Options(usage.Options, AuthOptionMixin):
                 except ValueError as e:
                     raise usage.UsageError(str(e)) from None
         return tls
+
+
+def _checkEndpoint(option: str, description: str) -> None:
+    """
+    Refuse a server endpoint description Twisted cannot parse, in one line.
+    """
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import serverFromString
+
+    try:
+        serverFromString(reactor, description)  # type: ignore[no-untyped-call]
+    except (ValueError, KeyError, TypeError) as e:
+        raise usage.UsageError(f"{option} {description}: {e}") from None
 
 
 def _usesDataDir(options: Options) -> bool:

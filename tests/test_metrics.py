@@ -156,6 +156,39 @@ class ObserverTests(SynchronousTestCase):
         MetricsObserver()({"log_format": "hello", "log_namespace": "elsewhere"})
 
 
+class MetricsOptionTests(SynchronousTestCase):
+    """
+    C{--metrics} takes a server endpoint description.
+    """
+
+    def test_badEndpoint(self) -> None:
+        """
+        A description Twisted cannot parse is a usage error naming the option.
+        """
+        from twisted.python.usage import UsageError
+
+        from pop3kit.tap import Options
+
+        for description in ("tcp:abc", "nosuch:1"):
+            error = self.assertRaises(
+                UsageError, Options().parseOptions, ["--metrics", description]
+            )
+            self.assertIn(f"--metrics {description}", str(error))
+
+    def test_service(self) -> None:
+        """
+        With C{--metrics}, the service has one more child: the metrics site.
+        """
+        from pop3kit.tap import Options, makeService
+
+        options = Options()
+        options.parseOptions(["--data-dir", self.mktemp()])
+        plain = len(list(makeService(options)))  # type: ignore[call-overload]
+        options = Options()
+        options.parseOptions(["--data-dir", self.mktemp(), "--metrics", "tcp:0"])
+        self.assertEqual(len(list(makeService(options))), plain + 1)  # type: ignore[call-overload]
+
+
 class TwistdMetricsTests(TestCase):
     """
     C{twistd pop3kit --metrics}, scraped by a real HTTP client, logging JSON lines.
