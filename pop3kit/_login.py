@@ -246,6 +246,8 @@ class Login:
         self._scramKeySource = scramKeySource
         self._tlsIdentity = tlsIdentity
         self._mechanism: ServerMechanism | None = None
+        # Whether SCRAM found keys for the user; None before any lookup.
+        self._scramUser: bool | None = None
         self._pending: Session | None = None
         self._aborted = False
 
@@ -321,10 +323,17 @@ class Login:
             step = advance()
             while isinstance(step, NeedSCRAMKeys):
                 self.user = step.username
-                step = mechanism.keysFound(await self._scramKeys(step))
+                keys = await self._scramKeys(step)
+                self._scramUser = keys is not None
+                step = mechanism.keysFound(keys)
         except AuthenticationFailed as error:
             self._mechanism = None
-            return await self._refused(error)
+            # SCRAM refuses without the checkers: no keys, no such user; else the proof.
+            known = self._scramUser
+            reason = (
+                None if known is None else Reason.WRONG_PASSWORD if known else Reason.UNKNOWN_USER
+            )
+            return await self._refused(error, reason)
         except POP3Error as error:
             # A malformed exchange: no credentials were judged, so no penalty, but it
             # counts against the connection's failed logins.

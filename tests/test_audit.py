@@ -185,6 +185,24 @@ class SessionEventTests(SynchronousTestCase):
         self.assertEqual((event["mechanism"], event["user"]), ("PLAIN", "alice"))
         self.assertEqual(event["reason"], audit.Reason.WRONG_PASSWORD)
 
+    def test_scramReasons(self) -> None:
+        """
+        SCRAM, which checks the proof itself, tells an unknown user (no keys) from a
+        wrong password in the log, with the same answer on the wire.
+        """
+        from tests.test_server_auth import SCRAMChecker
+
+        server = Server()
+        server.factory.portal.registerChecker(SCRAMChecker(), IUsernamePassword)
+        unknown, _ = runExchange(server.connect(), "SCRAM-SHA-256", "mallory", "guess")
+        wrong, _ = runExchange(server.connect(), "SCRAM-SHA-256", "alice", "guess")
+        self.assertEqual(unknown, wrong)
+        reasons = [(e["user"], e["reason"]) for e in server.named("login.refused")]
+        self.assertEqual(
+            reasons,
+            [("mallory", audit.Reason.UNKNOWN_USER), ("alice", audit.Reason.WRONG_PASSWORD)],
+        )
+
     def test_saslAborted(self) -> None:
         """
         A SASL exchange the client cancels is a refused login, aborted.
@@ -521,6 +539,20 @@ class JSONLinesTests(SynchronousTestCase):
         self.assertTrue(first["message"].startswith("Login failed: session=<abc>, rip=192.0.2.1"))
         self.assertFalse(any(key.startswith("log_") for key in first))
         self.assertTrue(second["message"].startswith("Plain <object object at"))
+
+    def test_text(self) -> None:
+        """
+        L{audit.textObserver} writes Twisted's text lines, without debug events.
+        """
+        out = io.StringIO()
+        log = Logger(namespace="pop3kit.audit", observer=audit.textObserver(out))
+        log.debug("hidden")
+        audit.EVICTED.emit(log, sessionId="abc", peer="192.0.2.1")
+        [line] = out.getvalue().splitlines()
+        self.assertTrue(
+            line.endswith("[pop3kit.audit#info] Evicted before login: session=<abc>, rip=192.0.2.1"),
+            line,
+        )
 
     def test_failure(self) -> None:
         """
