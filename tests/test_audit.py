@@ -549,10 +549,8 @@ class JSONLinesTests(SynchronousTestCase):
         log.debug("hidden")
         audit.EVICTED.emit(log, sessionId="abc", peer="192.0.2.1")
         [line] = out.getvalue().splitlines()
-        self.assertTrue(
-            line.endswith("[pop3kit.audit#info] Evicted before login: session=<abc>, rip=192.0.2.1"),
-            line,
-        )
+        expected = "[pop3kit.audit#info] Evicted before login: session=<abc>, rip=192.0.2.1"
+        self.assertTrue(line.endswith(expected), line)
 
     def test_failure(self) -> None:
         """
