@@ -9,10 +9,13 @@ C{log_format} is the text a human reads, and its fields are the data a program r
 the field C{pop3kitEvent} holds the event's name (C{"login.refused"}, ...), which is
 stable.  No field ever holds a password or a SASL response.
 
+A server factory emits them to its L{AuditPublisher}, which passes those of level info
+and above on to the global log.
+
 Two observers are offered for C{twistd --logger}:
 
   - L{jsonLinesObserver}: one JSON object a line on standard output, for log shippers
-    (Vector, Loki's promtail, Filebeat, journald);
+    (Vector, Grafana Alloy, Filebeat, Fluent Bit);
   - L{textObserver}: Twisted's text lines on standard output, without the debug events.
 """
 
