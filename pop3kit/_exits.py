@@ -36,6 +36,7 @@ class ExitStatus(IntEnum):
     @cvar OK: Success.
     @cvar FAILURE: Any other error.
     @cvar USAGE: A bad command line, URL or option (argparse's own status).
+    @cvar NOUSER: No such user (C{pop3kit user test}).
     @cvar NOHOST: The server's host name could not be resolved.
     @cvar UNAVAILABLE: The server could not be reached: connection refused, network
         unreachable.
@@ -55,6 +56,7 @@ class ExitStatus(IntEnum):
     OK = 0
     FAILURE = 1
     USAGE = 2
+    NOUSER = 67
     NOHOST = 68
     UNAVAILABLE = 69
     CANTCREAT = 73

@@ -27,6 +27,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from pop3kit.audit import LOCK_REFUSED, PENALTY, Reason
 from pop3kit.core import (
     APOPLogin,
     Goodbye,
@@ -38,7 +39,7 @@ from pop3kit.core import (
     SASLChallenge,
     SASLLogin,
 )
-from pop3kit.cred import APOPCredentials, SASLIdentity
+from pop3kit.cred import APOPCredentials, NoSuchUser, SASLIdentity, WrongPassword
 from pop3kit.errors import (
     AuthenticationFailed,
     LoginDelayed,
@@ -80,6 +81,23 @@ class _Gone(TemporaryFailure):
 
 #: The outcome of a login whose client went away (it is never sent).
 _GONE = LoginRefused(_Gone())
+
+#: The reason a login refused with an error of this code is given in the log.
+_REASONS = {
+    ResponseCode.IN_USE: Reason.IN_USE,
+    ResponseCode.LOGIN_DELAY: Reason.LOGIN_DELAY,
+    ResponseCode.SYS_TEMP: Reason.TEMPORARY_FAILURE,
+}
+
+
+def _reasonFor(error: POP3Error) -> str:
+    if isinstance(error, _Gone):
+        return Reason.ABORTED
+    if error.code is ResponseCode.AUTH:
+        return Reason.REFUSED
+    if error.code is None:
+        return Reason.MALFORMED
+    return _REASONS.get(error.code, Reason.OTHER)
 
 
 class Session:
@@ -178,6 +196,12 @@ class Login:
     must also have a checker for them (L{pop3kit.cred.SASLIdentityChecker}).
 
     @ivar session: The session, once the login succeeded; L{None} before.
+    @ivar user: The user name as the client gave it, once known (for the log).
+    @ivar mechanism: C{USER}, C{APOP} or the SASL mechanism, once started.
+    @ivar reason: Why the login was refused (a L{pop3kit.audit.Reason}), or L{None}.
+    @ivar penalty: The failed-login delay imposed before the refusal, in seconds.
+    @ivar checkSeconds: How long the checkers took to judge the credentials, or L{None}.
+    @ivar openSeconds: How long LOGIN-DELAY, the lock and the listing took, or L{None}.
     """
 
     log = Logger()
@@ -193,6 +217,7 @@ class Login:
         peer: str,
         scramKeySource: ISCRAMKeySource | None = None,
         tlsIdentity: str | None = None,
+        events: Logger | None = None,
     ) -> None:
         """
         @param portal: Logs users in, SASL identities included.
@@ -205,8 +230,17 @@ class Login:
             offered.
         @param tlsIdentity: The identity of the client's verified TLS certificate, for
             EXTERNAL; L{None} if there is none.
+        @param events: Where the failed-login delay and a refused lock are logged (see
+            L{pop3kit.audit}); the class's C{log} by default.
         """
         self.session: Session | None = None
+        self.user: str | None = None
+        self.mechanism = ""
+        self.reason: str | None = None
+        self.penalty = 0.0
+        self.checkSeconds: float | None = None
+        self.openSeconds: float | None = None
+        self._events = self.log if events is None else events
         self._portal = portal
         self._policy = policy
         self._clock = clock
@@ -216,6 +250,8 @@ class Login:
         self._scramKeySource = scramKeySource
         self._tlsIdentity = tlsIdentity
         self._mechanism: ServerMechanism | None = None
+        # Whether SCRAM found keys for the user; None before any lookup.
+        self._scramUser: bool | None = None
         self._pending: Session | None = None
         self._aborted = False
 
@@ -224,8 +260,10 @@ class Login:
         Begin with the login command's event.
         """
         if isinstance(event, PasswordLogin):
+            self.mechanism, self.user = "USER", event.user
             return self._run(self._password(event))
         if isinstance(event, APOPLogin):
+            self.mechanism, self.user = "APOP", event.user
             credentials = APOPCredentials(event.timestamp, event.user.encode("utf-8"), event.digest)
             return self._run(self._login(credentials))
         return self._run(self._sasl(event))
@@ -245,6 +283,7 @@ class Login:
         # What is expected is answered in the steps; this is a bug, or a mechanism's.
         self.log.failure("Logging in failed", failure)
         self._mechanism = None
+        self.reason = Reason.TEMPORARY_FAILURE
         return LoginRefused(TemporaryFailure())
 
     def abort(self) -> None:
@@ -274,6 +313,7 @@ class Login:
         return await self._login(UsernamePassword(username, password))
 
     async def _sasl(self, event: SASLLogin) -> LoginOutcome:
+        self.mechanism = event.mechanism
         mechanism = serverMechanism(
             event.mechanism, hostname=self._policy.apopHost, tlsIdentity=self._tlsIdentity
         )
@@ -286,20 +326,33 @@ class Login:
         try:
             step = advance()
             while isinstance(step, NeedSCRAMKeys):
-                step = mechanism.keysFound(await self._scramKeys(step))
+                self.user = step.username
+                keys = await self._scramKeys(step)
+                self._scramUser = keys is not None
+                step = mechanism.keysFound(keys)
         except AuthenticationFailed as error:
             self._mechanism = None
-            return await self._refused(error)
+            # SCRAM refuses without the checkers: no keys, no such user; else the proof.
+            known = self._scramUser
+            reason = (
+                None if known is None else Reason.WRONG_PASSWORD if known else Reason.UNKNOWN_USER
+            )
+            return await self._refused(error, reason)
         except POP3Error as error:
             # A malformed exchange: no credentials were judged, so no penalty, but it
             # counts against the connection's failed logins.
             self._mechanism = None
+            self.reason = _reasonFor(error)
             return LoginRefused(error)
         if isinstance(step, Challenge):
             return SASLChallenge(step.data)
         self._mechanism = None
         if isinstance(step, CheckCredentials):
+            username = getattr(step.credentials, "username", None)
+            if isinstance(username, bytes):
+                self.user = username.decode("utf-8", "replace")
             return await self._login(step.credentials)
+        self.user = step.username
         return await self._login(SASLIdentity(step.username, mechanism.name))
 
     async def _scramKeys(self, step: NeedSCRAMKeys) -> SCRAMKeys | None:
@@ -319,19 +372,32 @@ class Login:
     # Every method ends here
 
     async def _login(self, credentials: ICredentials) -> LoginOutcome:
+        started = self._clock.seconds()
         try:
             _, avatar, logout = await self._portal.login(credentials, None, IMailbox)
-        except UnauthorizedLogin:
-            return await self._refused(AuthenticationFailed())
+        except UnauthorizedLogin as refusal:
+            self.checkSeconds = self._clock.seconds() - started
+            reason = (
+                Reason.UNKNOWN_USER
+                if isinstance(refusal, NoSuchUser)
+                else Reason.WRONG_PASSWORD
+                if isinstance(refusal, WrongPassword)
+                else Reason.REFUSED
+            )
+            return await self._refused(AuthenticationFailed(), reason)
         except POP3Error as error:
+            self.checkSeconds = self._clock.seconds() - started
             return await self._refused(error)
         except Exception:
             self.log.failure("Checking credentials failed")
             return await self._refused(TemporaryFailure())
+        opened = self._clock.seconds()
+        self.checkSeconds = opened - started
         # The realm hands out IMailbox avatars: login asked for nothing else.
         session = Session(cast(IMailbox, avatar), logout)
         if self._aborted:
             session.end()
+            self.reason = Reason.ABORTED
             return _GONE
         self._pending = session
         try:
@@ -344,8 +410,10 @@ class Login:
             session.end()
             return await self._refused(TemporaryFailure())
         self._pending = None
+        self.openSeconds = self._clock.seconds() - opened
         if self._aborted:
             session.end()
+            self.reason = Reason.ABORTED
             return _GONE
         self.session = session
         return LoginAccepted(maildrop)
@@ -358,7 +426,13 @@ class Login:
             last = await history.lastLogin(maildropId)
             if last is not None and self._clock.seconds() - last < loginDelay:
                 raise LoginDelayed()
-        session.hold(await self._locker.acquire(maildropId))
+        try:
+            lock = await self._locker.acquire(maildropId)
+        except POP3Error as error:
+            if error.code is ResponseCode.IN_USE:
+                LOCK_REFUSED.emit(self._events, peer=self._peer, maildrop=maildropId)
+            raise
+        session.hold(lock)
         if self._aborted:
             raise _Gone()
         maildrop = MaildropView(await session.mailbox.listMessages())
@@ -366,11 +440,14 @@ class Login:
         await history.clearFailures(self._peer)
         return maildrop
 
-    async def _refused(self, error: POP3Error) -> LoginRefused:
+    async def _refused(self, error: POP3Error, reason: str | None = None) -> LoginRefused:
         """
         A refused login; one refused for its credentials (C{[AUTH]}) is counted for the
         client and answered after the failed-login delay.
+
+        @param reason: Why, for the log; by default, what the error's type and code say.
         """
+        self.reason = _reasonFor(error) if reason is None else reason
         if error.code is ResponseCode.AUTH:
             policy = self._policy
             try:
@@ -384,5 +461,7 @@ class Login:
                 maximum=policy.maximumFailedLoginDelay,
             )
             if delay > 0:
+                self.penalty = delay
+                PENALTY.emit(self._events, peer=self._peer, failures=failures, delay=delay)
                 await deferLater(self._clock, delay)
         return LoginRefused(error)

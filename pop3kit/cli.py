@@ -9,6 +9,7 @@ Maildirs under its C{mail/} directory::
     pop3kit user add alice                      # asks for the password twice
     printf '%s\\n' "$PW" | pop3kit user passwd alice --password-stdin
     pop3kit user remove alice
+    pop3kit user test alice                     # checks a password, as the server would
     pop3kit deliver alice < message.eml
     pop3kit fetch pop3s://alice@mail.example.com --to maildir:~/Maildir
     pop3kit scan pop3s://alice@mail.example.com
@@ -143,6 +144,20 @@ def _userList(args: argparse.Namespace) -> int:
     for name in passwdfile.listUsers(_passwdPath(args)):
         print(name)
     return 0
+
+
+def _userTest(args: argparse.Namespace) -> int:
+    from pop3kit import _fetch, _usertest
+
+    checkers = _usertest.makeCheckers(args.auth or [], _passwdPath(args))
+    password = _usertest.readPassword(args.password_stdin)
+
+    statuses: list[int] = []
+
+    async def work(reactor: Any) -> None:
+        statuses.append(await _usertest.testPassword(checkers, args.name, password, sys.stdout))
+
+    return _fetch.runInReactor(work) or statuses[0]
 
 
 def _deliver(args: argparse.Namespace) -> int:
@@ -322,6 +337,25 @@ def _makeParser() -> argparse.ArgumentParser:
     )
     userCommand("remove", "remove a user", _userRemove).add_argument("name")
     userCommand("list", "list the users", _userList)
+    test = userCommand(
+        "test",
+        "check a password against the server's checkers and say which one answered "
+        "(exit 0: accepted, 1: refused, 67: unknown user, 75: a checker failed)",
+        _userTest,
+    )
+    test.add_argument("name")
+    test.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from one line of standard input instead of asking",
+    )
+    test.add_argument(
+        "--auth",
+        action="append",
+        metavar="TYPE:ARGS",
+        help="a checker as twistd pop3kit --auth takes it (repeatable, tried in order; "
+        "default: the passwd-file)",
+    )
 
     deliver = commands.add_parser(
         "deliver",

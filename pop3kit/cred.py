@@ -31,9 +31,29 @@ __all__ = [
     "CRAMMD5Credentials",
     "ChainedChecker",
     "ISASLIdentity",
+    "NoSuchUser",
     "SASLIdentity",
     "SASLIdentityChecker",
+    "WrongPassword",
 ]
+
+
+class NoSuchUser(UnauthorizedLogin):
+    """
+    A checker refuses credentials because it knows no such user.
+
+    It is an L{UnauthorizedLogin}, and the client is told no more than for any other
+    (RFC 1939 section 13, RFC 4954 section 9): only the server's log tells an unknown
+    user from a wrong password (see L{pop3kit.audit.Reason}).
+    """
+
+
+class WrongPassword(UnauthorizedLogin):
+    """
+    A checker refuses credentials because the user's password does not match.
+
+    Like L{NoSuchUser}, only the server's log sees the difference.
+    """
 
 
 @implementer(IUsernameHashedPassword)
@@ -193,12 +213,20 @@ class ChainedChecker:
     async def _firstAccepting(
         self, candidates: list[ICredentialsChecker], credentials: ICredentials
     ) -> object:
+        # For the log: a wrong password if a checker knows the user and says so; an
+        # unknown user only if every checker says that.
+        refusal: type[UnauthorizedLogin] = NoSuchUser if candidates else UnauthorizedLogin
         for checker in candidates:
             try:
                 return await maybeDeferred(checker.requestAvatarId, credentials)
-            except UnauthorizedLogin:
+            except NoSuchUser:
                 continue
-        raise UnauthorizedLogin()
+            except WrongPassword:
+                refusal = WrongPassword
+            except UnauthorizedLogin:
+                if refusal is NoSuchUser:
+                    refusal = UnauthorizedLogin
+        raise refusal()
 
 
 # Interface among the bases, though ICredentials has it, tells pydoctor this is one.

@@ -44,7 +44,9 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from pop3kit._login import Login, LoginOutcome, Session
+from pop3kit._sessionlog import SessionLog
 from pop3kit._streaming import Consumer, MessageSender, TransferInterrupted
+from pop3kit.audit import AuditPublisher
 from pop3kit.core import (
     MAX_COMMAND_LINE,
     APOPLogin,
@@ -122,6 +124,7 @@ class _Transport(Consumer, Protocol):
     def loseConnection(self) -> None: ...
     def abortConnection(self) -> None: ...
     def getPeer(self) -> IAddress: ...
+    def getHost(self) -> IAddress: ...
     def pauseProducing(self) -> None: ...
     def resumeProducing(self) -> None: ...
 
@@ -226,9 +229,17 @@ class POP3Server(LineReceiver):
             self._transport.abortConnection()
             return
         self._peer = _peerKey(self._transport.getPeer())
+        factory = self.factory
+        self._log = SessionLog(
+            factory.auditLog,
+            factory.auditLogger,
+            factory.clock,
+            self._peer,
+            self._transport.getHost(),
+        )
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)
-        factory, policy = self.factory, self.factory.policy
+        policy = factory.policy
         connection = self._connection = ServerConnection(
             factory.capabilities(self.transport),
             maxBadCommands=policy.maxBadCommands,
@@ -250,6 +261,8 @@ class POP3Server(LineReceiver):
         if self._connection is None:
             return  # Refused in connectionMade: nothing was started.
         self._connection.connectionLost()
+        if self._handshakeTimer is not None:
+            self._log.tlsFailed(reason)
         for timer in (self._idleTimer, self._handshakeTimer):
             if timer is not None and timer.active():
                 timer.cancel()
@@ -261,13 +274,14 @@ class POP3Server(LineReceiver):
         if self._session is not None:
             # An expunge under way keeps the lock until it is done (see Session.expunge).
             self._session.end()
+        self._log.ended()
 
     def timeoutConnection(self) -> None:
         """
         The client was idle too long: close without a response and without UPDATE
         (RFC 1939 section 3), even if it stopped reading in the middle of a response.
         """
-        self.log.info("Closing idle POP3 connection from {peer}", peer=self._peer)
+        self._log.timedOut("a command" if self._handshakeTimer is None else "TLS handshake")
         self._transport.abortConnection()
 
     def resetTimeout(self) -> None:
@@ -285,7 +299,7 @@ class POP3Server(LineReceiver):
         assert self._connection is not None
         if self._connection.state is _CLOSED or self._transport.disconnecting:
             return
-        self.log.info("Closing idle unauthenticated connection from {peer}", peer=self._peer)
+        self._log.evicted()
         self._transport.write(self._connection.send(_EVICTED))
         self._transport.loseConnection()
 
@@ -296,6 +310,7 @@ class POP3Server(LineReceiver):
         timer, self._handshakeTimer = self._handshakeTimer, None
         if timer is not None and timer.active():
             timer.cancel()
+        self._log.tlsEstablished(self.transport)
 
     def _startHandshakeTimer(self) -> None:
         self._handshakeTimer = self.factory.clock.callLater(
@@ -304,7 +319,7 @@ class POP3Server(LineReceiver):
 
     def _handshakeTimedOut(self) -> None:
         self._handshakeTimer = None
-        self.log.info("TLS handshake from {peer} timed out", peer=self._peer)
+        self._log.tlsFailed("timed out")
         self._transport.abortConnection()
 
     # Receiving and replying
@@ -377,26 +392,33 @@ class POP3Server(LineReceiver):
             self._startLogin(event)
         elif isinstance(event, SASLAborted):
             login, self._login = self._login, None
+            self._log.loginAborted(login)
             if login is not None:
                 login.abort()
         elif isinstance(event, StartTLS):
             self._startTLS()
         elif isinstance(event, Expunge):
             assert self._session is not None
-            self._session.expunge(event.uids).addCallback(self._reply)
+            self._log.expungeStarted(event.uids)
+            self._session.expunge(event.uids).addCallback(self._log.expunged).addCallback(
+                self._reply
+            )
 
     # Login
 
     def _startLogin(self, event: PasswordLogin | APOPLogin | SASLLogin) -> None:
         login = self._login = self.factory._loginFor(self._peer, self.transport, event)
+        self._log.loginStarted()
         login.start(event).addCallback(self._loginStep, login)
 
     def _loginStep(self, outcome: LoginOutcome, login: Login) -> None:
         if isinstance(outcome, LoginAccepted):
             self._session = login.session
             self.factory.limiter.release(self)
-        if not isinstance(outcome, SASLChallenge) and self._login is login:
-            self._login = None
+        if not isinstance(outcome, SASLChallenge):
+            self._log.loginFinished(login, outcome)
+            if self._login is login:
+                self._login = None
         self._reply(outcome)
 
     def _startTLS(self) -> None:
@@ -410,6 +432,7 @@ class POP3Server(LineReceiver):
 
     def _retrieve(self, event: Retrieve) -> None:
         assert self._session is not None
+        self._log.retrieveStarted(event)
         try:
             opened = self._session.mailbox.openMessage(event.message.uid)
         except Exception:
@@ -426,6 +449,7 @@ class POP3Server(LineReceiver):
             return None
         info = event.message
         encoder = MessageEncoder(event.bodyLines)
+        self._log.firstByte()
         if info.size > _SMALL_MESSAGE:
             data = b""
         else:
@@ -440,7 +464,7 @@ class POP3Server(LineReceiver):
                 message.close()
                 body = encoder.feed(data) + encoder.finish()
                 self._transport.write(connection.send(_BODY_FOLLOWS) + body)
-                self._reply(_BODY_SENT)
+                self._bodySent(None)
                 return None
             # Larger than listed: stream the rest.
         self._transport.write(connection.send(_BODY_FOLLOWS) + encoder.feed(data))
@@ -462,6 +486,7 @@ class POP3Server(LineReceiver):
             self._reply(Err.fromError(TemporaryFailure()))
 
     def _bodySent(self, _: object) -> None:
+        self._log.retrieved()
         self._reply(_BODY_SENT)
 
     def _transferFailed(self, failure: Failure, uid: str) -> None:
@@ -534,6 +559,11 @@ class POP3ServerFactory(ServerFactory):
     @ivar loginHistory: Counts failed logins and remembers login times.
     @ivar limiter: Caps the connections waiting to log in.
     @ivar tls: The certificate for STLS, or L{None}.
+    @ivar auditLog: Every event of L{pop3kit.audit} about this factory's sessions, the
+        debug ones (one per RETR or TOP, made only when an observer was added) included;
+        those of level info and above are passed on to the global log publisher.  Add
+        observers (such as L{pop3kit.metrics.MetricsObserver}) to it.
+    @ivar auditLogger: Emits to L{auditLog}.
     """
 
     protocol = POP3Server  # type: ignore[assignment]
@@ -603,6 +633,8 @@ class POP3ServerFactory(ServerFactory):
         )
         self.tls = tls
         self._loginPortal = _withSASLIdentities(portal)
+        self.auditLog = AuditPublisher()
+        self.auditLogger = Logger(namespace="pop3kit.audit", observer=self.auditLog)
 
     @property
     def sasl(self) -> tuple[str, ...]:
@@ -679,4 +711,5 @@ class POP3ServerFactory(ServerFactory):
             peer=peer,
             scramKeySource=self.scramKeySource() if sasl else None,
             tlsIdentity=peerIdentity(transport) if sasl else None,
+            events=self.auditLogger,
         )

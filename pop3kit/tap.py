@@ -243,6 +243,13 @@ class Options(usage.Options, AuthOptionMixin):
             "of a front-end that died stay held.",
             float,
         ],
+        [
+            "metrics",
+            None,
+            None,
+            "Serve Prometheus metrics over HTTP on this Twisted endpoint, e.g. "
+            "tcp:9110:interface=127.0.0.1.",
+        ],
     ]
     optFlags = [
         ["apop", None, "Offer APOP (needs a checker with reversibly stored passwords)."],
@@ -313,6 +320,8 @@ class Options(usage.Options, AuthOptionMixin):
                 )
         self["tls"] = self._loadTLS()
         self["state-service"] = self._loadState()
+        if self["metrics"] is not None:
+            _checkEndpoint("--metrics", self["metrics"])
         dataDir = self["data-dir"]
         # The zero-configuration layout is pop3kit's own to create (see prepareDataDir);
         # a --maildir-root given explicitly must exist, so that a typo is not silently
@@ -387,6 +396,19 @@ class Options(usage.Options, AuthOptionMixin):
                 except ValueError as e:
                     raise usage.UsageError(str(e)) from None
         return tls
+
+
+def _checkEndpoint(option: str, description: str) -> None:
+    """
+    Refuse a server endpoint description Twisted cannot parse, in one line.
+    """
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import serverFromString
+
+    try:
+        serverFromString(reactor, description)  # type: ignore[no-untyped-call]
+    except (ValueError, KeyError, TypeError) as e:
+        raise usage.UsageError(f"{option} {description}: {e}") from None
 
 
 def _usesDataDir(options: Options) -> bool:
@@ -607,6 +629,19 @@ class _Announcement(Service):
         )
 
 
+def _metricsService(factory: POP3ServerFactory, description: str) -> IService:
+    """
+    The service serving the metrics of C{factory}'s sessions on C{description}.
+    """
+    from twisted.internet import reactor
+
+    from pop3kit.metrics import MetricsObserver, metricsService
+
+    observer = MetricsObserver()
+    factory.auditLog.addObserver(observer)
+    return metricsService(reactor, description, observer.registry)  # type: ignore[arg-type]
+
+
 def makeService(options: Options) -> IService:
     """
     Build the C{twistd pop3kit} service: one listening service per C{--listen}.
@@ -661,5 +696,7 @@ def makeService(options: Options) -> IService:
             _Listener(description, endpoint, lmtp).setServiceParent(service)  # type: ignore[no-untyped-call]
     if tls is not None:
         TLSReloadService(tls, reactor).setServiceParent(service)  # type: ignore[arg-type, no-untyped-call]
+    if options["metrics"] is not None:
+        _metricsService(factory, options["metrics"]).setServiceParent(service)  # type: ignore[no-untyped-call]
     _Announcement(options["maildir-root"], listeners).setServiceParent(service)  # type: ignore[no-untyped-call]
     return service

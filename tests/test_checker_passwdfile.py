@@ -460,7 +460,8 @@ class CheckerTestsMixin(SynchronousTestCase):
         [result] = results
         if isinstance(result, Failure):
             failure = result.value
-            self.assertIs(type(failure), UnauthorizedLogin, result)
+            # NoSuchUser and WrongPassword are UnauthorizedLogin, told apart in the log only.
+            self.assertIsInstance(failure, UnauthorizedLogin, result)
             assert isinstance(failure, UnauthorizedLogin)
             return failure
         assert isinstance(result, str)

@@ -540,6 +540,7 @@ class ExitStatusTests(SynchronousTestCase):
                 "OK": 0,
                 "FAILURE": 1,
                 "USAGE": 2,
+                "NOUSER": 67,
                 "NOHOST": 68,
                 "UNAVAILABLE": 69,
                 "CANTCREAT": 73,

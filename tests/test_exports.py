@@ -58,8 +58,15 @@ PINNED = {
     ],
     "pop3kit.cred": [
         "APOPCredentials", "CRAMMD5Credentials", "ChainedChecker", "ISASLIdentity",
-        "SASLIdentity", "SASLIdentityChecker",
+        "NoSuchUser", "SASLIdentity", "SASLIdentityChecker", "WrongPassword",
     ],
+    "pop3kit.audit": [
+        "CONNECTED", "DISCONNECTED", "EVENTS", "EVENT_FIELD", "EVICTED", "LOCK_REFUSED",
+        "LOGGED_OUT", "LOGIN_ACCEPTED", "LOGIN_REFUSED", "PENALTY", "RETRIEVED", "TIMED_OUT",
+        "TLS_ESTABLISHED", "TLS_FAILED", "AuditEvent", "AuditPublisher", "Reason", "jsonLine",
+        "jsonLinesObserver", "printable", "textObserver",
+    ],
+    "pop3kit.metrics": ["MetricsObserver", "metricsService"],
     "pop3kit.interfaces": [
         "IFencedMaildropLock", "ILoginHistory", "IMailbox", "IMaildropDelivery",
         "IMaildropLock", "IMaildropLocker",

@@ -77,6 +77,7 @@ from pop3kit.checkers._schemes import (
     hashPassword,
     verifyPassword,
 )
+from pop3kit.cred import NoSuchUser, WrongPassword
 from pop3kit.interfaces import ISCRAMKeySource
 
 if TYPE_CHECKING:
@@ -243,14 +244,15 @@ class PasswdFileChecker:
 
         @param credentials: The credentials to check.
         @return: A L{Deferred} firing with the user name, or failing with
-            L{UnauthorizedLogin} (the same message whether the user is unknown or the
-            password wrong).
+            L{UnauthorizedLogin}: L{pop3kit.cred.NoSuchUser} or
+            L{pop3kit.cred.WrongPassword} for the server's log, with the same message.
         """
         up = IUsernamePassword(credentials, None)
         if up is not None:
             name, verifier = self._lookup(up.username)
             password: bytes = up.password
             if verifier is None or name is None:
+                name = None
                 d: Deferred[bool] = self._inThread(_checkUnknownUser, password)
             elif verifier.plaintext is not None:
                 d = succeed(_safeCheck(verifier, password))
@@ -260,7 +262,9 @@ class PasswdFileChecker:
         hp = IUsernameHashedPassword(credentials, None)
         if hp is not None:
             name, verifier = self._lookup(hp.username)
-            if name is None or verifier is None or verifier.plaintext is None:
+            if name is None or verifier is None:
+                return fail(NoSuchUser(_FAILURE_MESSAGE))
+            if verifier.plaintext is None:
                 return fail(UnauthorizedLogin(_FAILURE_MESSAGE))
             return maybeDeferred(hp.checkPassword, verifier.plaintext).addCallback(_matched, name)
         return fail(UnhandledCredentials(f"cannot check {credentials!r}"))
@@ -306,9 +310,11 @@ class PasswdFileChecker:
 
 
 def _matched(result: object, name: str | None) -> str:
-    if result is True and name is not None:
+    if name is None:
+        raise NoSuchUser(_FAILURE_MESSAGE)
+    if result is True:
         return name
-    raise UnauthorizedLogin(_FAILURE_MESSAGE)
+    raise WrongPassword(_FAILURE_MESSAGE)
 
 
 @implementer(ICheckerFactory, IPlugin)
