@@ -45,19 +45,24 @@ def bestMechanism(
     *,
     passwordsAllowed: bool,
     preference: tuple[str, ...] = CLIENT_PREFERENCE,
+    kerberos: bool = False,
 ) -> str:
     """
-    The best login method both sides support: the first SASL mechanism of C{preference}
+    The best login method both sides support: GSSAPI when the client has a Kerberos
+    ticket and the server announces it, else the first SASL mechanism of C{preference}
     the server announces, then USER/PASS.
 
     @param announced: What the server's CAPA announced, L{None} when it announced nothing
         (no CAPA), in which case USER/PASS is assumed.
     @param passwordsAllowed: Whether methods that send the password itself may be used
         (TLS is active, or clear-text logins are allowed).
+    @param kerberos: Whether the client has a usable Kerberos ticket.
     @return: The method's name, lower case.
     @raise MechanismUnavailable: when no allowed method is left.
     """
     offered = () if announced is None else announced.sasl
+    if kerberos and "GSSAPI" in offered:
+        return "gssapi"
     for name in preference:
         if name in offered and (passwordsAllowed or name.lower() not in CLEARTEXT_MECHANISMS):
             return name.lower()

@@ -27,6 +27,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from pop3kit._gssapi import IGSSAPIAcceptor
 from pop3kit.core import (
     APOPLogin,
     Goodbye,
@@ -189,6 +190,7 @@ class Login:
         peer: str,
         scramKeySource: ISCRAMKeySource | None = None,
         tlsIdentity: str | None = None,
+        gssapi: IGSSAPIAcceptor | None = None,
     ) -> None:
         """
         @param portal: Logs users in, SASL identities included.
@@ -201,6 +203,8 @@ class Login:
             offered.
         @param tlsIdentity: The identity of the client's verified TLS certificate, for
             EXTERNAL; L{None} if there is none.
+        @param gssapi: What holds the GSSAPI service key; L{None} when GSSAPI is not
+            offered.
         """
         self.session: Session | None = None
         self._portal = portal
@@ -211,6 +215,7 @@ class Login:
         self._peer = peer
         self._scramKeySource = scramKeySource
         self._tlsIdentity = tlsIdentity
+        self._gssapi = gssapi
         self._mechanism: ServerMechanism | None = None
         self._pending: Session | None = None
         self._aborted = False
@@ -271,7 +276,10 @@ class Login:
 
     async def _sasl(self, event: SASLLogin) -> LoginOutcome:
         mechanism = serverMechanism(
-            event.mechanism, hostname=self._policy.apopHost, tlsIdentity=self._tlsIdentity
+            event.mechanism,
+            hostname=self._policy.apopHost,
+            tlsIdentity=self._tlsIdentity,
+            gssapi=self._gssapi,
         )
         if event.initialResponse is not None and not mechanism.clientFirst:
             return InitialResponseRefused(mechanism.name)

@@ -169,8 +169,30 @@ def _connectOptions(args: argparse.Namespace) -> tuple[Account, ConnectOptions, 
     options = _fetch.ConnectOptions(
         noTLS=args.no_tls, cafile=args.cafile, mechanism=args.auth, timeout=args.timeout
     )
-    password = _fetch.readPassword(args.password_file, os.environ, sys.stdin, account=account)
+    password = _secret(args, account)
     return account, options, password
+
+
+def _secret(args: argparse.Namespace, account: Account) -> str:
+    """
+    What C{fetch} and C{scan} log in with: nothing for GSSAPI (the Kerberos ticket), else
+    the password.  Without C{--auth}, a Kerberos ticket stands in for a password that
+    was not given (GSSAPI is then used if the server offers it).
+    """
+    from pop3kit import _fetch, _gssapi
+
+    if args.auth == "gssapi":
+        if not _gssapi.available():
+            raise ExitError(_gssapi.INSTALL_HINT, ExitStatus.USAGE)
+        return ""
+    if (
+        args.auth is None
+        and args.password_file is None
+        and "POP3KIT_PASSWORD" not in os.environ
+        and _gssapi.hasTicket()
+    ):
+        return ""
+    return _fetch.readPassword(args.password_file, os.environ, sys.stdin, account=account)
 
 
 def _runFetch(args: argparse.Namespace) -> int:
@@ -291,7 +313,8 @@ def _makeParser() -> argparse.ArgumentParser:
         "--password-file",
         metavar="FILE",
         help="read the password from the first line of FILE (default: $POP3KIT_PASSWORD, "
-        "else ask on the terminal)",
+        "else a Kerberos ticket if there is one and the server offers GSSAPI, else ask on "
+        "the terminal)",
     )
     connection.add_argument(
         "--cafile", metavar="PEM", help="trust these certificate authorities, not the system's"

@@ -57,6 +57,8 @@ from pop3kit.errors import AuthenticationFailed, RemoteProtocolError
 if TYPE_CHECKING:
     from twisted.cred.credentials import ICredentials
 
+    from pop3kit._gssapi import IGSSAPIAcceptor
+
 __all__ = [
     "CLIENT_PREFERENCE",
     "SERVER_MECHANISMS",
@@ -586,7 +588,11 @@ class _UnknownMechanism(KeyError, ValueError):
 
 
 def serverMechanism(
-    name: str, *, hostname: str = "pop3kit", tlsIdentity: str | None = None
+    name: str,
+    *,
+    hostname: str = "pop3kit",
+    tlsIdentity: str | None = None,
+    gssapi: IGSSAPIAcceptor | None = None,
 ) -> ServerMechanism:
     """
     Make the server side of one exchange of the mechanism C{name}.
@@ -596,12 +602,18 @@ def serverMechanism(
         ASCII without spaces, C{<}, C{>} or C{@}.
     @param tlsIdentity: For EXTERNAL: the user name the TLS client certificate
         authenticates, or L{None} if there is none.
+    @param gssapi: For GSSAPI: what holds the service key (see
+        L{pop3kit._gssapi.GSSAPIChecker}); without it, GSSAPI logins fail.
     @raise KeyError: (also a L{ValueError}) for an unknown mechanism.
     @raise ValueError: For a host name that cannot appear in a CRAM-MD5 challenge.
     """
     upper = name.upper()
     if upper not in SERVER_MECHANISMS:
         raise _UnknownMechanism(f"unknown SASL mechanism {name!r}")
+    if upper == "GSSAPI":
+        from pop3kit._gssapi import GSSAPIServerMechanism
+
+        return GSSAPIServerMechanism(gssapi)
     if upper in SCRAM_HASHES:
         return _SCRAMServer(upper)
     if upper == "PLAIN":
@@ -820,19 +832,27 @@ def clientMechanism(
     """
     Make the client side of one exchange of the mechanism C{name}.
 
-    @param name: One of L{CLIENT_PREFERENCE}, or C{EXTERNAL} (case-insensitive).
-    @param username: The user name (for EXTERNAL, ignored: the certificate says it).
-    @param password: The password (ignored by EXTERNAL).
+    @param name: One of L{CLIENT_PREFERENCE}, C{EXTERNAL} or C{GSSAPI}
+        (case-insensitive).
+    @param username: The user name (for EXTERNAL and GSSAPI, ignored: the certificate or
+        the Kerberos ticket says it).
+    @param password: The password (ignored by EXTERNAL and GSSAPI).
     @param authzid: The authorization identity, for PLAIN and EXTERNAL; empty means the
         user name itself.  SCRAM clients cannot send one.
-    @param hostname: The server's host name; unused by these mechanisms, accepted for
-        those that need it.
+    @param hostname: The server's host name: GSSAPI asks for a ticket for
+        C{pop@hostname}; unused by the other mechanisms.
     @raise KeyError: (also a L{ValueError}) for an unknown mechanism.
     @raise ValueError: If SCRAM is asked for with an C{authzid}, or with a user name or
-        password that SASLprep prohibits.
+        password that SASLprep prohibits; for GSSAPI without a host name, without
+        python-gssapi or without a usable Kerberos ticket.
     """
-    del hostname
     upper = name.upper()
+    if upper == "GSSAPI":
+        from pop3kit._gssapi import GSSAPIClientMechanism
+
+        if not hostname:
+            raise ValueError("GSSAPI needs the server's host name")
+        return GSSAPIClientMechanism(hostname, authzid)
     if upper in SCRAM_HASHES:
         if authzid:
             raise ValueError("pop3kit's SCRAM client cannot send an authorization identity")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import Sequence
 
 from twisted.application import strports
@@ -189,6 +190,26 @@ class Options(usage.Options, AuthOptionMixin):
         ["expire", None, None, "Days mail is kept, or 'never' (announced as EXPIRE)."],
         ["implementation", None, None, "Text announced as IMPLEMENTATION in CAPA."],
         ["apop-host", None, "pop3kit", "Host part of the APOP greeting timestamp."],
+        [
+            "gssapi-keytab",
+            None,
+            None,
+            "Keytab holding the key of pop/HOST: offers SASL GSSAPI (Kerberos).  Default: "
+            "$KRB5_KTNAME, when set.",
+        ],
+        [
+            "gssapi-hostname",
+            None,
+            None,
+            "HOST of the service principal pop/HOST (default: this host's FQDN).",
+        ],
+        [
+            "gssapi-map",
+            None,
+            None,
+            "File of 'principal@REALM user' lines mapping Kerberos principals to users "
+            "(default rule: the local realm's principals log in as their name).",
+        ],
     ]
     optFlags = [
         ["apop", None, "Offer APOP (needs a checker with reversibly stored passwords)."],
@@ -235,6 +256,28 @@ class Options(usage.Options, AuthOptionMixin):
             self["maildir-root"] = maildirRoot(dataDir)
         self.setdefault("credCheckers", [])
         self["zero-config-users"] = not self["credCheckers"]
+        self["gssapi"] = self._loadGSSAPI()
+
+    def _loadGSSAPI(self) -> ICredentialsChecker | None:
+        keytab = self["gssapi-keytab"]
+        if keytab is None and not os.environ.get("KRB5_KTNAME"):
+            for option in ("gssapi-hostname", "gssapi-map"):
+                if self[option] is not None:
+                    raise usage.UsageError(f"--{option} needs --gssapi-keytab (or KRB5_KTNAME)")
+            return None
+        from pop3kit._gssapi import GSSAPIChecker, GSSAPIUnavailable
+
+        hostname = self["gssapi-hostname"] or socket.getfqdn()
+        try:
+            return GSSAPIChecker(hostname, keytab=keytab, mapFile=self["gssapi-map"])
+        except GSSAPIUnavailable as e:
+            if keytab is None:
+                # Only the environment asked: serve without GSSAPI, and say why.
+                Logger().warn("GSSAPI is not offered: {why}", why=str(e))
+                return None
+            raise usage.UsageError(str(e)) from None
+        except (OSError, ValueError) as e:
+            raise usage.UsageError(f"--gssapi-map: {e}") from None
 
     def _loadTLS(self) -> ServerTLS | None:
         certificate, key, clientCA = (
@@ -337,6 +380,8 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     ] or [PasswdFileChecker(passwdPath(options["data-dir"]))]
     if len(checkers) > 1:
         checkers = [ChainedChecker(checkers)]
+    if options.get("gssapi") is not None:
+        checkers = [*checkers, options["gssapi"]]
     realm = MaildirRealm(options["maildir-root"])
     return POP3ServerFactory(Portal(realm, checkers), policy=options["policy"], tls=options["tls"])
 

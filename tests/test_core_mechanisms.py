@@ -40,7 +40,15 @@ class LoginMethodTableTests(SynchronousTestCase):
         """
         self.assertEqual(
             SASL_MECHANISMS,
-            ("SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN", "EXTERNAL"),
+            (
+                "GSSAPI",
+                "SCRAM-SHA-256",
+                "SCRAM-SHA-1",
+                "CRAM-MD5",
+                "PLAIN",
+                "LOGIN",
+                "EXTERNAL",
+            ),
         )
 
     def test_cleartext(self) -> None:
@@ -57,17 +65,19 @@ class LoginMethodTableTests(SynchronousTestCase):
 
     def test_serverDefaults(self) -> None:
         """
-        A server offers SCRAM, PLAIN and LOGIN by default; CRAM-MD5 needs passwords
-        stored reversibly, so it is offered only when asked for.
+        A server offers GSSAPI, SCRAM, PLAIN and LOGIN by default (each when its checkers
+        can verify it); CRAM-MD5 needs passwords stored reversibly, so it is offered only
+        when asked for.
         """
         self.assertEqual(
-            DEFAULT_SASL_MECHANISMS, ("SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN", "LOGIN")
+            DEFAULT_SASL_MECHANISMS, ("GSSAPI", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN", "LOGIN")
         )
 
     def test_clientPreference(self) -> None:
         """
-        A client prefers SCRAM, then CRAM-MD5, then the clear-text mechanisms; it never
-        picks EXTERNAL or APOP by itself.
+        A client prefers SCRAM, then CRAM-MD5, then the clear-text mechanisms with a
+        password; it never picks EXTERNAL or APOP by itself, and GSSAPI only with a
+        Kerberos ticket.
         """
         self.assertEqual(
             CLIENT_PREFERENCE, ("SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN")
@@ -80,7 +90,8 @@ class LoginMethodTableTests(SynchronousTestCase):
         """
         self.assertIs(loginMethod("cram-md5").credential, Credential.HASHED)
         self.assertEqual(loginMethod("Scram-Sha-1").option, "scram-sha-1")
-        self.assertRaises(KeyError, loginMethod, "GSSAPI")
+        self.assertIs(loginMethod("gssapi").credential, Credential.KERBEROS)
+        self.assertRaises(KeyError, loginMethod, "KERBEROS_V4")
 
 
 class DerivedListsTests(SynchronousTestCase):
@@ -104,7 +115,16 @@ class DerivedListsTests(SynchronousTestCase):
         self.assertEqual(
             client.MECHANISMS,
             frozenset(
-                {"user", "apop", "plain", "login", "cram-md5", "scram-sha-1", "scram-sha-256"}
+                {
+                    "user",
+                    "apop",
+                    "plain",
+                    "login",
+                    "cram-md5",
+                    "scram-sha-1",
+                    "scram-sha-256",
+                    "gssapi",
+                }
             ),
         )
         self.assertEqual(client.CLEARTEXT_MECHANISMS, frozenset({"user", "plain", "login"}))
