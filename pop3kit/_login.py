@@ -303,6 +303,8 @@ class Login:
             return SASLChallenge(step.data)
         self._mechanism = None
         if isinstance(step, CheckCredentials):
+            if step.refusal is not None:
+                return await self._login(step.credentials, step.refusal, mechanism)
             return await self._login(step.credentials)
         return await self._login(SASLIdentity(step.username, mechanism.name))
 
@@ -322,10 +324,20 @@ class Login:
 
     # Every method ends here
 
-    async def _login(self, credentials: ICredentials) -> LoginOutcome:
+    async def _login(
+        self,
+        credentials: ICredentials,
+        refusal: Callable[[Exception], bytes] | None = None,
+        mechanism: ServerMechanism | None = None,
+    ) -> LoginOutcome:
         try:
             _, avatar, logout = await self._portal.login(credentials, None, IMailbox)
-        except UnauthorizedLogin:
+        except UnauthorizedLogin as e:
+            if refusal is not None and not self._aborted:
+                # The error challenge first; the client's answer ends the exchange
+                # (and the penalty applies then).
+                self._mechanism = mechanism
+                return SASLChallenge(refusal(e))
             return await self._refused(AuthenticationFailed())
         except POP3Error as error:
             return await self._refused(error)

@@ -175,11 +175,18 @@ class CheckCredentials:
     """
     The exchange is over: log in with C{portal.login(credentials, None, IMailbox)}.
 
-    @ivar credentials: C{UsernamePassword} (PLAIN, LOGIN) or
-        L{pop3kit.cred.CRAMMD5Credentials}.
+    @ivar credentials: C{UsernamePassword} (PLAIN, LOGIN),
+        L{pop3kit.cred.CRAMMD5Credentials}, a Kerberos principal (GSSAPI) or a bearer
+        token (OAUTHBEARER, XOAUTH2).
+    @ivar refusal: For a mechanism that answers a refusal with an error challenge before
+        the C{-ERR} (OAUTHBEARER, XOAUTH2): called with the checker's
+        L{twisted.cred.error.UnauthorizedLogin}, it returns the challenge to send; the
+        client's next response then ends the exchange with L{AuthenticationFailed}.
+        L{None} for the others.
     """
 
     credentials: ICredentials
+    refusal: Callable[[Exception], bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -614,6 +621,14 @@ def serverMechanism(
         from pop3kit._gssapi import GSSAPIServerMechanism
 
         return GSSAPIServerMechanism(gssapi)
+    if upper == "OAUTHBEARER":
+        from pop3kit._oauth2 import OAuthBearerServer
+
+        return OAuthBearerServer()
+    if upper == "XOAUTH2":
+        from pop3kit._oauth2 import XOAuth2Server
+
+        return XOAuth2Server()
     if upper in SCRAM_HASHES:
         return _SCRAMServer(upper)
     if upper == "PLAIN":
@@ -836,7 +851,8 @@ def clientMechanism(
         (case-insensitive).
     @param username: The user name (for EXTERNAL and GSSAPI, ignored: the certificate or
         the Kerberos ticket says it).
-    @param password: The password (ignored by EXTERNAL and GSSAPI).
+    @param password: The password (ignored by EXTERNAL and GSSAPI); for OAUTHBEARER
+        and XOAUTH2, the OAuth 2.0 access token.
     @param authzid: The authorization identity, for PLAIN and EXTERNAL; empty means the
         user name itself.  SCRAM clients cannot send one.
     @param hostname: The server's host name: GSSAPI asks for a ticket for
@@ -853,6 +869,14 @@ def clientMechanism(
         if not hostname:
             raise ValueError("GSSAPI needs the server's host name")
         return GSSAPIClientMechanism(hostname, authzid)
+    if upper == "OAUTHBEARER":
+        from pop3kit._oauth2 import OAuthBearerClient
+
+        return OAuthBearerClient(authzid or username, password, hostname)
+    if upper == "XOAUTH2":
+        from pop3kit._oauth2 import XOAuth2Client
+
+        return XOAuth2Client(username, password)
     if upper in SCRAM_HASHES:
         if authzid:
             raise ValueError("pop3kit's SCRAM client cannot send an authorization identity")

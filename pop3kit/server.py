@@ -44,6 +44,7 @@ from zope.interface import Interface, implementer
 
 from pop3kit._gssapi import IGSSAPIAcceptor
 from pop3kit._login import Login, LoginOutcome, Session
+from pop3kit._oauth2 import IBearerToken
 from pop3kit._streaming import Consumer, MessageSender, TransferInterrupted
 from pop3kit.core import (
     MAX_COMMAND_LINE,
@@ -615,6 +616,7 @@ class POP3ServerFactory(ServerFactory):
             Credential.SCRAM: self.scramKeySource() is not None,
             Credential.CERTIFICATE: self._clientCertificates(),
             Credential.KERBEROS: self.gssapiAcceptor() is not None,
+            Credential.BEARER: IBearerToken in interfaces,
         }
         return self.policy.capabilities(
             {kind for kind, usable in verifiable.items() if usable},

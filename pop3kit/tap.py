@@ -16,6 +16,7 @@ from twisted.cred.checkers import ICredentialsChecker, InMemoryUsernamePasswordD
 from twisted.cred.credentials import IUsernameHashedPassword, IUsernamePassword
 from twisted.cred.portal import Portal
 from twisted.cred.strcred import AuthOptionMixin
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -210,6 +211,38 @@ class Options(usage.Options, AuthOptionMixin):
             "File of 'principal@REALM user' lines mapping Kerberos principals to users "
             "(default rule: the local realm's principals log in as their name).",
         ],
+        [
+            "oauth2-jwks",
+            None,
+            None,
+            "File or https:// URL of the issuer's JSON Web Key Set: offers SASL OAUTHBEARER "
+            "and XOAUTH2 over TLS, validating JWT access tokens (with --oauth2-issuer and "
+            "--oauth2-audience).",
+        ],
+        ["oauth2-issuer", None, None, "The 'iss' every access token must have."],
+        ["oauth2-audience", None, None, "A value the 'aud' of every access token must hold."],
+        [
+            "oauth2-user-claim",
+            None,
+            None,
+            "The claim naming the user: default 'sub' (JWT) or 'username' (introspection); "
+            "e.g. 'email' or 'preferred_username'.",
+        ],
+        ["oauth2-scope", None, None, "A scope every access token must grant."],
+        [
+            "oauth2-introspect",
+            None,
+            None,
+            "https:// URL of an RFC 7662 introspection endpoint to check tokens with, "
+            "instead of --oauth2-jwks (with --oauth2-client-id, --oauth2-client-secret-file).",
+        ],
+        ["oauth2-client-id", None, None, "This server's client id, for introspection."],
+        [
+            "oauth2-client-secret-file",
+            None,
+            None,
+            "File whose first line is this server's client secret, for introspection.",
+        ],
     ]
     optFlags = [
         ["apop", None, "Offer APOP (needs a checker with reversibly stored passwords)."],
@@ -257,6 +290,55 @@ class Options(usage.Options, AuthOptionMixin):
         self.setdefault("credCheckers", [])
         self["zero-config-users"] = not self["credCheckers"]
         self["gssapi"] = self._loadGSSAPI()
+        self["oauth2"] = self._loadOAuth2()
+
+    def _loadOAuth2(self) -> ICredentialsChecker | None:
+        jwks, introspect = self["oauth2-jwks"], self["oauth2-introspect"]
+        if jwks is None and introspect is None:
+            for option in ("oauth2-issuer", "oauth2-audience", "oauth2-client-id"):
+                if self[option] is not None:
+                    raise usage.UsageError(f"--{option} needs --oauth2-jwks or --oauth2-introspect")
+            return None
+        if jwks is not None and introspect is not None:
+            raise usage.UsageError("--oauth2-jwks and --oauth2-introspect exclude each other")
+        if self["tls"] is None:
+            raise usage.UsageError(
+                "OAuth 2.0 tokens are accepted over TLS only: add --tls-certificate and --tls-key"
+            )
+        from twisted.internet import reactor
+
+        from pop3kit import _oauth2
+
+        clock: IReactorTime = reactor  # type: ignore[assignment]
+        try:
+            if jwks is not None:
+                if self["oauth2-issuer"] is None or self["oauth2-audience"] is None:
+                    raise usage.UsageError(
+                        "--oauth2-jwks needs --oauth2-issuer and --oauth2-audience"
+                    )
+                return _oauth2.JWTChecker(
+                    _oauth2.JWKS(jwks, clock=clock),
+                    issuer=self["oauth2-issuer"],
+                    audience=self["oauth2-audience"],
+                    clock=clock,
+                    userClaim=self["oauth2-user-claim"] or _oauth2.DEFAULT_USER_CLAIM,
+                    scope=self["oauth2-scope"],
+                )
+            if self["oauth2-client-id"] is None or self["oauth2-client-secret-file"] is None:
+                raise usage.UsageError(
+                    "--oauth2-introspect needs --oauth2-client-id and --oauth2-client-secret-file"
+                )
+            return _oauth2.IntrospectionChecker(
+                introspect,
+                clientId=self["oauth2-client-id"],
+                clientSecret=_oauth2.readSecret(self["oauth2-client-secret-file"]),
+                clock=clock,
+                userClaim=self["oauth2-user-claim"] or "username",
+                audience=self["oauth2-audience"],
+                scope=self["oauth2-scope"],
+            )
+        except (OSError, ValueError) as e:
+            raise usage.UsageError(f"OAuth 2.0: {e}") from None
 
     def _loadGSSAPI(self) -> ICredentialsChecker | None:
         keytab = self["gssapi-keytab"]
@@ -380,8 +462,9 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     ] or [PasswdFileChecker(passwdPath(options["data-dir"]))]
     if len(checkers) > 1:
         checkers = [ChainedChecker(checkers)]
-    if options.get("gssapi") is not None:
-        checkers = [*checkers, options["gssapi"]]
+    for extra in ("gssapi", "oauth2"):
+        if options.get(extra) is not None:
+            checkers = [*checkers, options[extra]]
     realm = MaildirRealm(options["maildir-root"])
     return POP3ServerFactory(Portal(realm, checkers), policy=options["policy"], tls=options["tls"])
 

@@ -48,29 +48,35 @@ class LoginMethodTableTests(SynchronousTestCase):
                 "PLAIN",
                 "LOGIN",
                 "EXTERNAL",
+                "OAUTHBEARER",
+                "XOAUTH2",
             ),
         )
 
     def test_cleartext(self) -> None:
         """
-        Exactly PLAIN and LOGIN send the password itself among the SASL mechanisms.
+        PLAIN and LOGIN send the password itself among the SASL mechanisms, and
+        OAUTHBEARER and XOAUTH2 a bearer token, which is as good as a password.
         """
-        self.assertEqual(CLEARTEXT_MECHANISMS, frozenset({"PLAIN", "LOGIN"}))
+        self.assertEqual(
+            CLEARTEXT_MECHANISMS, frozenset({"PLAIN", "LOGIN", "OAUTHBEARER", "XOAUTH2"})
+        )
 
     def test_tls(self) -> None:
         """
-        EXTERNAL alone needs TLS.
+        EXTERNAL and the bearer-token mechanisms need TLS.
         """
-        self.assertEqual(TLS_MECHANISMS, frozenset({"EXTERNAL"}))
+        self.assertEqual(TLS_MECHANISMS, frozenset({"EXTERNAL", "OAUTHBEARER", "XOAUTH2"}))
 
     def test_serverDefaults(self) -> None:
         """
-        A server offers GSSAPI, SCRAM, PLAIN and LOGIN by default (each when its checkers
-        can verify it); CRAM-MD5 needs passwords stored reversibly, so it is offered only
-        when asked for.
+        A server offers GSSAPI, SCRAM, PLAIN, LOGIN, OAUTHBEARER and XOAUTH2 by default
+        (each when its checkers can verify it); CRAM-MD5 needs passwords stored
+        reversibly, so it is offered only when asked for.
         """
         self.assertEqual(
-            DEFAULT_SASL_MECHANISMS, ("GSSAPI", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN", "LOGIN")
+            DEFAULT_SASL_MECHANISMS,
+            ("GSSAPI", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN", "LOGIN", "OAUTHBEARER", "XOAUTH2"),
         )
 
     def test_clientPreference(self) -> None:
@@ -124,10 +130,15 @@ class DerivedListsTests(SynchronousTestCase):
                     "scram-sha-1",
                     "scram-sha-256",
                     "gssapi",
+                    "oauthbearer",
+                    "xoauth2",
                 }
             ),
         )
-        self.assertEqual(client.CLEARTEXT_MECHANISMS, frozenset({"user", "plain", "login"}))
+        self.assertEqual(
+            client.CLEARTEXT_MECHANISMS,
+            frozenset({"user", "plain", "login", "oauthbearer", "xoauth2"}),
+        )
 
     def test_commandLine(self) -> None:
         """

@@ -92,7 +92,17 @@ class FactoryTests(SynchronousTestCase):
         """
         self.assertEqual(
             set(SERVER_MECHANISMS),
-            {"GSSAPI", "SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN", "EXTERNAL"},
+            {
+                "GSSAPI",
+                "SCRAM-SHA-256",
+                "SCRAM-SHA-1",
+                "CRAM-MD5",
+                "PLAIN",
+                "LOGIN",
+                "EXTERNAL",
+                "OAUTHBEARER",
+                "XOAUTH2",
+            },
         )
         for name in SERVER_MECHANISMS:
             mechanism = serverMechanism(name.lower())
