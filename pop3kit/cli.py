@@ -157,7 +157,8 @@ def _deliver(args: argparse.Namespace) -> int:
 
 def _connectOptions(args: argparse.Namespace) -> tuple[Account, ConnectOptions, str]:
     """
-    The account, connection options and password of C{fetch} and C{scan}.
+    The account, connection options and password (or access token) of C{fetch} and
+    C{scan}.
     """
     from pop3kit import _fetch
 
@@ -175,12 +176,28 @@ def _connectOptions(args: argparse.Namespace) -> tuple[Account, ConnectOptions, 
 
 def _secret(args: argparse.Namespace, account: Account) -> str:
     """
-    What C{fetch} and C{scan} log in with: nothing for GSSAPI (the Kerberos ticket), else
-    the password.  Without C{--auth}, a Kerberos ticket stands in for a password that
-    was not given (GSSAPI is then used if the server offers it).
+    What C{fetch} and C{scan} log in with: the access token for OAUTHBEARER and XOAUTH2,
+    nothing for GSSAPI (the Kerberos ticket), else the password.  Without C{--auth}, a
+    Kerberos ticket stands in for a password that was not given (GSSAPI is then used if
+    the server offers it).
     """
-    from pop3kit import _fetch, _gssapi
+    from pop3kit import _fetch, _gssapi, _oauth2
 
+    if args.auth in ("oauthbearer", "xoauth2"):
+        if args.token_command is not None:
+            try:
+                return _oauth2.tokenFromCommand(args.token_command)
+            except ValueError as e:
+                raise ExitError(str(e)) from None
+        if os.environ.get("POP3KIT_TOKEN"):
+            return os.environ["POP3KIT_TOKEN"]
+        raise ExitError(
+            f"--auth {args.auth} needs an access token: use --token-command CMD, or set "
+            "POP3KIT_TOKEN",
+            ExitStatus.USAGE,
+        )
+    if args.token_command is not None:
+        raise ExitError("--token-command goes with --auth oauthbearer or xoauth2", ExitStatus.USAGE)
     if args.auth == "gssapi":
         if not _gssapi.available():
             raise ExitError(_gssapi.INSTALL_HINT, ExitStatus.USAGE)
@@ -325,6 +342,12 @@ def _makeParser() -> argparse.ArgumentParser:
         type=str.lower,
         choices=AUTH_MECHANISMS,
         help="login mechanism: %(choices)s (default: the best the server offers)",
+    )
+    connection.add_argument(
+        "--token-command",
+        metavar="CMD",
+        help="with --auth oauthbearer or xoauth2: run CMD with the shell and use the first "
+        "line it prints as the OAuth 2.0 access token (default: $POP3KIT_TOKEN)",
     )
     connection.add_argument(
         "--no-tls",
