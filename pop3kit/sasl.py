@@ -2,6 +2,10 @@
 """
 SASL mechanisms for POP3's C{AUTH} command (RFC 5034), server and client side.
 
+PLAIN, LOGIN, CRAM-MD5, SCRAM and EXTERNAL are here; GSSAPI (RFC 4752) is in
+L{pop3kit._gssapi} and OAUTHBEARER (RFC 7628) and XOAUTH2 in L{pop3kit._oauth2}, made by
+the same L{serverMechanism} and L{clientMechanism}.
+
 Server side
 ===========
 

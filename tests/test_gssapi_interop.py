@@ -23,7 +23,7 @@ from twisted.trial.unittest import TestCase
 from pop3kit._gssapi import GSSAPIChecker
 from pop3kit.client import connect
 from tests import _dovecot, _kdc
-from tests._tools import findTool, requireTool
+from tests._tools import missingTool, requireTool
 from tests.test_gssapi import realm
 from tests.test_interop_clients import _FETCHMAIL_MDA, ClientHome
 from tests.test_server_loopback import LoopbackServer
@@ -31,6 +31,9 @@ from tests.test_server_loopback import LoopbackServer
 reactor = cast(IReactorTime, _reactor)
 
 MESSAGE = b"Subject: kerberos\r\n\r\nticket, please\r\n"
+
+#: Dovecot's GSSAPI mechanism, from Debian's dovecot-gssapi.
+GSSAPI_MODULE = "/usr/lib/dovecot/modules/auth/libmech_gssapi.so"
 
 
 class _Served:
@@ -193,10 +196,8 @@ class DovecotTests(TestCase):
 
     def setUp(self) -> None:
         requireTool("dovecot", "dovecot-pop3d")
-        if findTool("dovecot") is not None and not os.path.exists(
-            "/usr/lib/dovecot/modules/auth/libmech_gssapi.so"
-        ):
-            requireTool("/usr/lib/dovecot/modules/auth/libmech_gssapi.so", "dovecot-gssapi")
+        if not os.path.exists(GSSAPI_MODULE):
+            missingTool(f"{GSSAPI_MODULE} is missing (Debian package dovecot-gssapi)")
         self.kdc = realm(self)
         self.dovecot = _GSSAPIDovecot(self.mktemp(), self.kdc)
         self.dovecot.deliver("alice", MESSAGE)
