@@ -219,6 +219,7 @@ class Login:
         self._mechanism: ServerMechanism | None = None
         self._pending: Session | None = None
         self._aborted = False
+        self._penalized = False
 
     def start(self, event: PasswordLogin | APOPLogin | SASLLogin) -> Deferred[LoginOutcome]:
         """
@@ -293,6 +294,10 @@ class Login:
                 step = mechanism.keysFound(await self._scramKeys(step))
         except AuthenticationFailed as error:
             self._mechanism = None
+            if self._penalized:
+                # The end of an exchange whose refusal was already counted.
+                self._penalized = False
+                return LoginRefused(error)
             return await self._refused(error)
         except POP3Error as error:
             # A malformed exchange: no credentials were judged, so no penalty, but it
@@ -334,9 +339,14 @@ class Login:
             _, avatar, logout = await self._portal.login(credentials, None, IMailbox)
         except UnauthorizedLogin as e:
             if refusal is not None and not self._aborted:
-                # The error challenge first; the client's answer ends the exchange
-                # (and the penalty applies then).
+                # The error challenge first, and the client's answer then ends the
+                # exchange.  The challenge tells the token was refused, so the penalty
+                # applies before it: cancelling the exchange must not avoid it.
+                await self._penalty()
+                if self._aborted:
+                    return _GONE
                 self._mechanism = mechanism
+                self._penalized = True
                 return SASLChallenge(refusal(e))
             return await self._refused(AuthenticationFailed())
         except POP3Error as error:
@@ -388,13 +398,19 @@ class Login:
         client and answered after the failed-login delay.
         """
         if error.code is ResponseCode.AUTH:
-            policy = self._policy
-            failures = await self._history.recordFailure(self._peer)
-            delay = failedLoginPenalty(
-                failures,
-                initial=policy.failedLoginDelay,
-                maximum=policy.maximumFailedLoginDelay,
-            )
-            if delay > 0:
-                await deferLater(self._clock, delay)
+            await self._penalty()
         return LoginRefused(error)
+
+    async def _penalty(self) -> None:
+        """
+        Count a failed login for the client, and wait the failed-login delay.
+        """
+        policy = self._policy
+        failures = await self._history.recordFailure(self._peer)
+        delay = failedLoginPenalty(
+            failures,
+            initial=policy.failedLoginDelay,
+            maximum=policy.maximumFailedLoginDelay,
+        )
+        if delay > 0:
+            await deferLater(self._clock, delay)

@@ -748,3 +748,67 @@ class UnauthorizedIsRefusedTests(SynchronousTestCase):
         assert step.refusal is not None
         self.assertEqual(json.loads(step.refusal(UnauthorizedLogin()))["status"], "invalid_token")
         self.assertIsInstance(Challenge(b""), Challenge)
+
+
+class PenaltyTests(SynchronousTestCase):
+    """
+    A refused token is counted, and delayed, before the error challenge reveals it.
+    """
+
+    def setUp(self) -> None:
+        from twisted.cred.portal import Portal
+
+        from pop3kit._login import Login
+        from pop3kit.backends.memory import MemoryRealm
+        from pop3kit.locking import InProcessLocker, InProcessLoginHistory
+        from pop3kit.policy import ServerPolicy
+
+        self.clock = Clock()
+        self.clock.advance(time.time())
+        self.history = InProcessLoginHistory(clock=self.clock)
+        checker = JWTChecker(
+            JWKS(jwksFile(self, KEY), clock=self.clock),
+            issuer=ISSUER,
+            audience=AUDIENCE,
+            clock=self.clock,
+        )
+        self.login = Login(
+            Portal(MemoryRealm(), [checker]),
+            policy=ServerPolicy(failedLoginDelay=5),
+            clock=self.clock,
+            locker=InProcessLocker(),
+            loginHistory=self.history,
+            peer="192.0.2.1",
+        )
+
+    def start(self, value: str) -> Deferred[Any]:
+        from pop3kit.core import SASLLogin
+
+        message = OAuthBearerClient("alice", value).initialResponse()
+        return self.login.start(SASLLogin("OAUTHBEARER", message))
+
+    def test_delayBeforeChallenge(self) -> None:
+        """
+        The error challenge comes after the failed-login delay, with the failure
+        counted; the client's dummy response then ends it without a second count.
+        """
+        from pop3kit.core import LoginRefused, SASLChallenge
+
+        outcome = self.start(token(aud="elsewhere"))
+        self.assertNoResult(outcome)
+        self.clock.advance(5)
+        challenge = self.successResultOf(outcome)
+        self.assertIsInstance(challenge, SASLChallenge)
+        self.assertEqual(json.loads(challenge.data)["status"], "invalid_token")
+        final = self.successResultOf(self.login.respond(b"\x01"))
+        assert isinstance(final, LoginRefused)
+        self.assertIs(final.error.code, ResponseCode.AUTH)
+        self.assertEqual(self.successResultOf(self.history.recordFailure("192.0.2.1")), 2)
+
+    def test_validToken(self) -> None:
+        """
+        A valid token logs in at once.
+        """
+        from pop3kit.core import LoginAccepted
+
+        self.assertIsInstance(self.successResultOf(self.start(token())), LoginAccepted)
