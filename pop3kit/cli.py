@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_DATA_DIR", "EX_TEMPFAIL", "main"]
 
 #: The login mechanisms C{fetch} and C{scan} accept for C{--auth}: every login method that
-#: works with a password.
+#: works with a password, a Kerberos ticket (GSSAPI) or an access token (OAUTHBEARER,
+#: XOAUTH2).
 AUTH_MECHANISMS = PASSWORD_LOGINS
 
 
