@@ -595,3 +595,51 @@ class FetchCommandTests(TestCase):
         self.assertNotEqual(status, 0)
         self.assertIn("kinit", err)
         self.assertEqual(len(err.strip().splitlines()), 1, err)
+
+
+class WithoutGSSAPITests(SynchronousTestCase):
+    """
+    Without python-gssapi, GSSAPI is not offered, and asking for it says how to install.
+    """
+
+    def setUp(self) -> None:
+        import sys
+
+        saved = sys.modules.pop("gssapi", None)
+        sys.modules["gssapi"] = None  # type: ignore[assignment]
+        self.addCleanup(_restoreModule, "gssapi", saved)
+
+    def test_client(self) -> None:
+        """
+        The client mechanism cannot be made, with the install hint.
+        """
+        e = self.assertRaises(ValueError, sasl.clientMechanism, "GSSAPI", "", "", hostname="h")
+        self.assertIn("pop3kit[gssapi]", str(e))
+        self.assertFalse(hasTicket())
+
+    def test_checker(self) -> None:
+        """
+        The checker cannot be made, with the install hint; C{twistd pop3kit} turns it into
+        a usage error.
+        """
+        e = self.assertRaises(GSSAPIUnavailable, GSSAPIChecker, "localhost", keytab="kt")
+        self.assertIn("pop3kit[gssapi]", str(e))
+        options = tap.Options()
+        e2 = self.assertRaises(
+            usage.UsageError,
+            options.parseOptions,
+            ["--data-dir", self.mktemp(), "--gssapi-keytab", "kt"],
+        )
+        self.assertIn("pop3kit[gssapi]", str(e2))
+
+
+def _restoreModule(name: str, module: Any) -> None:
+    """
+    Put back the module C{name} as it was: imported (C{module}) or not (L{None}).
+    """
+    import sys
+
+    if module is None:
+        sys.modules.pop(name, None)
+    else:
+        sys.modules[name] = module

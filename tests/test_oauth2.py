@@ -812,3 +812,59 @@ class PenaltyTests(SynchronousTestCase):
         from pop3kit.core import LoginAccepted
 
         self.assertIsInstance(self.successResultOf(self.start(token())), LoginAccepted)
+
+
+class WithoutJoserfcTests(SynchronousTestCase):
+    """
+    Without joserfc, token checkers cannot be made, and the error says how to install.
+    """
+
+    def setUp(self) -> None:
+        import sys
+
+        for name in ("joserfc", "joserfc.jwk", "joserfc.jwt"):
+            saved = sys.modules.pop(name, None)
+            sys.modules[name] = None  # type: ignore[assignment]
+            self.addCleanup(_restoreModule, name, saved)
+
+    def test_checker(self) -> None:
+        """
+        L{JWKS} refuses with the install hint; C{twistd pop3kit} turns it into a usage
+        error.  The client mechanisms need nothing.
+        """
+        e = self.assertRaises(ValueError, JWKS, "keys.json", clock=Clock())
+        self.assertIn("pop3kit[oauth2]", str(e))
+        _, issued = sharedPKI()
+        options = tap.Options()
+        e2 = self.assertRaises(
+            usage.UsageError,
+            options.parseOptions,
+            [
+                "--data-dir",
+                self.mktemp(),
+                "--tls-certificate",
+                issued.certificate,
+                "--tls-key",
+                issued.key,
+                "--oauth2-jwks",
+                "keys.json",
+                "--oauth2-issuer",
+                ISSUER,
+                "--oauth2-audience",
+                AUDIENCE,
+            ],
+        )
+        self.assertIn("pop3kit[oauth2]", str(e2))
+        self.assertIsNotNone(sasl.clientMechanism("OAUTHBEARER", "alice", "tok"))
+
+
+def _restoreModule(name: str, module: Any) -> None:
+    """
+    Put back the module C{name} as it was: imported (C{module}) or not (L{None}).
+    """
+    import sys
+
+    if module is None:
+        sys.modules.pop(name, None)
+    else:
+        sys.modules[name] = module
