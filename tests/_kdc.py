@@ -16,6 +16,7 @@ whatever the resolver says.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -59,6 +60,18 @@ SKIP_REASON: str | None = next(
 )
 
 
+def _dieWithParent() -> None:
+    """
+    In the KDC's process, before it runs: have Linux send it SIGTERM when the test
+    process ends, however it ends, so that no KDC outlives the tests.
+    """
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _freePort() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -91,7 +104,6 @@ class KDC:
             "KRB5CCNAME": self.ccache,
             "KRB5_KTNAME": "FILE:" + self.keytab,
             "KRB5RCACHENAME": "file2:" + os.path.join(self.directory, "rcache"),
-            "KRB5_TRACE": os.path.join(self.directory, "trace.log"),
         }
         with open(krb5conf, "w") as f:
             f.write(
@@ -170,6 +182,7 @@ class KDC:
             env={**os.environ, **self.environ},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=_dieWithParent,
         )
         self._waitForPort()
 

@@ -65,12 +65,11 @@ def realm(testCase: SynchronousTestCase) -> _kdc.KDC:
     return _realm
 
 
-def tearDownModule() -> None:  # pragma: no cover (trial calls it where supported)
-    if _realm is not None:
-        _realm.stop()
-
-
 def _stopRealmAtExit() -> None:
+    """
+    Stop the realm's KDC and remove its directory when the test process exits (the KDC
+    also gets SIGTERM if the process dies without running this).
+    """
     import atexit
 
     atexit.register(lambda: _realm.stop() if _realm is not None else None)
