@@ -342,9 +342,11 @@ class Login:
                 # The error challenge first, and the client's answer then ends the
                 # exchange.  The challenge tells the token was refused, so the penalty
                 # applies before it: cancelling the exchange must not avoid it.
-                await self._penalty()
+                refused = await self._refused(AuthenticationFailed())
                 if self._aborted:
                     return _GONE
+                if refused.error.code is not ResponseCode.AUTH:
+                    return refused
                 self._mechanism = mechanism
                 self._penalized = True
                 return SASLChallenge(refusal(e))
@@ -398,19 +400,13 @@ class Login:
         client and answered after the failed-login delay.
         """
         if error.code is ResponseCode.AUTH:
-            await self._penalty()
+            policy = self._policy
+            failures = await self._history.recordFailure(self._peer)
+            delay = failedLoginPenalty(
+                failures,
+                initial=policy.failedLoginDelay,
+                maximum=policy.maximumFailedLoginDelay,
+            )
+            if delay > 0:
+                await deferLater(self._clock, delay)
         return LoginRefused(error)
-
-    async def _penalty(self) -> None:
-        """
-        Count a failed login for the client, and wait the failed-login delay.
-        """
-        policy = self._policy
-        failures = await self._history.recordFailure(self._peer)
-        delay = failedLoginPenalty(
-            failures,
-            initial=policy.failedLoginDelay,
-            maximum=policy.maximumFailedLoginDelay,
-        )
-        if delay > 0:
-            await deferLater(self._clock, delay)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 from collections.abc import Sequence
 
 from twisted.application import strports
@@ -16,11 +15,11 @@ from twisted.cred.checkers import ICredentialsChecker, InMemoryUsernamePasswordD
 from twisted.cred.credentials import IUsernameHashedPassword, IUsernamePassword
 from twisted.cred.portal import Portal
 from twisted.cred.strcred import AuthOptionMixin
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python import usage
 
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
+from pop3kit._ssooptions import SSO_PARAMETERS, loadGSSAPI, loadOAuth2
 from pop3kit.backends.maildir import MaildirRealm
 from pop3kit.checkers.passwdfile import PasswdFileChecker
 from pop3kit.core import (
@@ -97,6 +96,7 @@ class Options(usage.Options, AuthOptionMixin):
     supportedInterfaces = (IUsernamePassword, IUsernameHashedPassword)
 
     optParameters = [
+        *SSO_PARAMETERS,  # --gssapi-*, --oauth2-*
         ["maildir-root", None, None, "Directory holding one Maildir per user (DIR/alice/)."],
         ["data-dir", None, DEFAULT_DATA_DIR, "Base directory of the zero-configuration mode."],
         ["timeout", None, MINIMUM_TIMEOUT, "Inactivity timeout in seconds (at least 600).", float],
@@ -191,58 +191,6 @@ class Options(usage.Options, AuthOptionMixin):
         ["expire", None, None, "Days mail is kept, or 'never' (announced as EXPIRE)."],
         ["implementation", None, None, "Text announced as IMPLEMENTATION in CAPA."],
         ["apop-host", None, "pop3kit", "Host part of the APOP greeting timestamp."],
-        [
-            "gssapi-keytab",
-            None,
-            None,
-            "Keytab holding the key of pop/HOST: offers SASL GSSAPI (Kerberos).  Default: "
-            "$KRB5_KTNAME, when set.",
-        ],
-        [
-            "gssapi-hostname",
-            None,
-            None,
-            "HOST of the service principal pop/HOST (default: this host's FQDN).",
-        ],
-        [
-            "gssapi-map",
-            None,
-            None,
-            "File of 'principal@REALM user' lines mapping Kerberos principals to users "
-            "(default rule: the local realm's principals log in as their name).",
-        ],
-        [
-            "oauth2-jwks",
-            None,
-            None,
-            "File or https:// URL of the issuer's JSON Web Key Set: offers SASL OAUTHBEARER "
-            "and XOAUTH2 over TLS, validating JWT access tokens (with --oauth2-issuer and "
-            "--oauth2-audience).",
-        ],
-        ["oauth2-issuer", None, None, "The 'iss' every access token must have."],
-        ["oauth2-audience", None, None, "A value the 'aud' of every access token must hold."],
-        [
-            "oauth2-user-claim",
-            None,
-            None,
-            "The claim naming the user: default 'sub' (JWT) or 'username' (introspection); "
-            "e.g. 'email' or 'preferred_username'.",
-        ],
-        ["oauth2-scope", None, None, "A scope every access token must grant."],
-        [
-            "oauth2-introspect",
-            None,
-            None,
-            "https:// URL of an RFC 7662 introspection endpoint to check tokens with, "
-            "instead of --oauth2-jwks (with --oauth2-client-id, --oauth2-client-secret-file).",
-        ],
-        ["oauth2-client-id", None, None, "This server's client id, for introspection."],
-        [
-            "oauth2-client-secret-file",
-            None,
-            None,
-            "File whose first line is this server's client secret, for introspection.",
-        ],
     ]
     optFlags = [
         ["apop", None, "Offer APOP (needs a checker with reversibly stored passwords)."],
@@ -265,6 +213,7 @@ class Options(usage.Options, AuthOptionMixin):
         Build the server policy from the options (L{ServerPolicy} checks their values)
         and fill in the zero-configuration defaults.
         """
+        self["gssapi"], self["oauth2"] = loadGSSAPI(self), loadOAuth2(self)
         if self["expire"] is not None:
             self["expire"] = _parseExpire(self["expire"])
         if self["sasl"] is not None:
@@ -289,77 +238,6 @@ class Options(usage.Options, AuthOptionMixin):
             self["maildir-root"] = maildirRoot(dataDir)
         self.setdefault("credCheckers", [])
         self["zero-config-users"] = not self["credCheckers"]
-        self["gssapi"] = self._loadGSSAPI()
-        self["oauth2"] = self._loadOAuth2()
-
-    def _loadOAuth2(self) -> ICredentialsChecker | None:
-        jwks, introspect = self["oauth2-jwks"], self["oauth2-introspect"]
-        if jwks is None and introspect is None:
-            for option in ("oauth2-issuer", "oauth2-audience", "oauth2-client-id"):
-                if self[option] is not None:
-                    raise usage.UsageError(f"--{option} needs --oauth2-jwks or --oauth2-introspect")
-            return None
-        if jwks is not None and introspect is not None:
-            raise usage.UsageError("--oauth2-jwks and --oauth2-introspect exclude each other")
-        if self["tls"] is None:
-            raise usage.UsageError(
-                "OAuth 2.0 tokens are accepted over TLS only: add --tls-certificate and --tls-key"
-            )
-        from twisted.internet import reactor
-
-        from pop3kit import _oauth2
-
-        clock: IReactorTime = reactor  # type: ignore[assignment]
-        try:
-            if jwks is not None:
-                if self["oauth2-issuer"] is None or self["oauth2-audience"] is None:
-                    raise usage.UsageError(
-                        "--oauth2-jwks needs --oauth2-issuer and --oauth2-audience"
-                    )
-                return _oauth2.JWTChecker(
-                    _oauth2.JWKS(jwks, clock=clock),
-                    issuer=self["oauth2-issuer"],
-                    audience=self["oauth2-audience"],
-                    clock=clock,
-                    userClaim=self["oauth2-user-claim"] or _oauth2.DEFAULT_USER_CLAIM,
-                    scope=self["oauth2-scope"],
-                )
-            if self["oauth2-client-id"] is None or self["oauth2-client-secret-file"] is None:
-                raise usage.UsageError(
-                    "--oauth2-introspect needs --oauth2-client-id and --oauth2-client-secret-file"
-                )
-            return _oauth2.IntrospectionChecker(
-                introspect,
-                clientId=self["oauth2-client-id"],
-                clientSecret=_oauth2.readSecret(self["oauth2-client-secret-file"]),
-                clock=clock,
-                userClaim=self["oauth2-user-claim"] or "username",
-                audience=self["oauth2-audience"],
-                scope=self["oauth2-scope"],
-            )
-        except (OSError, ValueError) as e:
-            raise usage.UsageError(f"OAuth 2.0: {e}") from None
-
-    def _loadGSSAPI(self) -> ICredentialsChecker | None:
-        keytab = self["gssapi-keytab"]
-        if keytab is None and not os.environ.get("KRB5_KTNAME"):
-            for option in ("gssapi-hostname", "gssapi-map"):
-                if self[option] is not None:
-                    raise usage.UsageError(f"--{option} needs --gssapi-keytab (or KRB5_KTNAME)")
-            return None
-        from pop3kit._gssapi import GSSAPIChecker, GSSAPIUnavailable
-
-        hostname = self["gssapi-hostname"] or socket.getfqdn()
-        try:
-            return GSSAPIChecker(hostname, keytab=keytab, mapFile=self["gssapi-map"])
-        except GSSAPIUnavailable as e:
-            if keytab is None:
-                # Only the environment asked: serve without GSSAPI, and say why.
-                Logger().warn("GSSAPI is not offered: {why}", why=str(e))
-                return None
-            raise usage.UsageError(str(e)) from None
-        except (OSError, ValueError) as e:
-            raise usage.UsageError(f"--gssapi-map: {e}") from None
 
     def _loadTLS(self) -> ServerTLS | None:
         certificate, key, clientCA = (
