@@ -29,7 +29,9 @@ Client side
 ===========
 
 L{GSSAPIClientMechanism} uses the running user's credential cache (C{KRB5CCNAME}) to
-get a ticket for C{pop@HOST}; L{hasTicket} tells whether there is a usable one.
+get a ticket for C{pop@HOST}; L{hasTicket} tells whether there is a usable one.  Making
+the first token asks the KDC for that service ticket when the cache holds none yet: a
+short exchange that blocks the calling thread (the reactor's, in pop3kit's client).
 """
 
 from __future__ import annotations
