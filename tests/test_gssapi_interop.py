@@ -1,11 +1,11 @@
 """
 GSSAPI interoperability against the private Kerberos realm of L{tests._kdc}: fetchmail
-(C{auth gssapi}) and curl (C{AUTH=GSSAPI}) retrieve mail from pop3kit's server, and
-pop3kit's client logs in to a private Dovecot configured for GSSAPI.
+(C{auth gssapi}), mpop (C{--auth=gssapi}) and curl (C{AUTH=GSSAPI}) retrieve mail from
+pop3kit's server, and pop3kit's client logs in to a private Dovecot configured for GSSAPI.
 
 Each test is skipped where its program is missing, and fails under CI (see
 L{tests._tools}); they need the Debian packages krb5-kdc, krb5-admin-server, krb5-user,
-fetchmail, curl, dovecot-pop3d and dovecot-gssapi.
+fetchmail, mpop, curl, dovecot-pop3d and dovecot-gssapi.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from twisted.trial.unittest import TestCase
 from pop3kit._gssapi import GSSAPIChecker
 from pop3kit.client import connect
 from tests import _dovecot, _kdc
+from tests._oracle import readMaildir
 from tests._tools import missingTool, requireTool
 from tests.test_gssapi import realm
-from tests.test_interop_clients import _FETCHMAIL_MDA, ClientHome
+from tests.test_interop_clients import _FETCHMAIL_MDA, ClientHome, makeMaildir
 from tests.test_server_loopback import LoopbackServer
 
 reactor = cast(IReactorTime, _reactor)
@@ -47,7 +48,7 @@ class _Served:
 
 class ClientsTests(TestCase):
     """
-    fetchmail and curl log in to pop3kit's server with GSSAPI.
+    fetchmail, mpop and curl log in to pop3kit's server with GSSAPI.
     """
 
     timeout = 90
@@ -92,6 +93,33 @@ class ClientsTests(TestCase):
         (name,) = os.listdir(out)
         with open(os.path.join(out, name), "rb") as f:
             self.assertIn(b"ticket, please", f.read())
+
+    async def test_mpop(self) -> None:
+        """
+        mpop's C{--auth=gssapi} (through GNU SASL) logs in with alice's ticket and
+        delivers the message.
+        """
+        mpop = requireTool("mpop", "mpop")
+        target = makeMaildir(os.path.join(self.home.path, "Maildir"))
+        finished = await self.home.run(
+            mpop,
+            [
+                f"--host={_kdc.SERVICE_HOST}",
+                f"--port={self.port}",
+                "--timeout=20",
+                "--tls=off",
+                "--auth=gssapi",
+                "--user=alice",
+                f"--delivery=maildir,{target}",
+                f"--uidls-file={os.path.join(self.home.path, 'uidls')}",
+                "--received-header=off",
+                "--quiet",
+            ],
+            _Served(self.server),  # type: ignore[arg-type]
+            extraEnv=self.kdc.environ,
+        )
+        self.assertEqual(finished.status, 0, finished)
+        self.assertEqual(list(readMaildir(target).values()), [MESSAGE.replace(b"\r\n", b"\n")])
 
     async def test_curl(self) -> None:
         """
