@@ -38,6 +38,7 @@ fetch --token-command}); a refusal's error JSON is decoded into L{errorDetail
 from __future__ import annotations
 
 import base64
+import io
 import ipaddress
 import json
 import os
@@ -49,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ICredentials
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredLock
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface, implementer
@@ -103,6 +104,9 @@ MIN_REFRESH = 60.0
 
 #: Longest time a fetched JWKS is used before it is fetched again, in seconds.
 MAX_AGE = 3600.0
+
+#: Seconds to wait for the JWKS or the introspection endpoint to answer.
+FETCH_TIMEOUT = 10.0
 
 
 def _joserfc() -> Any:
@@ -359,7 +363,6 @@ async def _fetchJSON(
 
     @raise TemporaryFailure: when the answer is not 200 with JSON.
     """
-    import io
 
     from twisted.web.client import FileBodyProducer, readBody
     from twisted.web.http_headers import Headers
@@ -378,9 +381,10 @@ class JWKS:
     The issuer's signing keys (a JSON Web Key Set, RFC 7517), from a file or a URL.
 
     A file is read when made, and again when a token names a key it does not hold; a
-    URL is fetched (without blocking the reactor) on first use, after L{MAX_AGE}
-    seconds, and when a token names an unknown key, but at most once every
-    L{MIN_REFRESH} seconds.  A URL must be C{https://}, or C{http://} to a loopback
+    URL is fetched (without blocking the reactor, one fetch at a time, within
+    L{FETCH_TIMEOUT} seconds) on first use, after L{MAX_AGE} seconds, and when a token
+    names an unknown key, but at most once every L{MIN_REFRESH} seconds, whether the
+    last attempt succeeded or not.  A URL must be C{https://}, or C{http://} to a loopback
     address.
 
     @ivar location: The file or URL.
@@ -409,7 +413,7 @@ class JWKS:
         self._clock = clock
         self._keys: Any = None
         self._fetched: float | None = None
-        self._pending: Deferred[Any] | None = None
+        self._lock = DeferredLock()
         parsed = urllib.parse.urlsplit(location)
         self._url = parsed.scheme in ("http", "https")
         if self._url:
@@ -460,29 +464,26 @@ class JWKS:
                 if self._keys is None:
                     raise TemporaryFailure() from None
             return
-        now = self._clock.seconds()
-        if (
-            self._keys is not None
-            and self._fetched is not None
-            and (now - self._fetched < MIN_REFRESH)
-        ):
-            return
-        if self._pending is None:
-            self._pending = Deferred.fromCoroutine(_fetchJSON(self._agent, self.location))
-        pending = self._pending
-        try:
-            data = await pending
-            keys = self._parse(data)
-        except Exception as e:
-            self.log.error("Cannot fetch the JWKS {url}: {error}", url=self.location, error=str(e))
-            self._fetched = now  # do not try again at once
-            if self._keys is None:
-                raise TemporaryFailure() from None
-            return
-        finally:
-            if self._pending is pending:
-                self._pending = None
-        self._keys, self._fetched = keys, now
+        async with self._lock:
+            now = self._clock.seconds()
+            if self._fetched is not None and now - self._fetched < MIN_REFRESH:
+                # Fetched (or tried) a moment ago, perhaps for the login we waited for.
+                if self._keys is None:
+                    raise TemporaryFailure()
+                return
+            self._fetched = now
+            fetch = Deferred.fromCoroutine(_fetchJSON(self._agent, self.location))
+            fetch.addTimeout(FETCH_TIMEOUT, self._clock)
+            try:
+                keys = self._parse(await fetch)
+            except Exception as e:
+                self.log.error(
+                    "Cannot fetch the JWKS {url}: {error}", url=self.location, error=str(e)
+                )
+                if self._keys is None:
+                    raise TemporaryFailure() from None
+                return
+            self._keys = keys
 
 
 def _segments(token: str) -> dict[str, Any]:
@@ -684,8 +685,10 @@ class IntrospectionChecker:
             b"Content-Type": [b"application/x-www-form-urlencoded"],
             b"Accept": [b"application/json"],
         }
+        asked = Deferred.fromCoroutine(_fetchJSON(self._agent, self.url, body, headers))
+        asked.addTimeout(FETCH_TIMEOUT, self._clock)
         try:
-            answer = await _fetchJSON(self._agent, self.url, body, headers)
+            answer = await asked
         except Exception as e:
             self.log.error("Token introspection at {url} failed: {error}", url=self.url, error=e)
             raise TemporaryFailure() from None

@@ -443,6 +443,54 @@ class HTTPTests(TestCase):
         self.assertEqual(await checker.requestAvatarId(rotated), "alice")
         self.assertEqual(len(jwks.requests), 2)
 
+    async def test_concurrentLoginsFetchOnce(self) -> None:
+        """
+        Logins that arrive together while the keys are being fetched wait for that one
+        fetch.
+        """
+        from twisted.internet.defer import gatherResults
+
+        jwks = _Counted(keySet(KEY))
+        url = listenHTTP(self, jwks)
+        checker = JWTChecker(
+            JWKS(url, clock=reactor), issuer=ISSUER, audience=AUDIENCE, clock=reactor
+        )
+        users = await gatherResults(
+            [checker.requestAvatarId(BearerToken(token())) for _ in range(5)]
+        )
+        self.assertEqual(users, ["alice"] * 5)
+        self.assertEqual(len(jwks.requests), 1)
+
+    async def test_unreachableIsNotHammered(self) -> None:
+        """
+        While the keys cannot be fetched, logins fail without a new request each, until
+        a minute has passed.
+        """
+        from pop3kit.errors import TemporaryFailure
+
+        class Broken(Resource):
+            isLeaf = True
+            requests = 0
+
+            def render_GET(self, request: Request) -> bytes:
+                Broken.requests += 1
+                request.setResponseCode(503)
+                return b""
+
+        url = listenHTTP(self, Broken())
+        clock = Clock()
+        clock.advance(time.time())
+        keys = JWKS(url, clock=clock, agent=Agent(_reactor))
+        checker = JWTChecker(keys, issuer=ISSUER, audience=AUDIENCE, clock=clock)
+        for _ in range(3):
+            with self.assertRaises(TemporaryFailure):
+                await checker.requestAvatarId(BearerToken(token()))
+        self.assertEqual(Broken.requests, 1)
+        clock.advance(61)
+        with self.assertRaises(TemporaryFailure):
+            await checker.requestAvatarId(BearerToken(token()))
+        self.assertEqual(Broken.requests, 2)
+
     async def test_jwksUnreachable(self) -> None:
         """
         Keys that cannot be fetched are a temporary failure, not a refused token.
