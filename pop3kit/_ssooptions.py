@@ -20,7 +20,7 @@ from twisted.python import usage
 
 __all__ = ["SSO_PARAMETERS", "loadGSSAPI", "loadOAuth2"]
 
-#: The options, as L{usage.Options.optParameters} lists them.
+#: The options, in the form of C{usage.Options.optParameters}.
 SSO_PARAMETERS: list[list[Any]] = [
     [
         "gssapi-keytab",
