@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from twisted.internet.defer import Deferred
 
 from pop3kit import sasl
-from pop3kit._clienterrors import MechanismUnavailable
+from pop3kit._clienterrors import MechanismUnavailable, ServerError
 from pop3kit.core import (
     CLIENT_PREFERENCE,
     LOGIN_METHODS,
@@ -45,19 +45,24 @@ def bestMechanism(
     *,
     passwordsAllowed: bool,
     preference: tuple[str, ...] = CLIENT_PREFERENCE,
+    kerberos: bool = False,
 ) -> str:
     """
-    The best login method both sides support: the first SASL mechanism of C{preference}
+    The best login method both sides support: GSSAPI when the client has a Kerberos
+    ticket and the server announces it, else the first SASL mechanism of C{preference}
     the server announces, then USER/PASS.
 
     @param announced: What the server's CAPA announced, L{None} when it announced nothing
         (no CAPA), in which case USER/PASS is assumed.
     @param passwordsAllowed: Whether methods that send the password itself may be used
         (TLS is active, or clear-text logins are allowed).
+    @param kerberos: Whether the client has a usable Kerberos ticket.
     @return: The method's name, lower case.
     @raise MechanismUnavailable: when no allowed method is left.
     """
     offered = () if announced is None else announced.sasl
+    if kerberos and "GSSAPI" in offered:
+        return "gssapi"
     for name in preference:
         if name in offered and (passwordsAllowed or name.lower() not in CLEARTEXT_MECHANISMS):
             return name.lower()
@@ -234,15 +239,28 @@ class LoginPlan:
         Send the commands with C{send}: all at once when pipelining, each after the
         previous answer otherwise.  The first failure is the login's.
         """
-        if not pipelining:
-            for command in self.commands:
-                await send(command, self.exchange)
-            return
-        answers = [send(command, self.exchange) for command in self.commands]
-        for index, answer in enumerate(answers):
-            try:
-                await answer
-            except BaseException:
-                for later in answers[index + 1 :]:
-                    later.addErrback(lambda failure: None)
-                raise
+        try:
+            if not pipelining:
+                for command in self.commands:
+                    await send(command, self.exchange)
+                return
+            answers = [send(command, self.exchange) for command in self.commands]
+            for index, answer in enumerate(answers):
+                try:
+                    await answer
+                except BaseException:
+                    for later in answers[index + 1 :]:
+                        later.addErrback(lambda failure: None)
+                    raise
+        except ServerError as e:
+            raise self._explained(e) from None
+
+    def _explained(self, error: ServerError) -> ServerError:
+        """
+        The server's C{-ERR}, with what the mechanism learnt of the refusal (the error
+        JSON of OAUTHBEARER and XOAUTH2) added to its text.
+        """
+        detail = getattr(self.exchange.mechanism, "errorDetail", None) if self.exchange else None
+        if not detail:
+            return error
+        return ServerError(f"{error.text}: {detail}", error.code, error.command, error.rawCode)

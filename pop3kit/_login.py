@@ -27,6 +27,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from pop3kit._gssapi import IGSSAPIAcceptor
 from pop3kit.audit import LOCK_REFUSED, PENALTY, Reason
 from pop3kit.core import (
     APOPLogin,
@@ -218,6 +219,7 @@ class Login:
         scramKeySource: ISCRAMKeySource | None = None,
         tlsIdentity: str | None = None,
         events: Logger | None = None,
+        gssapi: IGSSAPIAcceptor | None = None,
     ) -> None:
         """
         @param portal: Logs users in, SASL identities included.
@@ -232,6 +234,8 @@ class Login:
             EXTERNAL; L{None} if there is none.
         @param events: Where the failed-login delay and a refused lock are logged (see
             L{pop3kit.audit}); the class's C{log} by default.
+        @param gssapi: What holds the GSSAPI service key; L{None} when GSSAPI is not
+            offered.
         """
         self.session: Session | None = None
         self.user: str | None = None
@@ -249,11 +253,13 @@ class Login:
         self._peer = peer
         self._scramKeySource = scramKeySource
         self._tlsIdentity = tlsIdentity
+        self._gssapi = gssapi
         self._mechanism: ServerMechanism | None = None
         # Whether SCRAM found keys for the user; None before any lookup.
         self._scramUser: bool | None = None
         self._pending: Session | None = None
         self._aborted = False
+        self._penalized = False
 
     def start(self, event: PasswordLogin | APOPLogin | SASLLogin) -> Deferred[LoginOutcome]:
         """
@@ -315,7 +321,10 @@ class Login:
     async def _sasl(self, event: SASLLogin) -> LoginOutcome:
         self.mechanism = event.mechanism
         mechanism = serverMechanism(
-            event.mechanism, hostname=self._policy.apopHost, tlsIdentity=self._tlsIdentity
+            event.mechanism,
+            hostname=self._policy.apopHost,
+            tlsIdentity=self._tlsIdentity,
+            gssapi=self._gssapi,
         )
         if event.initialResponse is not None and not mechanism.clientFirst:
             return InitialResponseRefused(mechanism.name)
@@ -332,6 +341,10 @@ class Login:
                 step = mechanism.keysFound(keys)
         except AuthenticationFailed as error:
             self._mechanism = None
+            if self._penalized:
+                # The end of an exchange whose refusal was already counted.
+                self._penalized = False
+                return LoginRefused(error)
             # SCRAM refuses without the checkers: no keys, no such user; else the proof.
             known = self._scramUser
             reason = (
@@ -351,6 +364,8 @@ class Login:
             username = getattr(step.credentials, "username", None)
             if isinstance(username, bytes):
                 self.user = username.decode("utf-8", "replace")
+            if step.refusal is not None:
+                return await self._login(step.credentials, step.refusal, mechanism)
             return await self._login(step.credentials)
         self.user = step.username
         return await self._login(SASLIdentity(step.username, mechanism.name))
@@ -371,19 +386,36 @@ class Login:
 
     # Every method ends here
 
-    async def _login(self, credentials: ICredentials) -> LoginOutcome:
+    async def _login(
+        self,
+        credentials: ICredentials,
+        refusal: Callable[[Exception], bytes] | None = None,
+        mechanism: ServerMechanism | None = None,
+    ) -> LoginOutcome:
         started = self._clock.seconds()
         try:
             _, avatar, logout = await self._portal.login(credentials, None, IMailbox)
-        except UnauthorizedLogin as refusal:
+        except UnauthorizedLogin as e:
             self.checkSeconds = self._clock.seconds() - started
             reason = (
                 Reason.UNKNOWN_USER
-                if isinstance(refusal, NoSuchUser)
+                if isinstance(e, NoSuchUser)
                 else Reason.WRONG_PASSWORD
-                if isinstance(refusal, WrongPassword)
+                if isinstance(e, WrongPassword)
                 else Reason.REFUSED
             )
+            if refusal is not None and not self._aborted:
+                # The error challenge first, and the client's answer then ends the
+                # exchange.  The challenge tells the token was refused, so the penalty
+                # applies before it: cancelling the exchange must not avoid it.
+                refused = await self._refused(AuthenticationFailed(), reason)
+                if self._aborted:
+                    return _GONE
+                if refused.error.code is not ResponseCode.AUTH:
+                    return refused
+                self._mechanism = mechanism
+                self._penalized = True
+                return SASLChallenge(refusal(e))
             return await self._refused(AuthenticationFailed(), reason)
         except POP3Error as error:
             self.checkSeconds = self._clock.seconds() - started

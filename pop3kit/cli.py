@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_DATA_DIR", "EX_TEMPFAIL", "main"]
 
 #: The login mechanisms C{fetch} and C{scan} accept for C{--auth}: every login method that
-#: works with a password.
+#: works with a password, a Kerberos ticket (GSSAPI) or an access token (OAUTHBEARER,
+#: XOAUTH2).
 AUTH_MECHANISMS = PASSWORD_LOGINS
 
 
@@ -215,7 +216,8 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _connectOptions(args: argparse.Namespace) -> tuple[Account, ConnectOptions, str]:
     """
-    The account, connection options and password of C{fetch} and C{scan}.
+    The account, connection options and password (or access token) of C{fetch} and
+    C{scan}.
     """
     from pop3kit import _fetch
 
@@ -227,8 +229,46 @@ def _connectOptions(args: argparse.Namespace) -> tuple[Account, ConnectOptions, 
     options = _fetch.ConnectOptions(
         noTLS=args.no_tls, cafile=args.cafile, mechanism=args.auth, timeout=args.timeout
     )
-    password = _fetch.readPassword(args.password_file, os.environ, sys.stdin, account=account)
+    password = _secret(args, account)
     return account, options, password
+
+
+def _secret(args: argparse.Namespace, account: Account) -> str:
+    """
+    What C{fetch} and C{scan} log in with: the access token for OAUTHBEARER and XOAUTH2,
+    nothing for GSSAPI (the Kerberos ticket), else the password.  Without C{--auth}, a
+    Kerberos ticket stands in for a password that was not given (GSSAPI is then used if
+    the server offers it).
+    """
+    from pop3kit import _fetch, _gssapi, _oauth2
+
+    if args.auth in ("oauthbearer", "xoauth2"):
+        if args.token_command is not None:
+            try:
+                return _oauth2.tokenFromCommand(args.token_command)
+            except ValueError as e:
+                raise ExitError(str(e)) from None
+        if os.environ.get("POP3KIT_TOKEN"):
+            return os.environ["POP3KIT_TOKEN"]
+        raise ExitError(
+            f"--auth {args.auth} needs an access token: use --token-command CMD, or set "
+            "POP3KIT_TOKEN",
+            ExitStatus.USAGE,
+        )
+    if args.token_command is not None:
+        raise ExitError("--token-command goes with --auth oauthbearer or xoauth2", ExitStatus.USAGE)
+    if args.auth == "gssapi":
+        if not _gssapi.available():
+            raise ExitError(_gssapi.INSTALL_HINT, ExitStatus.USAGE)
+        return ""
+    if (
+        args.auth is None
+        and args.password_file is None
+        and "POP3KIT_PASSWORD" not in os.environ
+        and _gssapi.hasTicket()
+    ):
+        return ""
+    return _fetch.readPassword(args.password_file, os.environ, sys.stdin, account=account)
 
 
 def _runFetch(args: argparse.Namespace) -> int:
@@ -396,7 +436,8 @@ def _makeParser() -> argparse.ArgumentParser:
         "--password-file",
         metavar="FILE",
         help="read the password from the first line of FILE (default: $POP3KIT_PASSWORD, "
-        "else ask on the terminal)",
+        "else a Kerberos ticket if there is one and the server offers GSSAPI, else ask on "
+        "the terminal)",
     )
     connection.add_argument(
         "--cafile", metavar="PEM", help="trust these certificate authorities, not the system's"
@@ -407,6 +448,12 @@ def _makeParser() -> argparse.ArgumentParser:
         type=str.lower,
         choices=AUTH_MECHANISMS,
         help="login mechanism: %(choices)s (default: the best the server offers)",
+    )
+    connection.add_argument(
+        "--token-command",
+        metavar="CMD",
+        help="with --auth oauthbearer or xoauth2: run CMD with the shell and use the first "
+        "line it prints as the OAuth 2.0 access token (default: $POP3KIT_TOKEN)",
     )
     connection.add_argument(
         "--no-tls",

@@ -436,7 +436,8 @@ class POP3Client(Protocol):
         Log in, then STAT.
 
         @param mechanism: One of L{MECHANISMS}, or L{None} for the best one both sides
-            support: SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5, PLAIN, LOGIN (as the server
+            support: GSSAPI when the user has a Kerberos ticket (the password is then
+            not used), SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5, PLAIN, LOGIN (as the server
             announces them in its SASL capability, and C{pop3kit.sasl} provides them), then
             USER/PASS.  APOP is used only when asked for.  Methods that send the password
             itself (L{CLEARTEXT_MECHANISMS}) are refused without TLS unless the client
@@ -462,7 +463,11 @@ class POP3Client(Protocol):
         allowed = self.isSecure or self.allowCleartextLogin
         if mechanism is None:
             await self.capabilities()
-            mechanism = bestMechanism(self._announced, passwordsAllowed=allowed)
+            mechanism = bestMechanism(
+                self._announced, passwordsAllowed=allowed, kerberos=self._hasKerberosTicket()
+            )
+            if mechanism != "gssapi" and not password:
+                raise MechanismUnavailable("no password given, and GSSAPI cannot be used")
         plan = LoginPlan.make(
             checkMechanism(mechanism, passwordsAllowed=allowed),
             username,
@@ -473,6 +478,14 @@ class POP3Client(Protocol):
         )
         await self._logIn(plan, "log in")
         return await self.stat()
+
+    def _hasKerberosTicket(self) -> bool:
+        announced = self._announced
+        if announced is None or "GSSAPI" not in announced.sasl:
+            return False
+        from pop3kit._gssapi import hasTicket
+
+        return hasTicket()
 
     def authenticate(self, mechanism: ClientMechanism) -> Deferred[None]:
         """

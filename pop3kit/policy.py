@@ -96,7 +96,8 @@ class ServerPolicy:
         upper-case tuple), each offered only when the portal can verify it (PLAIN and
         LOGIN: a checker of plain passwords; CRAM-MD5: one of hashed credentials; SCRAM: a
         checker providing L{pop3kit.interfaces.ISCRAMKeySource}; EXTERNAL: TLS with client
-        certificates).
+        certificates; GSSAPI: a L{pop3kit.checkers.kerberos.GSSAPIChecker}; OAUTHBEARER and
+        XOAUTH2: a checker of L{pop3kit.checkers.oauth2.IBearerToken}, and TLS).
         L{None} for L{pop3kit.core.DEFAULT_SASL_MECHANISMS}, plus EXTERNAL with client
         certificates.
     @ivar loginDelay: Minimum seconds between two logins to one maildrop, announced as

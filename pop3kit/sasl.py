@@ -2,6 +2,10 @@
 """
 SASL mechanisms for POP3's C{AUTH} command (RFC 5034), server and client side.
 
+PLAIN, LOGIN, CRAM-MD5, SCRAM and EXTERNAL are here; GSSAPI (RFC 4752) is in
+L{pop3kit._gssapi} and OAUTHBEARER (RFC 7628) and XOAUTH2 in L{pop3kit._oauth2}, made by
+the same L{serverMechanism} and L{clientMechanism}.
+
 Server side
 ===========
 
@@ -56,6 +60,8 @@ from pop3kit.errors import AuthenticationFailed, RemoteProtocolError
 
 if TYPE_CHECKING:
     from twisted.cred.credentials import ICredentials
+
+    from pop3kit._gssapi import IGSSAPIAcceptor
 
 __all__ = [
     "CLIENT_PREFERENCE",
@@ -173,11 +179,18 @@ class CheckCredentials:
     """
     The exchange is over: log in with C{portal.login(credentials, None, IMailbox)}.
 
-    @ivar credentials: C{UsernamePassword} (PLAIN, LOGIN) or
-        L{pop3kit.cred.CRAMMD5Credentials}.
+    @ivar credentials: C{UsernamePassword} (PLAIN, LOGIN),
+        L{pop3kit.cred.CRAMMD5Credentials}, a Kerberos principal (GSSAPI) or a bearer
+        token (OAUTHBEARER, XOAUTH2).
+    @ivar refusal: For a mechanism that answers a refusal with an error challenge before
+        the C{-ERR} (OAUTHBEARER, XOAUTH2): called with the checker's
+        L{twisted.cred.error.UnauthorizedLogin}, it returns the challenge to send; the
+        client's next response then ends the exchange with L{AuthenticationFailed}.
+        L{None} for the others.
     """
 
     credentials: ICredentials
+    refusal: Callable[[Exception], bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -586,7 +599,11 @@ class _UnknownMechanism(KeyError, ValueError):
 
 
 def serverMechanism(
-    name: str, *, hostname: str = "pop3kit", tlsIdentity: str | None = None
+    name: str,
+    *,
+    hostname: str = "pop3kit",
+    tlsIdentity: str | None = None,
+    gssapi: IGSSAPIAcceptor | None = None,
 ) -> ServerMechanism:
     """
     Make the server side of one exchange of the mechanism C{name}.
@@ -596,12 +613,26 @@ def serverMechanism(
         ASCII without spaces, C{<}, C{>} or C{@}.
     @param tlsIdentity: For EXTERNAL: the user name the TLS client certificate
         authenticates, or L{None} if there is none.
+    @param gssapi: For GSSAPI: what holds the service key (see
+        L{pop3kit._gssapi.GSSAPIChecker}); without it, GSSAPI logins fail.
     @raise KeyError: (also a L{ValueError}) for an unknown mechanism.
     @raise ValueError: For a host name that cannot appear in a CRAM-MD5 challenge.
     """
     upper = name.upper()
     if upper not in SERVER_MECHANISMS:
         raise _UnknownMechanism(f"unknown SASL mechanism {name!r}")
+    if upper == "GSSAPI":
+        from pop3kit._gssapi import GSSAPIServerMechanism
+
+        return GSSAPIServerMechanism(gssapi)
+    if upper == "OAUTHBEARER":
+        from pop3kit._oauth2 import OAuthBearerServer
+
+        return OAuthBearerServer()
+    if upper == "XOAUTH2":
+        from pop3kit._oauth2 import XOAuth2Server
+
+        return XOAuth2Server()
     if upper in SCRAM_HASHES:
         return _SCRAMServer(upper)
     if upper == "PLAIN":
@@ -820,19 +851,36 @@ def clientMechanism(
     """
     Make the client side of one exchange of the mechanism C{name}.
 
-    @param name: One of L{CLIENT_PREFERENCE}, or C{EXTERNAL} (case-insensitive).
-    @param username: The user name (for EXTERNAL, ignored: the certificate says it).
-    @param password: The password (ignored by EXTERNAL).
+    @param name: One of L{CLIENT_PREFERENCE}, C{EXTERNAL} or C{GSSAPI}
+        (case-insensitive).
+    @param username: The user name (for EXTERNAL and GSSAPI, ignored: the certificate or
+        the Kerberos ticket says it).
+    @param password: The password (ignored by EXTERNAL and GSSAPI); for OAUTHBEARER
+        and XOAUTH2, the OAuth 2.0 access token.
     @param authzid: The authorization identity, for PLAIN and EXTERNAL; empty means the
         user name itself.  SCRAM clients cannot send one.
-    @param hostname: The server's host name; unused by these mechanisms, accepted for
-        those that need it.
+    @param hostname: The server's host name: GSSAPI asks for a ticket for
+        C{pop@hostname}; unused by the other mechanisms.
     @raise KeyError: (also a L{ValueError}) for an unknown mechanism.
     @raise ValueError: If SCRAM is asked for with an C{authzid}, or with a user name or
-        password that SASLprep prohibits.
+        password that SASLprep prohibits; for GSSAPI without a host name, without
+        python-gssapi or without a usable Kerberos ticket.
     """
-    del hostname
     upper = name.upper()
+    if upper == "GSSAPI":
+        from pop3kit._gssapi import GSSAPIClientMechanism
+
+        if not hostname:
+            raise ValueError("GSSAPI needs the server's host name")
+        return GSSAPIClientMechanism(hostname, authzid)
+    if upper == "OAUTHBEARER":
+        from pop3kit._oauth2 import OAuthBearerClient
+
+        return OAuthBearerClient(authzid or username, password, hostname)
+    if upper == "XOAUTH2":
+        from pop3kit._oauth2 import XOAuth2Client
+
+        return XOAuth2Client(username, password)
     if upper in SCRAM_HASHES:
         if authzid:
             raise ValueError("pop3kit's SCRAM client cannot send an authorization identity")

@@ -43,7 +43,9 @@ from twisted.protocols.haproxy._wrapper import HAProxyProtocolWrapper
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
+from pop3kit._gssapi import IGSSAPIAcceptor
 from pop3kit._login import Login, LoginOutcome, Session
+from pop3kit._oauth2 import IBearerToken
 from pop3kit._sessionlog import SessionLog
 from pop3kit._streaming import Consumer, MessageSender, TransferInterrupted
 from pop3kit.audit import AuditPublisher
@@ -663,6 +665,8 @@ class POP3ServerFactory(ServerFactory):
             Credential.HASHED: IUsernameHashedPassword in interfaces,
             Credential.SCRAM: self.scramKeySource() is not None,
             Credential.CERTIFICATE: self._clientCertificates(),
+            Credential.KERBEROS: self.gssapiAcceptor() is not None,
+            Credential.BEARER: IBearerToken in interfaces,
         }
         return self.policy.capabilities(
             {kind for kind, usable in verifiable.items() if usable},
@@ -679,6 +683,14 @@ class POP3ServerFactory(ServerFactory):
         # A ChainedChecker provides the interface itself when a member does.
         sources = (c for c in self.portal.checkers.values() if ISCRAMKeySource.providedBy(c))
         return next(sources, None)
+
+    def gssapiAcceptor(self) -> IGSSAPIAcceptor | None:
+        """
+        The portal's checker that holds the GSSAPI service key (a
+        L{pop3kit._gssapi.GSSAPIChecker}), or L{None}: GSSAPI is then not offered.
+        """
+        acceptors = (c for c in self.portal.checkers.values() if IGSSAPIAcceptor.providedBy(c))
+        return next(acceptors, None)
 
     def apopAvailable(self) -> bool:
         """
@@ -712,4 +724,5 @@ class POP3ServerFactory(ServerFactory):
             scramKeySource=self.scramKeySource() if sasl else None,
             tlsIdentity=peerIdentity(transport) if sasl else None,
             events=self.auditLogger,
+            gssapi=self.gssapiAcceptor() if sasl else None,
         )

@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
+from pop3kit._ssooptions import SSO_PARAMETERS, loadGSSAPI, loadOAuth2
 from pop3kit.backends.maildir import MaildirRealm
 from pop3kit.checkers._plaintext import PlaintextSCRAMSource, withSCRAM
 from pop3kit.checkers.passwdfile import PasswdFileChecker
@@ -127,6 +128,7 @@ class Options(usage.Options, AuthOptionMixin):
     supportedInterfaces = (IUsernamePassword, IUsernameHashedPassword)
 
     optParameters = [
+        *SSO_PARAMETERS,  # --gssapi-*, --oauth2-*
         ["maildir-root", None, None, "Directory holding one Maildir per user (DIR/alice/)."],
         ["data-dir", None, DEFAULT_DATA_DIR, "Base directory of the zero-configuration mode."],
         ["timeout", None, MINIMUM_TIMEOUT, "Inactivity timeout in seconds (at least 600).", float],
@@ -298,6 +300,7 @@ class Options(usage.Options, AuthOptionMixin):
         Build the server policy from the options (L{ServerPolicy} checks their values)
         and fill in the zero-configuration defaults.
         """
+        self["gssapi"], self["oauth2"] = loadGSSAPI(self), loadOAuth2(self)
         if self["expire"] is not None:
             self["expire"] = _parseExpire(self["expire"])
         if self["sasl"] is not None:
@@ -487,6 +490,9 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     ] or [PasswdFileChecker(passwdPath(options["data-dir"]))]
     if len(checkers) > 1:
         checkers = [ChainedChecker(checkers)]
+    for extra in ("gssapi", "oauth2"):
+        if options.get(extra) is not None:
+            checkers = [*checkers, options[extra]]
     realm = MaildirRealm(options["maildir-root"])
     shared: dict[str, object] = {}
     state: RedisState | None = options.get("state-service")

@@ -40,34 +40,50 @@ class LoginMethodTableTests(SynchronousTestCase):
         """
         self.assertEqual(
             SASL_MECHANISMS,
-            ("SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN", "EXTERNAL"),
+            (
+                "GSSAPI",
+                "SCRAM-SHA-256",
+                "SCRAM-SHA-1",
+                "CRAM-MD5",
+                "PLAIN",
+                "LOGIN",
+                "EXTERNAL",
+                "OAUTHBEARER",
+                "XOAUTH2",
+            ),
         )
 
     def test_cleartext(self) -> None:
         """
-        Exactly PLAIN and LOGIN send the password itself among the SASL mechanisms.
+        PLAIN and LOGIN send the password itself among the SASL mechanisms, and
+        OAUTHBEARER and XOAUTH2 a bearer token, which is as good as a password.
         """
-        self.assertEqual(CLEARTEXT_MECHANISMS, frozenset({"PLAIN", "LOGIN"}))
+        self.assertEqual(
+            CLEARTEXT_MECHANISMS, frozenset({"PLAIN", "LOGIN", "OAUTHBEARER", "XOAUTH2"})
+        )
 
     def test_tls(self) -> None:
         """
-        EXTERNAL alone needs TLS.
+        EXTERNAL and the bearer-token mechanisms need TLS.
         """
-        self.assertEqual(TLS_MECHANISMS, frozenset({"EXTERNAL"}))
+        self.assertEqual(TLS_MECHANISMS, frozenset({"EXTERNAL", "OAUTHBEARER", "XOAUTH2"}))
 
     def test_serverDefaults(self) -> None:
         """
-        A server offers SCRAM, PLAIN and LOGIN by default; CRAM-MD5 needs passwords
-        stored reversibly, so it is offered only when asked for.
+        A server offers GSSAPI, SCRAM, PLAIN, LOGIN, OAUTHBEARER and XOAUTH2 by default
+        (each when its checkers can verify it); CRAM-MD5 needs passwords stored
+        reversibly, so it is offered only when asked for.
         """
         self.assertEqual(
-            DEFAULT_SASL_MECHANISMS, ("SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN", "LOGIN")
+            DEFAULT_SASL_MECHANISMS,
+            ("GSSAPI", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN", "LOGIN", "OAUTHBEARER", "XOAUTH2"),
         )
 
     def test_clientPreference(self) -> None:
         """
-        A client prefers SCRAM, then CRAM-MD5, then the clear-text mechanisms; it never
-        picks EXTERNAL or APOP by itself.
+        A client prefers SCRAM, then CRAM-MD5, then the clear-text mechanisms with a
+        password; it never picks EXTERNAL or APOP by itself, and GSSAPI only with a
+        Kerberos ticket.
         """
         self.assertEqual(
             CLIENT_PREFERENCE, ("SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN")
@@ -80,7 +96,8 @@ class LoginMethodTableTests(SynchronousTestCase):
         """
         self.assertIs(loginMethod("cram-md5").credential, Credential.HASHED)
         self.assertEqual(loginMethod("Scram-Sha-1").option, "scram-sha-1")
-        self.assertRaises(KeyError, loginMethod, "GSSAPI")
+        self.assertIs(loginMethod("gssapi").credential, Credential.KERBEROS)
+        self.assertRaises(KeyError, loginMethod, "KERBEROS_V4")
 
 
 class DerivedListsTests(SynchronousTestCase):
@@ -104,10 +121,24 @@ class DerivedListsTests(SynchronousTestCase):
         self.assertEqual(
             client.MECHANISMS,
             frozenset(
-                {"user", "apop", "plain", "login", "cram-md5", "scram-sha-1", "scram-sha-256"}
+                {
+                    "user",
+                    "apop",
+                    "plain",
+                    "login",
+                    "cram-md5",
+                    "scram-sha-1",
+                    "scram-sha-256",
+                    "gssapi",
+                    "oauthbearer",
+                    "xoauth2",
+                }
             ),
         )
-        self.assertEqual(client.CLEARTEXT_MECHANISMS, frozenset({"user", "plain", "login"}))
+        self.assertEqual(
+            client.CLEARTEXT_MECHANISMS,
+            frozenset({"user", "plain", "login", "oauthbearer", "xoauth2"}),
+        )
 
     def test_commandLine(self) -> None:
         """

@@ -115,6 +115,14 @@ PINNED = {
         "DEFAULT_MAX_PROCESSES", "DEFAULT_SUBPROGRAM", "DEFAULT_TIMEOUT", "MAX_INPUT_LENGTH",
         "CheckpasswordChecker", "CheckpasswordCheckerFactory",
     ],
+    "pop3kit.checkers.kerberos": [
+        "INSTALL_HINT", "GSSAPIChecker", "GSSAPIUnavailable", "IGSSAPIAcceptor",
+        "IKerberosPrincipal", "KerberosPrincipal", "PrincipalMap",
+    ],
+    "pop3kit.checkers.oauth2": [
+        "DEFAULT_ALGORITHMS", "DEFAULT_USER_CLAIM", "INSTALL_HINT", "JWKS", "BearerToken",
+        "IBearerToken", "IntrospectionChecker", "JWTChecker", "TokenRefused",
+    ],
     "pop3kit.checkers.passwdfile": [
         "ARGON2_MEMORY_COST", "ARGON2_PARALLELISM", "ARGON2_TIME_COST", "BCRYPT_COST",
         "DEFAULT_SCHEME", "HASH_SCHEMES", "SCRAM_ITERATIONS", "SHA_CRYPT_ROUNDS", "DuplicateUser",

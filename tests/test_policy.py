@@ -36,7 +36,7 @@ WRONG: dict[str, Any] = {
     "maxUnauthenticated": 0,
     "maxPerClient": 0,
     "allowCleartext": "sometimes",
-    "sasl": ["PLAIN", "GSSAPI"],
+    "sasl": ["PLAIN", "KERBEROS_V4"],
     "loginDelay": -1,
     "expire": "sometimes",
     "implementation": "two\nlines",

@@ -149,7 +149,7 @@ class OptionsTests(TestCase):
         self.assertEqual(parse("--allow-cleartext", "never")["allow-cleartext"], "never")
         for arguments in (
             ("--allow-cleartext", "sometimes"),
-            ("--sasl", "PLAIN,GSSAPI"),
+            ("--sasl", "PLAIN,KERBEROS_V4"),
             ("--max-failed-logins", "0"),
             ("--max-bad-commands", "-1"),
             ("--failed-login-max-delay", "-1"),

@@ -26,12 +26,18 @@ class Credential(Enum):
     @cvar SCRAM: A SCRAM proof: a checker that also provides
         L{pop3kit.interfaces.ISCRAMKeySource}.
     @cvar CERTIFICATE: The TLS client certificate (EXTERNAL).
+    @cvar KERBEROS: A Kerberos ticket (GSSAPI): a checker that also provides
+        L{pop3kit._gssapi.IGSSAPIAcceptor}, which holds the service key.
+    @cvar BEARER: An OAuth 2.0 access token (OAUTHBEARER, XOAUTH2): a checker of
+        L{pop3kit._oauth2.IBearerToken}.
     """
 
     PASSWORD = "password"  # noqa: S105 (a kind of credential, not a password)
     HASHED = "hashed"
     SCRAM = "scram"
     CERTIFICATE = "certificate"
+    KERBEROS = "kerberos"
+    BEARER = "bearer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,7 @@ class LoginMethod:
 
 #: Every login method pop3kit knows, strongest first.
 LOGIN_METHODS: tuple[LoginMethod, ...] = (
+    LoginMethod("GSSAPI", True, Credential.KERBEROS, serverDefault=True),
     LoginMethod("SCRAM-SHA-256", True, Credential.SCRAM, serverDefault=True, clientRank=0),
     LoginMethod("SCRAM-SHA-1", True, Credential.SCRAM, serverDefault=True, clientRank=1),
     LoginMethod("CRAM-MD5", True, Credential.HASHED, clientRank=2),
@@ -80,6 +87,13 @@ LOGIN_METHODS: tuple[LoginMethod, ...] = (
         "LOGIN", True, Credential.PASSWORD, cleartext=True, serverDefault=True, clientRank=4
     ),
     LoginMethod("EXTERNAL", True, Credential.CERTIFICATE, needsTLS=True),
+    # A bearer token is as good as a password to whoever sees it: only over TLS.
+    LoginMethod(
+        "OAUTHBEARER", True, Credential.BEARER, cleartext=True, needsTLS=True, serverDefault=True
+    ),
+    LoginMethod(
+        "XOAUTH2", True, Credential.BEARER, cleartext=True, needsTLS=True, serverDefault=True
+    ),
     LoginMethod("USER", False, Credential.PASSWORD, cleartext=True, clientRank=5),
     LoginMethod("APOP", False, Credential.HASHED),
 )
@@ -123,7 +137,9 @@ CLIENT_PREFERENCE: tuple[str, ...] = tuple(
 )
 
 #: The login methods a client can use with a user name and a password, as options spell
-#: them (lower case), strongest first: everything but EXTERNAL, which needs a certificate.
+#: them (lower case), strongest first: everything but EXTERNAL, which needs a certificate
+#: (GSSAPI, among them, ignores the password: it uses the user's Kerberos ticket;
+#: OAUTHBEARER and XOAUTH2 take an OAuth 2.0 access token as the password).
 #: C{pop3kit.client.MECHANISMS} and the choices of C{pop3kit fetch --auth} are these.
 PASSWORD_LOGINS: tuple[str, ...] = tuple(
     m.option for m in LOGIN_METHODS if m.credential is not Credential.CERTIFICATE
