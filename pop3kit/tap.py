@@ -27,7 +27,12 @@ from pop3kit.core import (
 )
 from pop3kit.core._connection import MAX_BAD_COMMANDS, MAX_FAILED_LOGINS, MAX_SASL_LINE
 from pop3kit.cred import ChainedChecker
-from pop3kit.limits import DEFAULT_MAX_PER_CLIENT, DEFAULT_MAX_UNAUTHENTICATED
+from pop3kit.limits import (
+    DEFAULT_LOGIN_GRACE,
+    DEFAULT_LOGIN_WINDOW,
+    DEFAULT_MAX_PER_CLIENT,
+    DEFAULT_MAX_UNAUTHENTICATED,
+)
 from pop3kit.policy import MINIMUM_TIMEOUT, InvalidPolicy, ServerPolicy
 from pop3kit.sasl import SERVER_MECHANISMS
 from pop3kit.server import POP3ServerFactory
@@ -62,6 +67,8 @@ _POLICY_OPTIONS = {
     "max-auth-line": "maxSASLLineLength",
     "max-unauthenticated": "maxUnauthenticated",
     "max-per-client": "maxPerClient",
+    "login-grace": "loginGrace",
+    "login-window": "loginWindow",
     "allow-cleartext": "allowCleartext",
     "sasl": "sasl",
     "login-delay": "loginDelay",
@@ -145,9 +152,25 @@ class Options(usage.Options, AuthOptionMixin):
             "max-per-client",
             None,
             DEFAULT_MAX_PER_CLIENT,
-            "Connections waiting to log in from one client address, before its longest "
-            "idle is closed.",
+            "Idle connections waiting to log in from one client address, before its "
+            "longest idle is closed (connections making progress are not counted).",
             int,
+        ],
+        [
+            "login-grace",
+            None,
+            DEFAULT_LOGIN_GRACE,
+            "Seconds a connection waiting to log in may go without an answered command "
+            "before it counts as idle.",
+            float,
+        ],
+        [
+            "login-window",
+            None,
+            DEFAULT_LOGIN_WINDOW,
+            "Seconds from its arrival during which a connection's commands keep it from "
+            "counting as idle.",
+            float,
         ],
         [
             "allow-cleartext",

@@ -86,7 +86,8 @@ PINNED = {
         "implicitTLSEndpoint", "isImplicitTLS", "isSecure", "peerIdentity",
     ],
     "pop3kit.limits": [
-        "DEFAULT_FAILED_LOGIN_DELAY", "DEFAULT_MAX_FAILED_LOGIN_DELAY", "DEFAULT_MAX_PER_CLIENT",
+        "DEFAULT_FAILED_LOGIN_DELAY", "DEFAULT_LOGIN_GRACE", "DEFAULT_LOGIN_WINDOW",
+        "DEFAULT_MAX_FAILED_LOGIN_DELAY", "DEFAULT_MAX_PER_CLIENT",
         "DEFAULT_MAX_UNAUTHENTICATED", "ConnectionLimiter", "UnauthenticatedSession",
         "failedLoginPenalty",
     ],

@@ -292,12 +292,17 @@ class MakeServiceTests(TestCase):
             "77",
             "--max-per-client",
             "7",
+            "--login-grace",
+            "3.5",
+            "--login-window",
+            "30",
             "--max-auth-line",
             "4096",
         )
         factory = tap.makeFactory(options)
         self.assertEqual(factory.limiter.maxUnauthenticated, 77)
         self.assertEqual(factory.limiter.maxPerClient, 7)
+        self.assertEqual((factory.limiter.loginGrace, factory.limiter.loginWindow), (3.5, 30))
         self.assertEqual(factory.maxSASLLineLength, 4096)
         self.assertEqual(factory.allowCleartext, "never")
         self.assertEqual(factory.sasl, ("CRAM-MD5", "PLAIN"))
