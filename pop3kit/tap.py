@@ -364,6 +364,24 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     return POP3ServerFactory(Portal(realm, checkers), policy=options["policy"], tls=options["tls"])
 
 
+#: The endpoint types whose listen backlog L{_withBacklog} sets.
+_BACKLOG_TYPES = ("tcp", "tcp6", "ssl")
+
+
+def _withBacklog(description: str, backlog: int) -> str:
+    """
+    C{description} with C{backlog=} added, for a TCP or TLS listener that does not give
+    one: Twisted's default of 50 makes the kernel drop connections of a crowd arriving
+    at once (their clients retry after seconds, or hang), so pop3kit listens with a
+    backlog as large as its cap on connections waiting to log in, as Dovecot does with
+    its client limit.  The kernel caps it at C{net.core.somaxconn}.
+    """
+    kind = description.split(":", 1)[0].strip().lower()
+    if kind not in _BACKLOG_TYPES or "backlog=" in description:
+        return description
+    return f"{description}:backlog={backlog}"
+
+
 def makeService(options: Options) -> IService:
     """
     Build the C{twistd pop3kit} service: one listening service per C{--listen}.
@@ -376,6 +394,7 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     for description in options["listen"]:
+        description = _withBacklog(description, options["policy"].maxUnauthenticated)
         if isImplicitTLS(description):
             assert tls is not None
             endpoint = implicitTLSEndpoint(reactor, description, tls)  # type: ignore[arg-type]

@@ -256,6 +256,33 @@ class MakeServiceTests(TestCase):
             self.assertIsInstance(child, StreamServerEndpointService)
         self.assertFalse(os.path.exists(passwdPath(DEFAULT_DATA_DIR)))
 
+    def test_listenBacklog(self) -> None:
+        """
+        TCP and TLS listeners get a backlog as large as the cap on connections waiting
+        to log in, unless their description gives one: Twisted's default of 50 drops a
+        crowd arriving at once.
+        """
+        root = os.path.abspath(self.mktemp())
+        service = tap.makeService(
+            parse(
+                "--listen",
+                "tcp:0:interface=127.0.0.1",
+                "--listen",
+                "tcp:0:interface=127.0.0.1:backlog=7",
+                "--max-unauthenticated",
+                "300",
+                "--auth",
+                "memory:alice:secret",
+                "--maildir-root",
+                root,
+            )
+        )
+        assert isinstance(service, MultiService)
+        backlogs = [getattr(child, "endpoint")._backlog for child in service]  # noqa: B009
+        self.assertEqual(backlogs, [300, 7])
+        self.assertEqual(tap._withBacklog("unix:/run/pop3.sock", 300), "unix:/run/pop3.sock")
+        self.assertEqual(tap._withBacklog("ssl:995", 300), "ssl:995:backlog=300")
+
     def test_factoryOptions(self) -> None:
         """
         The factory gets the policy the options give.
