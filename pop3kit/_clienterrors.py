@@ -97,3 +97,27 @@ class ResponseTooLarge(ClientError):
     """
 
     defaultText = "response too large"
+
+
+class ServerStalled(ClientError):
+    """
+    The server stopped making progress: an answer (the greeting, a status line, the TLS
+    handshake after C{STLS}, a SASL step) was not complete within the client's
+    C{responseTimeout}, or the body of a multi-line answer arrived slower than its
+    C{minimumRate}.  A server that trickles an answer one octet at a time never trips an
+    inactivity timeout; this catches it.  The client closed the connection without
+    C{QUIT}, so nothing marked for deletion was deleted.
+    """
+
+    defaultText = "the server stopped making progress"
+
+
+class ListingTooLarge(ClientError):
+    """
+    A listing (C{LIST}, C{UIDL} or C{CAPA} without an argument) had more entries or octets
+    than the client's C{maxListingEntries} or C{maxListingOctets}: the server may be
+    sending it without end.  The client closed the connection without C{QUIT}, so nothing
+    marked for deletion was deleted.
+    """
+
+    defaultText = "listing too large"

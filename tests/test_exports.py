@@ -41,9 +41,10 @@ PINNED = {
     ],
     "pop3kit.client": [
         "CLEARTEXT_MECHANISMS", "MECHANISMS", "ClientError", "ClientMechanism", "ClientState",
-        "CommandTooLong", "InvalidState", "MaildropListing", "MechanismUnavailable",
-        "POP3Client", "ResponseTooLarge", "ServerError", "ServerProtocolError", "TLSFailed",
-        "TLSMode", "TLSUnavailable", "connect", "tlsOptions",
+        "CommandTooLong", "InvalidState", "ListingTooLarge", "MaildropListing",
+        "MechanismUnavailable", "POP3Client", "ResponseTooLarge", "ServerError",
+        "ServerProtocolError", "ServerStalled", "TLSFailed", "TLSMode", "TLSUnavailable",
+        "connect", "tlsOptions",
     ],
     "pop3kit.errors": [
         "AuthenticationFailed", "IllegalCommand", "LoginDelayed", "MaildropInUse",

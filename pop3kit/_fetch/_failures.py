@@ -25,9 +25,11 @@ from twisted.python.failure import Failure
 from pop3kit._exits import ExitError, ExitStatus, describeOSError, errorText
 from pop3kit.client import (
     ClientError,
+    ListingTooLarge,
     MechanismUnavailable,
     ServerError,
     ServerProtocolError,
+    ServerStalled,
     TLSFailed,
     TLSUnavailable,
 )
@@ -150,6 +152,20 @@ FAILURES: tuple[FailureRule, ...] = (
     ),
     FailureRule((ServerError,), ExitStatus.PROTOCOL, "{where} refused: {text}"),
     FailureRule((MechanismUnavailable,), ExitStatus.NOPERM, "cannot log in to {where}: {message}"),
+    # Before ClientError: the server may do better later; the connection was closed
+    # without QUIT, so nothing was deleted.
+    FailureRule(
+        (ServerStalled,),
+        ExitStatus.TEMPFAIL,
+        "{where} stopped making progress while {during}: {message}; nothing was deleted "
+        "(see --response-timeout and --min-rate)",
+    ),
+    FailureRule(
+        (ListingTooLarge,),
+        ExitStatus.TEMPFAIL,
+        "{where} sent {message} while {during}; nothing was deleted (see --max-listing "
+        "and --max-listing-octets)",
+    ),
     FailureRule(
         (ServerProtocolError, ClientError), ExitStatus.PROTOCOL, "{doing} {where}: {error}"
     ),
