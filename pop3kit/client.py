@@ -264,6 +264,10 @@ class POP3Client(Protocol):
             clock = cast(IReactorTime, reactor)
         self.clock = clock
         self.timeout = timeout
+        self.responseTimeout = responseTimeout
+        self.minimumRate = minimumRate
+        self.maxListingEntries = maxListingEntries
+        self.maxListingOctets = maxListingOctets
         self.maxResponseSize = maxResponseSize
         self.maxPipeline = maxPipeline
         self.allowCleartextLogin = allowCleartextLogin
