@@ -139,6 +139,7 @@ class LoadResult:
 
     @ivar errors: The first errors, as text (at most L{MAX_ERROR_TEXTS}).
     @ivar errorCount: How many errors there were in all.
+    @ivar errorKinds: How many of each kind (L{errorKind}).
     @ivar firstSessionSeconds: Seconds from the start until every client had finished a
         first session (or given up).
     """
@@ -149,6 +150,7 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     errorCount: int = 0
+    errorKinds: dict[str, int] = field(default_factory=dict)
     end: float = 0.0
     cpuSeconds: float = 0.0
     firstSessionSeconds: float = 0.0
@@ -156,6 +158,17 @@ class LoadResult:
 
 #: How many error texts a L{LoadResult} keeps.
 MAX_ERROR_TEXTS = 20
+
+
+def errorKind(error: BaseException) -> str:
+    """
+    What kind of error a client met: C{"evicted"} for C{-ERR [SYS/TEMP]} (the server's
+    limit on connections waiting to log in), else the exception's type name
+    (C{"TimeoutError"} for a session over L{SOCKET_TIMEOUT}, ...).
+    """
+    if isinstance(error, BenchmarkError) and "[SYS/TEMP]" in str(error):
+        return "evicted"
+    return type(error).__name__
 
 
 async def _readUntil(reader: asyncio.StreamReader, separator: bytes) -> bytes:
@@ -228,6 +241,8 @@ async def _clientLoop(
                 await _session(port, user, password, messages, result)
         except Exception as e:
             result.errorCount += 1
+            kind = errorKind(e)
+            result.errorKinds[kind] = result.errorKinds.get(kind, 0) + 1
             if len(result.errors) < MAX_ERROR_TEXTS:
                 result.errors.append(f"{user}: {type(e).__name__}: {e}")
             if maxErrors is not None and result.errorCount > maxErrors:

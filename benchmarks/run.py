@@ -723,6 +723,8 @@ def measureCrowd(ctx: Context) -> dict[str, Any]:
                     merged.sessions += part.sessions
                     merged.errors += part.errors
                     merged.errorCount += part.errorCount
+                    for kind, count in part.errorKinds.items():
+                        merged.errorKinds[kind] = merged.errorKinds.get(kind, 0) + count
                     merged.end = max(merged.end, part.end)
                     merged.firstSessionSeconds = max(
                         merged.firstSessionSeconds, part.firstSessionSeconds
@@ -737,7 +739,8 @@ def measureCrowd(ctx: Context) -> dict[str, Any]:
         rate = merged.sessions / elapsed
         log(
             f"crowd {clients}: {merged.sessions} sessions in {elapsed:.2f} s = {rate:.0f}/s, "
-            f"{merged.errorCount} errors, all clients through a first session within "
+            f"{merged.errorCount} errors {merged.errorKinds or ''}, all clients through a "
+            "first session within "
             f"{merged.firstSessionSeconds:.2f} s"
             + (f"; first error: {merged.errors[0]}" if merged.errors else "")
         )
@@ -748,6 +751,7 @@ def measureCrowd(ctx: Context) -> dict[str, Any]:
             "seconds": elapsed,
             "sessions_per_second": rate,
             "errors": merged.errorCount,
+            "error_kinds": merged.errorKinds,
             "first_errors": merged.errors[:5],
             "first_session_seconds": merged.firstSessionSeconds,
         }
