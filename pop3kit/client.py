@@ -34,7 +34,8 @@ Twisted's own L{TimeoutError} and L{ConnectionLost}::
     |   +-- InvalidState           not possible now (login twice, anything after quit)
     |   +-- ResponseTooLarge       an answer collected in memory was too large
     |   +-- ListingTooLarge        a listing past the caps (the connection is closed)
-    |   +-- ServerStalled          the server stopped making progress (closed too)
+    |   +-- ServerStalled          the server stopped making progress (closed too; also
+    |                              a TimeoutError)
     +-- ProtocolError
         +-- LocalProtocolError     (a ValueError) nothing sent: a message number below 1
         |   +-- CommandTooLong     a command line over 255 octets

@@ -696,3 +696,40 @@ class CommandLineOptionTests(SynchronousTestCase):
             error = self.assertRaises(ExitError, self.connectOptions, option, value)
             self.assertEqual(error.status, ExitStatus.USAGE)
             self.assertIn(option, str(error))
+
+
+class ErrorTests(SynchronousTestCase):
+    """
+    The errors of the deadlines and caps.
+    """
+
+    def test_stalledIsTimeout(self) -> None:
+        """
+        L{ServerStalled} is a L{ClientError} and a Twisted L{TimeoutError}, and reads as
+        its text.
+        """
+        from twisted.internet.error import TimeoutError as TwistedTimeoutError
+
+        from pop3kit.client import ClientError
+
+        error = ServerStalled("no complete answer to STAT within 30 s")
+        self.assertIsInstance(error, ClientError)
+        self.assertIsInstance(error, TwistedTimeoutError)
+        self.assertEqual(str(error), "no complete answer to STAT within 30 s")
+        self.assertEqual(str(ServerStalled()), "the server stopped making progress")
+        self.assertIsInstance(ListingTooLarge(), ClientError)
+
+    def test_silentServer(self) -> None:
+        """
+        With the default deadlines, a silent server fails a command with
+        L{ServerStalled} after 30 s, before the inactivity timeout of 60 s.
+        """
+        network = MemoryNetwork()
+        network.listen(ScriptedFactory(network.reactor, {b"STAT": lambda server, arg: None}))
+        client: POP3Client = network.connectClient().client  # type: ignore[assignment]
+        d = client.stat()
+        network.flush()
+        network.advance(29.9)
+        self.assertNoResult(d)
+        network.advance(0.1)
+        self.assertIn("STAT", str(self.failureResultOf(d, ServerStalled).value))
