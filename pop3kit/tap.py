@@ -373,8 +373,8 @@ def _withBacklog(description: str, backlog: int) -> str:
     C{description} with C{backlog=} added, for a TCP or TLS listener that does not give
     one: Twisted's default of 50 makes the kernel drop connections of a crowd arriving
     at once (their clients retry after seconds, or hang), so pop3kit listens with a
-    backlog as large as its cap on connections waiting to log in, as Dovecot does with
-    its client limit.  The kernel caps it at C{net.core.somaxconn}.
+    backlog as large as its cap on connections waiting to log in.  The kernel caps it at
+    C{net.core.somaxconn}.
     """
     kind = description.split(":", 1)[0].strip().lower()
     if kind not in _BACKLOG_TYPES or "backlog=" in description:
