@@ -594,7 +594,8 @@ class LoopbackDeadlineTests(TestCase):
             destination=f"maildir:{os.path.join(base, 'Maildir')}",
             delete=True,
             stateFile=os.path.join(base, "state"),
-            connect=ConnectOptions(responseTimeout=0.5),
+            # Long enough for the CAPA and STLS answers on a loaded machine.
+            connect=ConnectOptions(responseTimeout=3),
         )
         with self.assertRaises(ExitError) as raised:
             await _fetch.fetch(
@@ -609,7 +610,7 @@ class LoopbackDeadlineTests(TestCase):
         self.assertEqual(
             str(raised.exception),
             f"127.0.0.1:{port} stopped making progress while connecting: the TLS handshake "
-            "after STLS did not complete in 0.5 s; nothing was deleted (see "
+            "after STLS did not complete in 3 s; nothing was deleted (see "
             "--response-timeout and --min-rate)",
         )
         self.assertEqual(factory.received(), [b"CAPA", b"STLS"])
