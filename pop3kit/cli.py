@@ -30,6 +30,12 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pop3kit._clientlimits import (
+    DEFAULT_MAX_LISTING_ENTRIES,
+    DEFAULT_MAX_LISTING_OCTETS,
+    DEFAULT_MINIMUM_RATE,
+    DEFAULT_RESPONSE_TIMEOUT,
+)
 from pop3kit._exits import EX_TEMPFAIL, ExitError, ExitStatus, describeOSError
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit.checkers import passwdfile
@@ -226,8 +232,23 @@ def _connectOptions(args: argparse.Namespace) -> tuple[Account, ConnectOptions, 
         raise ExitError("--no-tls contradicts a pop3s:// URL", ExitStatus.USAGE)
     if args.timeout <= 0:
         raise ExitError("--timeout must be positive", ExitStatus.USAGE)
+    if not args.response_timeout > 0:
+        raise ExitError("--response-timeout must be positive", ExitStatus.USAGE)
+    if not args.min_rate >= 0:
+        raise ExitError("--min-rate must not be negative", ExitStatus.USAGE)
+    if args.max_listing < 1 or args.max_listing_octets < 1:
+        raise ExitError(
+            "--max-listing and --max-listing-octets must be at least 1", ExitStatus.USAGE
+        )
     options = _fetch.ConnectOptions(
-        noTLS=args.no_tls, cafile=args.cafile, mechanism=args.auth, timeout=args.timeout
+        noTLS=args.no_tls,
+        cafile=args.cafile,
+        mechanism=args.auth,
+        timeout=args.timeout,
+        responseTimeout=args.response_timeout,
+        minimumRate=args.min_rate,
+        maxListingEntries=args.max_listing,
+        maxListingOctets=args.max_listing_octets,
     )
     password = _secret(args, account)
     return account, options, password
@@ -466,6 +487,36 @@ def _makeParser() -> argparse.ArgumentParser:
         default=60.0,
         metavar="S",
         help="seconds to wait for the server at any step (default: %(default)s)",
+    )
+    connection.add_argument(
+        "--response-timeout",
+        type=float,
+        default=DEFAULT_RESPONSE_TIMEOUT,
+        metavar="S",
+        help="seconds by which each answer that is not a message or listing must be "
+        "complete; also the window of --min-rate (default: %(default)s)",
+    )
+    connection.add_argument(
+        "--min-rate",
+        type=float,
+        default=DEFAULT_MINIMUM_RATE,
+        metavar="OCTETS",
+        help="the slowest a message or listing may arrive, in octets a second over each "
+        "--response-timeout window; 0 for no minimum (default: %(default)s)",
+    )
+    connection.add_argument(
+        "--max-listing",
+        type=int,
+        default=DEFAULT_MAX_LISTING_ENTRIES,
+        metavar="N",
+        help="the most lines of a UIDL or LIST listing (default: %(default)s)",
+    )
+    connection.add_argument(
+        "--max-listing-octets",
+        type=int,
+        default=DEFAULT_MAX_LISTING_OCTETS,
+        metavar="OCTETS",
+        help="the most octets of a UIDL or LIST listing (default: %(default)s)",
     )
 
     fetch = commands.add_parser(

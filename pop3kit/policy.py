@@ -25,6 +25,8 @@ from pop3kit.core import (
 from pop3kit.core._connection import MAX_BAD_COMMANDS, MAX_FAILED_LOGINS, MAX_SASL_LINE
 from pop3kit.limits import (
     DEFAULT_FAILED_LOGIN_DELAY,
+    DEFAULT_LOGIN_GRACE,
+    DEFAULT_LOGIN_WINDOW,
     DEFAULT_MAX_FAILED_LOGIN_DELAY,
     DEFAULT_MAX_PER_CLIENT,
     DEFAULT_MAX_UNAUTHENTICATED,
@@ -87,8 +89,15 @@ class ServerPolicy:
     @ivar maxSASLLineLength: The longest C{AUTH} line or SASL response line accepted,
         line end included (other commands: 255 octets).
     @ivar maxUnauthenticated: The most connections waiting to log in, overall, before the
-        longest idle one is closed (see L{pop3kit.limits.ConnectionLimiter}).
-    @ivar maxPerClient: The same, per client address.
+        longest idle one is closed, or the new one turned away when none is idle (see
+        L{pop3kit.limits.ConnectionLimiter}).
+    @ivar maxPerClient: The most I{idle} connections waiting to log in from one client
+        address, before the longest idle one is closed; connections making progress are
+        not counted, so a crowd behind one address can log in at once.
+    @ivar loginGrace: Seconds a connection waiting to log in may go without progress (an
+        answered command) before it counts as idle.
+    @ivar loginWindow: Seconds from a connection's arrival during which its progress
+        keeps it from counting as idle.
     @ivar allowCleartext: When passwords may be sent before TLS is active (USER/PASS, SASL
         PLAIN and LOGIN): C{"never"}, C{"loopback"} (connections from this host count as
         secure, as in Dovecot) or C{"always"}.
@@ -118,6 +127,8 @@ class ServerPolicy:
     maxSASLLineLength: int = MAX_SASL_LINE
     maxUnauthenticated: int = DEFAULT_MAX_UNAUTHENTICATED
     maxPerClient: int = DEFAULT_MAX_PER_CLIENT
+    loginGrace: float = DEFAULT_LOGIN_GRACE
+    loginWindow: float = DEFAULT_LOGIN_WINDOW
     allowCleartext: CleartextPolicy = "loopback"
     sasl: Sequence[str] | None = None
     loginDelay: int | None = None
@@ -220,6 +231,8 @@ _RULES: tuple[tuple[str, Callable[[ServerPolicy], bool], str], ...] = (
     ("maxBadCommands", lambda p: p.maxBadCommands >= 1, "must be at least 1"),
     ("maxUnauthenticated", lambda p: p.maxUnauthenticated >= 1, "must be at least 1"),
     ("maxPerClient", lambda p: p.maxPerClient >= 1, "must be at least 1"),
+    ("loginGrace", lambda p: p.loginGrace >= 0, "must not be negative"),
+    ("loginWindow", lambda p: p.loginWindow >= 0, "must not be negative"),
     (
         "maxSASLLineLength",
         lambda p: p.maxSASLLineLength >= MAX_COMMAND_LINE,

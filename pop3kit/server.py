@@ -313,6 +313,7 @@ class POP3Server(LineReceiver):
         if timer is not None and timer.active():
             timer.cancel()
         self._log.tlsEstablished(self.transport)
+        self._progressed()
 
     def _startHandshakeTimer(self) -> None:
         self._handshakeTimer = self.factory.clock.callLater(
@@ -331,8 +332,6 @@ class POP3Server(LineReceiver):
         Feed the received octets to the core and act on what it makes of them.
         """
         self.resetTimeout()
-        if self._session is None:
-            self.factory.limiter.touched(self)
         assert self._connection is not None
         self._connection.receiveData(data)
         self._process()
@@ -353,17 +352,22 @@ class POP3Server(LineReceiver):
         assert connection is not None
         write = self._transport.write
         self._processing = True
+        answered = False
         try:
             while (event := connection.nextEvent()) is not None:
                 data = connection.dataToSend()
                 if data:
                     write(data)
+                    answered = True
                 self._dispatch(event)
         finally:
             self._processing = False
         data = connection.dataToSend()
         if data:
             write(data)
+            answered = True
+        if answered:
+            self._progressed()
         if connection.state is _CLOSED:
             self._transport.loseConnection()
         else:
@@ -374,7 +378,14 @@ class POP3Server(LineReceiver):
         data = self._connection.send(outcome)
         if data:
             self._transport.write(data)
+            self._progressed()
         self._process()
+
+    def _progressed(self) -> None:
+        # A command was answered: for the limiter, a connection waiting to log in is
+        # making progress (octets that do not complete a command are not).
+        if self._session is None:
+            self.factory.limiter.touched(self)
 
     def _applyBackpressure(self, pending: int) -> None:
         if pending >= _MAX_PENDING_LINES and not self._readingPaused:
@@ -627,6 +638,8 @@ class POP3ServerFactory(ServerFactory):
                 clock,
                 maxUnauthenticated=self.policy.maxUnauthenticated,
                 maxPerClient=self.policy.maxPerClient,
+                loginGrace=self.policy.loginGrace,
+                loginWindow=self.policy.loginWindow,
             )
         self.limiter = limiter
         self.locker: IMaildropLocker = InProcessLocker() if locker is None else locker

@@ -41,9 +41,10 @@ PINNED = {
     ],
     "pop3kit.client": [
         "CLEARTEXT_MECHANISMS", "MECHANISMS", "ClientError", "ClientMechanism", "ClientState",
-        "CommandTooLong", "InvalidState", "MaildropListing", "MechanismUnavailable",
-        "POP3Client", "ResponseTooLarge", "ServerError", "ServerProtocolError", "TLSFailed",
-        "TLSMode", "TLSUnavailable", "connect", "tlsOptions",
+        "CommandTooLong", "InvalidState", "ListingTooLarge", "MaildropListing",
+        "MechanismUnavailable", "POP3Client", "ResponseTooLarge", "ServerError",
+        "ServerProtocolError", "ServerStalled", "TLSFailed", "TLSMode", "TLSUnavailable",
+        "connect", "tlsOptions",
     ],
     "pop3kit.errors": [
         "AuthenticationFailed", "IllegalCommand", "LoginDelayed", "MaildropInUse",
@@ -98,7 +99,8 @@ PINNED = {
         "certificateFilesOf", "implicitTLSEndpoint", "isImplicitTLS", "isSecure", "peerIdentity",
     ],
     "pop3kit.limits": [
-        "DEFAULT_FAILED_LOGIN_DELAY", "DEFAULT_MAX_FAILED_LOGIN_DELAY", "DEFAULT_MAX_PER_CLIENT",
+        "DEFAULT_FAILED_LOGIN_DELAY", "DEFAULT_LOGIN_GRACE", "DEFAULT_LOGIN_WINDOW",
+        "DEFAULT_MAX_FAILED_LOGIN_DELAY", "DEFAULT_MAX_PER_CLIENT",
         "DEFAULT_MAX_UNAUTHENTICATED", "ConnectionLimiter", "UnauthenticatedSession",
         "failedLoginPenalty",
     ],
