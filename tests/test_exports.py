@@ -32,7 +32,7 @@ PINNED = {
         "ServerEvent", "PasswordLogin", "APOPLogin", "SASLLogin", "SASLResponse",
         "SASLAborted", "StartTLS", "Retrieve", "Expunge", "Outcome", "LoginAccepted",
         "LoginRefused", "SASLChallenge", "InitialResponseRefused", "BeginTLS", "BodyFollows",
-        "BodySent", "Goodbye", "Evicted", "MaildropView",
+        "BodySent", "Goodbye", "Evicted", "MaildropView", "UserSettings",
         # The client's session and its events.
         "ClientConnection", "ClientEvent", "BodyData", "EndOfBody",
         # Messages: what a backend lists, and the streaming codecs.
@@ -63,6 +63,7 @@ PINNED = {
     "pop3kit.interfaces": [
         "IFencedMaildropLock", "ILoginHistory", "IMailbox", "IMaildropLock", "IMaildropLocker",
         "ISCRAMKeySource",
+        "IMaildropDelivery", "IRetrievalLog", "IUserSettingsSource",
     ],
     "pop3kit.policy": [
         "CLEARTEXT_POLICIES", "MINIMUM_TIMEOUT", "CleartextPolicy", "InvalidPolicy",
