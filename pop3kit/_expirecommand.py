@@ -2,9 +2,8 @@
 """
 C{pop3kit expire}: remove the messages retrieved more than EXPIRE days ago from Maildirs,
 for cron; the server does the same at each QUIT, for the maildrop of that session.
-
-    pop3kit expire --days 30                 # every Maildir under DATA_DIR/mail
-    pop3kit expire --days 30 alice bob --dry-run
+C{pop3kit expire --days 30} handles every Maildir under C{DATA_DIR/mail};
+C{pop3kit expire --days 30 alice bob --dry-run} only counts, for two users.
 
 Retrieval times come from each Maildir's C{pop3kit-retrieved} record
 (L{pop3kit.backends._retrieval}), which the server writes at QUIT when it announces
