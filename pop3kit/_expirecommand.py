@@ -158,7 +158,7 @@ def _expireOne(path: str, before: float, now: float, dryRun: bool) -> int:
 
     if not os.path.isdir(path):
         raise FileNotFoundError(2, "no such Maildir", path)
-    uids = _retrieval.expiredUids(path, before, _Scan(path).byUid())
+    uids = _retrieval.expiredUids(path, before, lambda: _Scan(path).byUid())
     if dryRun or not uids:
         return len(uids)
     outcome: list[object] = []
@@ -166,7 +166,7 @@ def _expireOne(path: str, before: float, now: float, dryRun: bool) -> int:
     if isinstance(outcome[0], Failure):
         raise OSError(0, str(outcome[0].value), path)
     # Drop the records of the messages removed.
-    _retrieval.markRetrieved(path, (), now, _Scan(path).byUid())
+    _retrieval.markRetrieved(path, (), now, lambda: _Scan(path).byUid())
     return len(uids)
 
 

@@ -344,14 +344,51 @@ class MaildirExpireTests(SynchronousTestCase):
         session(factory, b"RETR 1")
         self.assertEqual(list(_retrieval.readRecord(self.maildir).values()), [100 * DAY])
 
+    def test_failedWriteKeepsOldRecord(self) -> None:
+        """
+        A record that cannot be made durable (fsync fails) leaves the old record whole
+        and no temporary file; the session's QUIT still removes what was deleted.
+        """
+        factory, _ = self.server(3)
+        session(factory, b"RETR 1")
+        old = _retrieval.readRecord(self.maildir)
+
+        def failingFsync(fd: int) -> None:
+            raise OSError(5, "Input/output error")
+
+        self.patch(os, "fsync", failingFsync)
+        out = session(factory, b"RETR 2", b"DELE 3")
+        self.assertTrue(out.endswith(b"+OK bye\r\n"), out)
+        self.assertEqual(_retrieval.readRecord(self.maildir), old)
+        self.assertNotIn(_retrieval.RECORD_NAME + ".new", os.listdir(self.maildir))
+        self.assertEqual(len(self.messages()), 2)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertEqual(len(self.flushLoggedErrors(TemporaryFailure)), 1)
+
+    def test_noScanWithoutCandidates(self) -> None:
+        """
+        Nothing retrieved long enough ago: the Maildir is not scanned.
+        """
+        _retrieval.markRetrieved(self.maildir, ["u"], 10.0, lambda: {"u"})
+        scans: list[None] = []
+
+        def stored() -> set[str]:
+            scans.append(None)
+            return {"u"}
+
+        self.assertEqual(_retrieval.expiredUids(self.maildir, 10.0, stored), [])
+        self.assertEqual(scans, [])
+        _retrieval.markRetrieved(self.maildir, ["u"], 20.0, stored)
+        self.assertEqual(scans, [])
+
     def test_onlyStoredExpire(self) -> None:
         """
         C{expired} returns only the messages still stored.
         """
-        _retrieval.markRetrieved(self.maildir, ["gone"], 1.0, {"gone"})
-        self.assertEqual(_retrieval.expiredUids(self.maildir, 2.0, set()), [])
-        self.assertEqual(_retrieval.expiredUids(self.maildir, 2.0, {"gone"}), ["gone"])
-        self.assertEqual(_retrieval.expiredUids(self.maildir, 1.0, {"gone"}), [])
+        _retrieval.markRetrieved(self.maildir, ["gone"], 1.0, lambda: {"gone"})
+        self.assertEqual(_retrieval.expiredUids(self.maildir, 2.0, set), [])
+        self.assertEqual(_retrieval.expiredUids(self.maildir, 2.0, lambda: {"gone"}), ["gone"])
+        self.assertEqual(_retrieval.expiredUids(self.maildir, 1.0, lambda: {"gone"}), [])
 
 
 def _bytesIO(data: bytes) -> BinaryIO:

@@ -51,7 +51,7 @@ class ExpireCommandTests(SynchronousTestCase):
         now = time.time()
         for uid, ago in zip(uids, retrievedDaysAgo, strict=True):
             if ago is not None:
-                _retrieval.markRetrieved(path, [uid], now - ago * DAY, set(uids))
+                _retrieval.markRetrieved(path, [uid], now - ago * DAY, lambda: set(uids))
         return uids
 
     def remaining(self, name: str) -> int:

@@ -23,7 +23,7 @@ import contextlib
 import fcntl
 import math
 import os
-from collections.abc import Collection, Container, Iterator
+from collections.abc import Callable, Collection, Container, Iterator
 
 __all__ = ["RECORD_NAME", "expiredUids", "markRetrieved", "readRecord"]
 
@@ -106,30 +106,43 @@ def _write(maildir: str, record: dict[str, float]) -> None:
         os.close(directory)
 
 
-def markRetrieved(maildir: str, uids: Collection[str], when: float, stored: Container[str]) -> None:
+def markRetrieved(
+    maildir: str,
+    uids: Collection[str],
+    when: float,
+    stored: Callable[[], Container[str]],
+) -> None:
     """
     Record that the messages C{uids} of C{maildir} were retrieved at C{when}; a message
-    recorded before keeps its first time.  Records of messages not in C{stored} are
+    recorded before keeps its first time.  Records of messages no longer stored are
     dropped.  Returns once the record is durable.
 
-    @param stored: The unique-ids of the messages in the Maildir now.
+    @param stored: Returns the unique-ids of the messages in the Maildir now; called
+        only when the record holds other messages than C{uids}.
     @raise OSError: If the record cannot be read or written; it is then unchanged.
     """
     with _locked(maildir):
         old = readRecord(maildir)
-        record = {uid: time for uid, time in old.items() if uid in stored}
+        present = stored() if old.keys() - set(uids) else set(uids)
+        record = {uid: time for uid, time in old.items() if uid in present}
         for uid in uids:
-            if uid in stored:
+            if uid in present:
                 record.setdefault(uid, when)
         if record != old:
             _write(maildir, record)
 
 
-def expiredUids(maildir: str, before: float, stored: Container[str]) -> list[str]:
+def expiredUids(maildir: str, before: float, stored: Callable[[], Container[str]]) -> list[str]:
     """
-    The unique-ids of the messages of C{maildir} in C{stored} first retrieved before
+    The unique-ids of the messages of C{maildir} still stored and first retrieved before
     C{before}.
 
+    @param stored: Returns the unique-ids of the messages in the Maildir now; called
+        only when some message was retrieved before C{before}.
     @raise OSError: If the record cannot be read.
     """
-    return [uid for uid, when in readRecord(maildir).items() if when < before and uid in stored]
+    candidates = [uid for uid, when in readRecord(maildir).items() if when < before]
+    if not candidates:
+        return []
+    present = stored()
+    return [uid for uid in candidates if uid in present]

@@ -31,7 +31,7 @@ import socket
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Mapping, Sequence
 from typing import BinaryIO
 
 from twisted.cred.portal import IRealm
@@ -426,7 +426,7 @@ class MaildirMailbox:
         cannot be written.
         """
         try:
-            _retrieval.markRetrieved(self._path, uids, when, _Scan(self._path).byUid())
+            _retrieval.markRetrieved(self._path, uids, when, self._storedUids)
         except OSError as e:
             self.log.failure("Cannot record retrievals in {path}", path=self._path)
             return fail(TemporaryFailure(f"cannot record retrieved messages ({e.strerror})"))
@@ -439,11 +439,17 @@ class MaildirMailbox:
         cannot be read.
         """
         try:
-            uids = _retrieval.expiredUids(self._path, before, _Scan(self._path).byUid())
+            uids = _retrieval.expiredUids(self._path, before, self._storedUids)
         except OSError as e:
             self.log.failure("Cannot read the retrieval record of {path}", path=self._path)
             return fail(TemporaryFailure(f"cannot read retrieved messages ({e.strerror})"))
         return succeed(uids)
+
+    def _storedUids(self) -> Container[str]:
+        """
+        The unique-ids of the messages in the Maildir now, from a new scan.
+        """
+        return _Scan(self._path).byUid()
 
 
 class _Scan:
