@@ -417,3 +417,4 @@ class StateTests(SynchronousTestCase):
         self.assertTrue(Capabilities.fromLines(before).perUser)
         self.assertFalse(Capabilities.fromLines(after).perUser)
         self.assertEqual(Capabilities.fromLines(before).expire, 30)
+        self.assertTrue(Capabilities.fromLines([b"EXPIRE 30 user"]).perUser)

@@ -91,7 +91,10 @@ class Capabilities:
             respCodes="RESP-CODES" in tags,
             authRespCode="AUTH-RESP-CODE" in tags,
             pipelining="PIPELINING" in tags,
-            perUser=any(tags.get(tag, [])[1:2] == ["USER"] for tag in ("LOGIN-DELAY", "EXPIRE")),
+            perUser=any(
+                [word.upper() for word in tags.get(tag, [])[1:2]] == ["USER"]
+                for tag in ("LOGIN-DELAY", "EXPIRE")
+            ),
         )
 
     def __post_init__(self) -> None:
