@@ -11,7 +11,7 @@ import os
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from pop3kit.backends.memory import MemoryMailbox, MemoryRealm
@@ -213,3 +213,50 @@ class ParseTests(SynchronousTestCase):
         self.assertEqual(
             [(line, user) for line, user, _ in warnings], [(1, "a"), (2, "b"), (2, "b")]
         )
+
+
+class DovecotSharedFileTests(TestCase):
+    """
+    The extra fields pop3kit reads do not disturb Dovecot reading the same passwd-file.
+    """
+
+    timeout = 60
+
+    async def test_dovecotStillLogsIn(self) -> None:
+        """
+        A private Dovecot whose passwd-file gives alice C{userdb_pop3kit_login_delay} and
+        C{userdb_pop3kit_expire} logs her in and serves her mail; pop3kit's checker reads
+        the values from the same file.
+        """
+        from twisted.internet import reactor
+
+        from pop3kit.client import connect
+        from tests._dovecot import HOST, PASSWORD, DovecotServer
+        from tests._tools import requireTool
+
+        requireTool("dovecot", "dovecot-pop3d")
+        dovecot = DovecotServer(self.mktemp())
+        with open(dovecot.passwdPath) as f:
+            lines = f.read().splitlines()
+        fields = "userdb_pop3kit_login_delay=900 userdb_pop3kit_expire=30"
+        with open(dovecot.passwdPath, "w") as f:
+            for line in lines:
+                if line.startswith("alice:"):
+                    line += f"::::::{fields}"
+                f.write(line + "\n")
+        dovecot.deliver("alice", b"Subject: hi\n\nbody\n")
+        dovecot.start()
+        self.addCleanup(dovecot.cleanUp)
+        client = await connect(
+            reactor,  # type: ignore[arg-type]
+            HOST,
+            dovecot.port,
+            tls="starttls",
+            cafile=dovecot.cafile,
+            timeout=20,
+        )
+        await client.login("alice", PASSWORD, mechanism="user")
+        self.assertEqual((await client.stat())[0], 1)
+        await client.quit()
+        settings = await PasswdFileChecker(dovecot.passwdPath).userSettings("alice")
+        self.assertEqual(settings, UserSettings(loginDelay=900, expire=30))
