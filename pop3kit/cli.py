@@ -11,6 +11,7 @@ Maildirs under its C{mail/} directory::
     pop3kit user remove alice
     pop3kit user test alice                     # checks a password, as the server would
     pop3kit deliver alice < message.eml
+    pop3kit expire --days 30                    # for cron: see docs/deployment.rst
     pop3kit fetch pop3s://alice@mail.example.com --to maildir:~/Maildir
     pop3kit scan pop3s://alice@mail.example.com
 
@@ -428,6 +429,10 @@ def _makeParser() -> argparse.ArgumentParser:
         "--maildir-root", metavar="DIR", help="the Maildirs' parent (default: DATA_DIR/mail)"
     )
     deliver.set_defaults(handler=_deliver)
+
+    from pop3kit._expirecommand import addExpireCommand
+
+    addExpireCommand(commands, [dataDir])
 
     storage = commands.add_parser("storage", help="set up a mail store")
     storageCommands = storage.add_subparsers(dest="storageCommand", required=True, metavar="ACTION")

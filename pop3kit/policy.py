@@ -110,9 +110,14 @@ class ServerPolicy:
         L{None} for L{pop3kit.core.DEFAULT_SASL_MECHANISMS}, plus EXTERNAL with client
         certificates.
     @ivar loginDelay: Minimum seconds between two logins to one maildrop, announced as
-        LOGIN-DELAY; L{None} for no limit.
-    @ivar expire: Days messages are kept, or C{"NEVER"}, announced as EXPIRE; with 0,
-        retrieved messages are removed at QUIT.  L{None} announces nothing.
+        LOGIN-DELAY; L{None} for no limit.  Users may have values of their own
+        (L{pop3kit.interfaces.IUserSettingsSource}).
+    @ivar expire: Days retrieved messages are kept, or C{"NEVER"}, announced as EXPIRE;
+        with 0, retrieved messages are removed at QUIT; with C{n} days, a later
+        session's QUIT removes the messages retrieved more than C{n} days before (for
+        mailboxes providing L{pop3kit.interfaces.IRetrievalLog}; others are announced
+        C{EXPIRE NEVER} after login).  L{None} announces nothing.  Users may have values
+        of their own (L{pop3kit.interfaces.IUserSettingsSource}).
     @ivar implementation: Text announced as IMPLEMENTATION; L{None} for none.
     @ivar apop: Offer APOP when the portal can check hashed credentials.
     @ivar apopHost: The host part of the APOP timestamp and of CRAM-MD5 challenges.
@@ -179,7 +184,13 @@ class ServerPolicy:
         return DEFAULT_SASL_MECHANISMS
 
     def capabilities(
-        self, verifiable: Container[Credential], *, secure: bool, canStartTLS: bool, local: bool
+        self,
+        verifiable: Container[Credential],
+        *,
+        secure: bool,
+        canStartTLS: bool,
+        local: bool,
+        perUser: bool = False,
     ) -> Capabilities:
         """
         What a connection offers as it starts.
@@ -190,6 +201,8 @@ class ServerPolicy:
         @param canStartTLS: A certificate is configured and the transport can start TLS:
             STLS is offered unless TLS is active.
         @param local: The client is on this host (loopback or a UNIX socket).
+        @param perUser: Users may have LOGIN-DELAY and EXPIRE values of their own
+            (announced with C{USER} before login).
         """
         certificates = Credential.CERTIFICATE in verifiable
         return Capabilities(
@@ -206,6 +219,7 @@ class ServerPolicy:
             loginDelay=self.loginDelay,
             expire=self.expire,
             implementation=self.implementation,
+            perUser=perUser,
         )
 
 

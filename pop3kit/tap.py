@@ -243,7 +243,12 @@ class Options(usage.Options, AuthOptionMixin):
             float,
         ],
         ["login-delay", None, None, "Minimum seconds between logins (LOGIN-DELAY).", int],
-        ["expire", None, None, "Days mail is kept, or 'never' (announced as EXPIRE)."],
+        [
+            "expire",
+            None,
+            None,
+            "Days retrieved mail is kept, or 'never' (announced and enforced as EXPIRE).",
+        ],
         ["implementation", None, None, "Text announced as IMPLEMENTATION in CAPA."],
         ["apop-host", None, "pop3kit", "Host part of the APOP greeting timestamp."],
         [

@@ -32,7 +32,7 @@ PINNED = {
         "ServerEvent", "PasswordLogin", "APOPLogin", "SASLLogin", "SASLResponse",
         "SASLAborted", "StartTLS", "Retrieve", "Expunge", "Outcome", "LoginAccepted",
         "LoginRefused", "SASLChallenge", "InitialResponseRefused", "BeginTLS", "BodyFollows",
-        "BodySent", "Goodbye", "Evicted", "MaildropView",
+        "BodySent", "Goodbye", "Evicted", "MaildropView", "UserSettings",
         # The client's session and its events.
         "ClientConnection", "ClientEvent", "BodyData", "EndOfBody",
         # Messages: what a backend lists, and the streaming codecs.
@@ -70,8 +70,8 @@ PINNED = {
     "pop3kit.metrics": ["MetricsObserver", "metricsService"],
     "pop3kit.interfaces": [
         "IFencedMaildropLock", "ILoginHistory", "IMailbox", "IMaildropDelivery",
-        "IMaildropLock", "IMaildropLocker",
-        "ISCRAMKeySource",
+        "IMaildropLock", "IMaildropLocker", "IRetrievalLog", "ISCRAMKeySource",
+        "IUserSettingsSource",
     ],
     "pop3kit.policy": [
         "CLEARTEXT_POLICIES", "MINIMUM_TIMEOUT", "CleartextPolicy", "InvalidPolicy",

@@ -31,7 +31,7 @@ import socket
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Mapping, Sequence
 from typing import BinaryIO
 
 from twisted.cred.portal import IRealm
@@ -39,6 +39,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
+from pop3kit.backends import _retrieval
 from pop3kit.backends.memory import _avatarName
 from pop3kit.core import (
     MessageInfo,
@@ -46,7 +47,7 @@ from pop3kit.core import (
     isValidUid,
 )
 from pop3kit.errors import MessageUnavailable, PermanentFailure, TemporaryFailure
-from pop3kit.interfaces import IMailbox
+from pop3kit.interfaces import IMailbox, IRetrievalLog
 
 __all__ = [
     "DEFAULT_SIZE_CACHE_ENTRIES",
@@ -218,10 +219,13 @@ class SizeCache:
             self._entries -= len(self._maildirs.pop(oldest))
 
 
-@implementer(IMailbox)
+@implementer(IMailbox, IRetrievalLog)
 class MaildirMailbox:
     """
     One user's Maildir as a L{IMailbox}.
+
+    As an L{IRetrievalLog} it keeps when messages were retrieved in the Maildir's
+    C{pop3kit-retrieved} file (see L{pop3kit.backends._retrieval}), for C{EXPIRE n}.
 
     Messages are listed oldest first, by the delivery time at the start of their file
     names.  The mailbox remembers where the last listing found each message and looks again
@@ -421,6 +425,38 @@ class MaildirMailbox:
                 TemporaryFailure(f"could not delete {len(problems)} message(s): {problems[0]}")
             )
         return succeed(None)
+
+    def markRetrieved(self, uids: Collection[str], when: float) -> Deferred[None]:
+        """
+        Record in the Maildir's C{pop3kit-retrieved} file that the messages C{uids} were
+        retrieved at C{when}; fails with L{pop3kit.errors.TemporaryFailure} if the record
+        cannot be written.
+        """
+        try:
+            _retrieval.markRetrieved(self._path, uids, when, self._storedUids)
+        except OSError as e:
+            self.log.failure("Cannot record retrievals in {path}", path=self._path)
+            return fail(TemporaryFailure(f"cannot record retrieved messages ({e.strerror})"))
+        return succeed(None)
+
+    def expired(self, before: float) -> Deferred[Collection[str]]:
+        """
+        The messages first retrieved before C{before}, from the Maildir's
+        C{pop3kit-retrieved} file; fails with L{pop3kit.errors.TemporaryFailure} if it
+        cannot be read.
+        """
+        try:
+            uids = _retrieval.expiredUids(self._path, before, self._storedUids)
+        except OSError as e:
+            self.log.failure("Cannot read the retrieval record of {path}", path=self._path)
+            return fail(TemporaryFailure(f"cannot read retrieved messages ({e.strerror})"))
+        return succeed(uids)
+
+    def _storedUids(self) -> Container[str]:
+        """
+        The unique-ids of the messages in the Maildir now, from a new scan.
+        """
+        return _Scan(self._path).byUid()
 
 
 class _Scan:
