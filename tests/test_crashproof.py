@@ -80,7 +80,12 @@ class CrashProofTests(TestCase):
         """
         C{pop3kit fetch --delete} into a Maildir.
         """
-        _crashproof.sweep(self, _crashproof.FetchTarget(self), maxRuns=45)
+        _crashproof.sweep(
+            self,
+            _crashproof.FetchTarget(self),
+            actions=os.environ.get("CRASHPROOF_ACTIONS", "kill,eio,enospc").split(","),
+            maxRuns=45,
+        )
 
     def test_expungeMaildir(self) -> None:
         """

@@ -9,6 +9,7 @@ L{tests.test_fetch_command}; fetches from Dovecot are in L{tests.test_interop_do
 
 from __future__ import annotations
 
+import errno
 import io
 import mailbox
 import os
@@ -482,10 +483,6 @@ class _RecordingSync(DiskSync):
     def __init__(self, events: list[tuple[object, ...]]) -> None:
         self.events = events
 
-    def syncAll(self) -> None:
-        self.events.append(("syncAll",))
-        super().syncAll()
-
     def syncFile(self, path: str) -> None:
         with open(path, "rb") as f:
             self.events.append(("syncFile", path, f.read()))
@@ -724,7 +721,8 @@ class FetchTests(SynchronousTestCase):
         self.assertEqual(result.fetched, 10)
         self.assertEqual(self.stored(), messages)
         self.assertEqual(slow.mostAtOnce, 1)
-        batches = [len(cast(list[str], e[2])) for e in events if e[0] == "syncDirectory"]
+        newDir = os.path.join(self.target, "new")
+        batches = [len(cast(list[str], e[2])) for e in events if e[:2] == ("syncDirectory", newDir)]
         # new/ holds 2 messages after the first batch, and all 10 after the second.
         self.assertEqual(batches, [2, 10])
 
@@ -747,7 +745,8 @@ class FetchTests(SynchronousTestCase):
     def test_durableBeforeDeleteMaildir(self) -> None:
         """
         With C{--delete}, no DELE is sent before the messages are on disk: every file in
-        C{tmp/} is synced, linked into C{new/}, and C{new/} is synced first.
+        C{tmp/} is synced (C{fsync}, each file: no C{sync(2)} of the whole host), then
+        C{tmp/}, then each is linked into C{new/}, and C{new/} is synced first.
         """
         self.server.deliver(*FIRST_MESSAGES)
         events: list[tuple[object, ...]] = []
@@ -755,11 +754,22 @@ class FetchTests(SynchronousTestCase):
             delete=True, connector=self.recordingConnector(events), sync=_RecordingSync(events)
         )
         newDir = os.path.join(self.target, "new")
+        tmpDir = os.path.join(self.target, "tmp")
         stored = sorted(os.listdir(newDir))
+        synced = [event for event in events if event[0] not in ("RETR", "received")]
+        # Each file is synced from tmp/, complete, with the name it gets in new/.
+        files = synced[:3]
+        self.assertEqual([e[0] for e in files], ["syncFile"] * 3)
+        self.assertEqual([os.path.dirname(cast(str, e[1])) for e in files], [tmpDir] * 3)
+        self.assertEqual([cast(bytes, e[2]) for e in files], [lfForm(m) for m in FIRST_MESSAGES])
         self.assertEqual(
-            [event for event in events if event[0] not in ("RETR", "received")],
+            sorted(os.path.basename(cast(str, e[1])) for e in files),
+            sorted(name.partition(",")[0] for name in stored),
+        )
+        self.assertEqual(
+            synced[3:],
             [
-                ("syncAll",),
+                ("syncDirectory", tmpDir, sorted(os.path.basename(cast(str, e[1])) for e in files)),
                 ("syncDirectory", newDir, stored),
                 ("DELE", 1),
                 ("DELE", 2),
@@ -768,7 +778,41 @@ class FetchTests(SynchronousTestCase):
         )
         # What was synced is all of the messages, complete.
         receivedAll = events.index(("received", 3))
-        self.assertLess(receivedAll, events.index(("syncAll",)))
+        self.assertLess(receivedAll, events.index(files[0]))
+        self.assertEqual(self.stored(), [lfForm(m) for m in FIRST_MESSAGES])
+
+    def test_syncErrorDeletesNothing(self) -> None:
+        """
+        An I/O error from syncing C{new/} (the messages may not be on disk) fails the
+        fetch with L{ExitStatus.CANTCREAT} and one line; no DELE is sent, the batch is
+        taken back out of C{new/} and not recorded, and the next run stores it once.
+        """
+        self.server.deliver(*FIRST_MESSAGES)
+        uids = self.server.uids()
+        events: list[tuple[object, ...]] = []
+        target = self.target
+
+        class FailingSync(_RecordingSync):
+            def syncDirectory(self, path: str) -> None:
+                super().syncDirectory(path)
+                if path == os.path.join(target, "new"):
+                    raise OSError(errno.EIO, os.strerror(errno.EIO), path)
+
+        error = self.fetchFails(
+            delete=True, connector=self.recordingConnector(events), sync=FailingSync(events)
+        )
+        self.assertEqual(error.status, ExitStatus.CANTCREAT)
+        self.assertEqual(
+            str(error),
+            f"cannot store messages in maildir:{self.target}: "
+            f"{self.target}/new: Input/output error",
+        )
+        self.assertNotIn("DELE", [event[0] for event in events])
+        self.assertEqual(self.server.uids(), uids)
+        self.assertEqual(self.stored(), [])
+        self.assertEqual(os.listdir(os.path.join(self.target, "tmp")), [])
+        result = self.fetch(delete=True)
+        self.assertEqual(result.fetched, 3)
         self.assertEqual(self.stored(), [lfForm(m) for m in FIRST_MESSAGES])
 
     def test_durableBeforeDeleteMbox(self) -> None:
