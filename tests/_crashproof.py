@@ -18,7 +18,8 @@ C{SIGKILL} before the call is made, or fails it with the error asked for.
 L{sweep} first runs the command once only counting (a clean run, which must succeed and
 pass the checks), then once per chosen call number and action.  If there are more runs
 than C{maxRuns}, the call numbers are sampled, deterministically from a seed that is
-printed (C{CRASHPROOF_SEED=S} repeats a sample; C{CRASHPROOF_FULL=1} runs every call).
+printed (C{CRASHPROOF_SEED=S} repeats a sample; C{CRASHPROOF_FULL=1} runs every call;
+C{CRASHPROOF_AT=N,M} runs only those calls, to repeat one failure).
 
 Plugging in a backend or a destination
 ======================================
@@ -109,7 +110,7 @@ PYTHON = [sys.executable]
 _shims: dict[str, str] = {}
 
 
-def compileShim(testCase: _TrialTestCase | object) -> str:
+def compileShim(testCase: _TrialTestCase) -> str:
     """
     Compile C{tests/crashshim.c} with the system C{cc} (once per test process).
 
@@ -119,7 +120,7 @@ def compileShim(testCase: _TrialTestCase | object) -> str:
     cc = requireTool("cc", "gcc")
     if cc in _shims and os.path.exists(_shims[cc]):
         return _shims[cc]
-    directory = os.path.abspath(testCase.mktemp())  # type: ignore[attr-defined]
+    directory = os.path.abspath(testCase.mktemp())
     os.makedirs(directory)
     library = os.path.join(directory, "crashshim.so")
     subprocess.run(
@@ -328,6 +329,9 @@ def sweep(
     target.checkRecovered(directory, clean, None)
     total = len(clean.calls)
     chosen = _choose(total, maxRuns, actions, seed)
+    only = os.environ.get("CRASHPROOF_AT", "")
+    if only:
+        chosen = [(action, int(n)) for action in actions for n in only.split(",")]
     sys.stderr.write(
         f"\ncrash proof of {target.name}: {total} calls, {len(chosen)} faulted runs"
         f" of {total * len(actions)} (seed {seed}; CRASHPROOF_SEED={seed} repeats, "
@@ -703,7 +707,7 @@ def _serve(root: str) -> None:
     portal = Portal(MaildirRealm(root), [InMemoryUsernamePasswordDatabaseDontUse(alice=b"secret")])
     factory = POP3ServerFactory(portal, clock=reactor, failedLoginDelay=0)
     port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
-    sys.stdout.write(f"{port.getHost().port}\n")
+    sys.stdout.write(f"{port.getHost().port}\n")  # type: ignore[attr-defined]
     sys.stdout.flush()
     reactor.run()  # type: ignore[attr-defined]
 

@@ -21,6 +21,7 @@ from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock, deferLater
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from pop3kit import _fetch
@@ -814,6 +815,81 @@ class FetchTests(SynchronousTestCase):
         result = self.fetch(delete=True)
         self.assertEqual(result.fetched, 3)
         self.assertEqual(self.stored(), [lfForm(m) for m in FIRST_MESSAGES])
+
+    def test_interruptDuringCommit(self) -> None:
+        """
+        An interrupt (the fetch's L{Deferred} cancelled, as Ctrl-C does) while a batch is
+        being made durable in a thread lets that commit finish and be recorded; nothing
+        is deleted; a line says how many messages were stored and that none was deleted;
+        the same fetch again stores only the others, once each.
+        """
+        messages = [b"Subject: %d\n\nbody\n" % i for i in range(6)]
+        self.server.deliver(*messages)
+        uids = self.server.uids()
+        held: list[tuple[Callable[[], None], Deferred[None]]] = []
+
+        def runLater(call: Callable[[], None]) -> Deferred[None]:
+            d: Deferred[None] = Deferred()
+            held.append((call, d))
+            return d
+
+        warnings = io.StringIO()
+        fetching = Deferred.fromCoroutine(
+            _fetch.fetch(
+                self.server.network.reactor,
+                self.account,
+                FetchOptions(
+                    destination=f"maildir:{self.target}",
+                    delete=True,
+                    stateFile=self.state,
+                    connect=ConnectOptions(noTLS=True, timeout=20),
+                ),
+                SECRET,
+                environ={},
+                warnings=warnings,
+                runInThread=runLater,
+                batchMessages=2,
+            )
+        )
+        failures: list[Failure] = []
+        fetching.addErrback(failures.append)
+        self.server.network.flush()
+        self.assertEqual(len(held), 1)
+        self.assertEqual(os.listdir(os.path.join(self.target, "new")), [])
+        fetching.cancel()
+        self.server.network.flush()
+        self.assertEqual(failures, [], "the fetch ended before the commit under way")
+        call, d = held.pop()
+        call()
+        d.callback(None)
+        self.server.network.flush()
+        self.assertEqual(len(failures), 1)
+        self.assertEqual(len(self.stored()), 2)
+        self.assertEqual(self.stored(), messages[:2])
+        self.assertEqual(self.server.uids(), uids)
+        self.assertEqual(
+            warnings.getvalue(),
+            f"pop3kit: 2 of 6 messages were stored in maildir:{self.target} and recorded "
+            f"in {self.state}; none was deleted on the server: the same command again "
+            "deletes them there without downloading them again\n",
+        )
+        self.assertEqual(os.listdir(os.path.join(self.target, "tmp")), [])
+        result = self.fetch(delete=True)
+        self.assertEqual((result.fetched, result.skipped, result.deleted), (4, 2, 6))
+        self.assertEqual(self.stored(), messages)
+        self.assertEqual(self.server.uids(), [])
+
+    def test_deleteRerunSkipsRecorded(self) -> None:
+        """
+        C{--delete} (without C{--since-last}) after an earlier run stored messages does
+        not download them again: it deletes them.
+        """
+        self.server.deliver(*FIRST_MESSAGES)
+        self.fetch()
+        result = self.fetch(delete=True)
+        self.assertEqual((result.fetched, result.skipped, result.deleted), (0, 3, 3))
+        self.assertEqual(self.stored(), [lfForm(m) for m in FIRST_MESSAGES])
+        self.assertEqual(self.server.uids(), [])
 
     def test_durableBeforeDeleteMbox(self) -> None:
         """
