@@ -561,6 +561,11 @@ class FetchTarget:
             assert message in stored, f"deleted on the server, not stored: {message[:20]!r}"
         if run.status > 0:
             _oneLineErrors(run)
+            assert run.status == 73, f"exit {run.status} for a disk error, not 73"
+            assert "[Errno" not in run.errorText, "a raw OSError"
+            if self.kind == "maildir":
+                tmp = os.path.join(self.destination(directory), "tmp")
+                assert os.listdir(tmp) == [], "a failed run left files in tmp/"
 
     def recover(self, directory: str, run: Run) -> Command | None:
         return self.command(directory)

@@ -38,6 +38,7 @@ from pop3kit._fetch import (
     readPassword,
 )
 from pop3kit._fetch._destinations import _LFWriter
+from pop3kit.backends import maildir as _maildirModule
 from pop3kit.backends.maildir import MaildirMailbox, MaildirRealm, _deliveryOrder, deliver
 from pop3kit.backends.maildir import mailboxPath as _mailboxPath
 from pop3kit.client import POP3Client
@@ -878,6 +879,36 @@ class FetchTests(SynchronousTestCase):
         self.assertEqual((result.fetched, result.skipped, result.deleted), (4, 2, 6))
         self.assertEqual(self.stored(), messages)
         self.assertEqual(self.server.uids(), [])
+
+    def test_fullDisk(self) -> None:
+        """
+        A full disk while a message is written is L{ExitStatus.CANTCREAT} with one line
+        naming the file, not a raw L{OSError}; nothing is deleted, and no file is left in
+        C{tmp/}, also for messages whose octets were still arriving.
+        """
+        messages = [b"Subject: %d\n\n" % i + b"x" * 600_000 + b"\n" for i in range(4)]
+        self.server.deliver(*messages)
+        uids = self.server.uids()
+        realWrite = _maildirModule._Delivery.write
+        writes = 0
+
+        def write(delivery: _maildirModule._Delivery, data: bytes) -> None:
+            nonlocal writes
+            writes += 1
+            if writes == 3:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), delivery.tmpPath)
+            realWrite(delivery, data)
+
+        self.patch(_maildirModule._Delivery, "write", write)
+        error = self.fetchFails(delete=True)
+        self.assertEqual(error.status, ExitStatus.CANTCREAT)
+        self.assertRegex(
+            str(error),
+            f"^cannot store message 1: {self.target}/tmp/[^/]+: No space left on device$",
+        )
+        self.assertEqual(self.stored(), [])
+        self.assertEqual(os.listdir(os.path.join(self.target, "tmp")), [])
+        self.assertEqual(self.server.uids(), uids)
 
     def test_deleteRerunSkipsRecorded(self) -> None:
         """

@@ -144,6 +144,7 @@ class _MaildirSink:
         self._path = path
         self._delivery: _maildir._Delivery | None = None
         self._wireSize = 0
+        self._aborted = False
 
     def _opened(self) -> _maildir._Delivery:
         if self._delivery is None:
@@ -165,6 +166,9 @@ class _MaildirSink:
         return None if self._delivery is None else self._delivery.newPath
 
     def write(self, data: bytes) -> None:
+        if self._aborted:
+            # Octets that arrive after the fetch gave up: no file for them.
+            return
         self._opened().write(data)
 
     def close(self, wireSize: int) -> None:
@@ -189,6 +193,7 @@ class _MaildirSink:
                 os.unlink(newPath)
 
     def abort(self) -> None:
+        self._aborted = True
         if self._delivery is not None:
             self._delivery.abort()
 
