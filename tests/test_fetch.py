@@ -38,7 +38,7 @@ from pop3kit._fetch import (
     readPassword,
 )
 from pop3kit._fetch._destinations import _LFWriter
-from pop3kit.backends import maildir as _maildirModule
+from pop3kit.backends import maildir as maildirbackend
 from pop3kit.backends.maildir import MaildirMailbox, MaildirRealm, _deliveryOrder, deliver
 from pop3kit.backends.maildir import mailboxPath as _mailboxPath
 from pop3kit.client import POP3Client
@@ -889,17 +889,17 @@ class FetchTests(SynchronousTestCase):
         messages = [b"Subject: %d\n\n" % i + b"x" * 600_000 + b"\n" for i in range(4)]
         self.server.deliver(*messages)
         uids = self.server.uids()
-        realWrite = _maildirModule._Delivery.write
+        realWrite = maildirbackend._Delivery.write
         writes = 0
 
-        def write(delivery: _maildirModule._Delivery, data: bytes) -> None:
+        def write(delivery: maildirbackend._Delivery, data: bytes) -> None:
             nonlocal writes
             writes += 1
             if writes == 3:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), delivery.tmpPath)
             realWrite(delivery, data)
 
-        self.patch(_maildirModule._Delivery, "write", write)
+        self.patch(maildirbackend._Delivery, "write", write)
         error = self.fetchFails(delete=True)
         self.assertEqual(error.status, ExitStatus.CANTCREAT)
         self.assertRegex(
