@@ -37,6 +37,7 @@ from pop3kit._fetch import (
     parseURL,
     readPassword,
 )
+from pop3kit._fetch import _destinations
 from pop3kit._fetch._destinations import _LFWriter
 from pop3kit.backends import maildir as maildirbackend
 from pop3kit.backends.maildir import MaildirMailbox, MaildirRealm, _deliveryOrder, deliver
@@ -373,6 +374,45 @@ class DestinationTests(SynchronousTestCase):
                 box = mailbox.mbox(os.path.join(base, "box"))
                 stored = sorted(box.get_bytes(key) for key in box.iterkeys())
             self.assertEqual(stored, [b"", b"Subject: one\n\n"], kind)
+
+    def test_checkCleansOldTmpFiles(self) -> None:
+        """
+        Checking a Maildir destination removes the files a killed run left in C{tmp/}
+        36 hours ago or more, and keeps younger ones.
+        """
+        path = os.path.abspath(self.mktemp())
+        destination = parseDestination(f"maildir:{path}")
+        destination.check()
+        leftover = os.path.join(path, "tmp", "leftover")
+        with open(leftover, "wb") as f:
+            f.write(b"partial")
+        destination.check()
+        self.assertTrue(os.path.exists(leftover))
+        self.patch(maildirbackend, "TMP_MAX_AGE", -60)
+        destination.check()
+        self.assertFalse(os.path.exists(leftover))
+
+    def test_mboxSpoolsInMemory(self) -> None:
+        """
+        An mbox sink keeps a message waiting for its batch in memory, without a file
+        descriptor, up to L{_destinations.SPOOL_IN_MEMORY} octets: a batch of a thousand
+        messages does not run out of descriptors.
+        """
+        path = os.path.join(os.path.abspath(self.mktemp()), "box")
+        destination = parseDestination(f"mbox:{path}")
+        destination.check()
+        before = len(os.listdir("/proc/self/fd"))
+        sinks = []
+        for i in range(1000):
+            sink = destination.open()
+            sink.write(b"Subject: %d\n\nbody\n" % i)
+            sink.close(0)
+            sinks.append(sink)
+        self.assertLess(len(os.listdir("/proc/self/fd")), before + 5)
+        destination.commitBatch(sinks)
+        box = mailbox.mbox(path)
+        self.assertEqual(len(box), 1000)
+        box.close()
 
     def test_mboxQuotesFromLines(self) -> None:
         """

@@ -331,7 +331,8 @@ class Destination:
     def check(self) -> None:
         """
         Create the destination if missing, and check that it can be written: before
-        connecting, so a typo costs no download.
+        connecting, so a typo costs no download.  In a Maildir, remove the files that a
+        crash left in C{tmp/} 36 hours ago or more.
 
         @raise ExitError: With L{ExitStatus.CANTCREAT}.
         """
@@ -341,6 +342,9 @@ class Destination:
                     os.makedirs(os.path.join(self.path, sub), mode=0o700, exist_ok=True)
                 if not os.access(os.path.join(self.path, "tmp"), os.W_OK | os.X_OK):
                     raise PermissionError(errno.EACCES, "not writable", self.path)
+                # Files an earlier, killed run left in tmp/, once 36 hours old.
+                with contextlib.suppress(OSError):
+                    _maildir.cleanTmp(self.path)
             else:
                 parent = os.path.dirname(self.path) or "."
                 os.makedirs(parent, mode=0o700, exist_ok=True)
