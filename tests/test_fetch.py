@@ -37,7 +37,6 @@ from pop3kit._fetch import (
     parseURL,
     readPassword,
 )
-from pop3kit._fetch import _destinations
 from pop3kit._fetch._destinations import _LFWriter
 from pop3kit.backends import maildir as maildirbackend
 from pop3kit.backends.maildir import MaildirMailbox, MaildirRealm, _deliveryOrder, deliver
@@ -395,7 +394,7 @@ class DestinationTests(SynchronousTestCase):
     def test_mboxSpoolsInMemory(self) -> None:
         """
         An mbox sink keeps a message waiting for its batch in memory, without a file
-        descriptor, up to L{_destinations.SPOOL_IN_MEMORY} octets: a batch of a thousand
+        descriptor, up to C{SPOOL_IN_MEMORY} octets: a batch of a thousand
         messages does not run out of descriptors.
         """
         path = os.path.join(os.path.abspath(self.mktemp()), "box")
