@@ -56,7 +56,32 @@ Write a L{Target} (any object with these five members) and call L{sweep} from a 
 Ready targets: L{DeliverTarget} (C{pop3kit deliver}), L{FetchTarget} (a fetch into any
 destination, given a reader for it; the POP3 server runs in its own process, see
 L{ServerProcess}), L{ExpungeTarget} (a backend's expunge, the server's UPDATE state, run
-by this module's C{expunge} driver for any realm factory).
+by this module's C{expunge} driver for any realm factory).  For the mbox backend and
+destination, a few lines do::
+
+    def readMbox(path):
+        box = mailbox.mbox(path)
+        try:
+            return [box.get_bytes(key) for key in box.iterkeys()]
+        finally:
+            box.close()
+
+    class MboxFetchTarget(FetchTarget):
+        def unrecorded(self, run):
+            # Messages appended since the state file was last synced: count the mbox's
+            # "From " separators written after the last fsync of "state", or return the
+            # batch size to accept the documented worst case.
+            return self.batch
+
+    sweep(self, MboxFetchTarget(self, "mbox", readMbox))
+    sweep(self, ExpungeTarget("mbox expunge", "my.module:mboxRealm", fillMbox, readMboxRoot))
+
+where C{mboxRealm(root)} builds the realm serving C{root} (alice's mbox under it),
+C{fillMbox(root, messages)} stores the messages and returns their UIDs as the backend
+lists them, and C{readMboxRoot(root)} returns alice's messages as the backend stores them.
+Every call under the watched directory counts, the dot-lock's C{open}/C{link}/C{unlink}
+included: a kill while the lock is held is then checked to leave no lock that stops the
+next run.
 
 This module is also the driver run in the subprocesses: C{python -m tests._crashproof
 serve|fetch|expunge ...}.
@@ -66,6 +91,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import os
 import random
 import shutil
@@ -76,7 +102,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from twisted.trial.unittest import TestCase as _TrialTestCase
+from twisted.trial.unittest import SynchronousTestCase as _TrialTestCase
 
 from tests._tools import requireTool
 
@@ -523,8 +549,6 @@ class FetchTarget:
         if os.path.exists(self.source):
             shutil.rmtree(self.source)
         _makeMaildir(self.source, parents=True)
-        import io
-
         for message in self.messages:
             deliver(self.source, io.BytesIO(message))
 
@@ -670,8 +694,6 @@ def fillMaildir(root: str, messages: list[bytes]) -> list[str]:
     """
     Deliver C{messages} into alice's Maildir under C{root}; their UIDs.
     """
-    import io
-
     from pop3kit.backends.maildir import MaildirMailbox, deliver, mailboxPath
 
     path = mailboxPath(root, "alice")
