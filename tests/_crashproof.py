@@ -68,10 +68,10 @@ destination, a few lines do::
 
     class MboxFetchTarget(FetchTarget):
         def unrecorded(self, run):
-            # Messages appended since the state file was last synced: count the mbox's
-            # "From " separators written after the last fsync of "state", or return the
-            # batch size to accept the documented worst case.
-            return self.batch
+            # The messages appended since the state file was last synced (a batch may
+            # outgrow `batch` while the previous one is being committed): count them
+            # from run.calls, as FetchTarget.unrecorded counts links into new/.
+            ...
 
     sweep(self, MboxFetchTarget(self, "mbox", readMbox))
     sweep(self, ExpungeTarget("mbox expunge", "my.module:mboxRealm", fillMbox, readMboxRoot))
