@@ -286,6 +286,45 @@ class StateFileTests(SynchronousTestCase):
         self.assertEqual(again.uids, {"one", "two"})
         state.close()
 
+    def test_recordAllSyncs(self) -> None:
+        """
+        L{StateFile.recordAll} appends a batch of UIDLs and syncs the file (and, for a new
+        file, its directory) before returning: the record survives a crash.
+        """
+        path = os.path.join(self.mktemp(), "state")
+        synced: list[str] = []
+        realFsync = os.fsync
+
+        def fsync(fd: int) -> None:
+            synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+            realFsync(fd)
+
+        self.patch(os, "fsync", fsync)
+        state = StateFile(os.path.abspath(path))
+        state.recordAll(["one", "two"])
+        self.assertEqual(synced, [os.path.abspath(path), os.path.dirname(os.path.abspath(path))])
+        state.recordAll(["three"])
+        self.assertEqual(synced[2:], [os.path.abspath(path)])
+        state.close()
+        again = StateFile(path)
+        again.load()
+        self.assertEqual(again.uids, {"one", "two", "three"})
+
+    def test_tornLastLineIgnored(self) -> None:
+        """
+        A last line without its line end (a crash while it was written) is not taken as
+        a UIDL: that message was not known to be stored.
+        """
+        path = os.path.join(self.mktemp(), "state")
+        state = StateFile(path)
+        state.recordAll(["one", "two"])
+        state.close()
+        with open(path, "a") as f:
+            f.write("thr")
+        again = StateFile(path)
+        again.load()
+        self.assertEqual(again.uids, {"one", "two"})
+
     def test_saveReplaces(self) -> None:
         """
         L{StateFile.save} keeps only the given UIDLs and leaves no temporary file.
