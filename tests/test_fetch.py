@@ -861,6 +861,36 @@ class FetchTests(SynchronousTestCase):
         self.assertLess(receivedAll, events.index(files[0]))
         self.assertEqual(self.stored(), [lfForm(m) for m in FIRST_MESSAGES])
 
+    def test_recordedBeforeDelete(self) -> None:
+        """
+        With C{--delete}, each message's UIDL is in the state file (synced with its batch)
+        before its DELE is sent: a crash between the two never has it downloaded again.
+        """
+        self.server.deliver(*FIRST_MESSAGES)
+        client = cast(POP3Client, self.server.network.connectClient().client)
+        self.server.network.run(client.login("alice", SECRET))
+        byNumber = self.server.network.run(client.listUids())
+        self.server.network.run(client.quit())
+        events: list[tuple[object, ...]] = []
+        statePath = self.state
+
+        class Checking(_RecordingClient):
+            def delete(self, n: int) -> Deferred[None]:
+                state = StateFile(statePath)
+                state.load()
+                events.append(("recorded at DELE", n, sorted(state.uids)))
+                return super().delete(n)
+
+        self.fetch(
+            delete=True,
+            batchMessages=1,
+            connector=wrappingConnector(lambda client: Checking(client, events, None)),
+        )
+        recorded = [event for event in events if event[0] == "recorded at DELE"]
+        self.assertEqual(len(recorded), 3)
+        for _, n, known in recorded:
+            self.assertIn(byNumber[cast(int, n)], cast(list[str], known))
+
     def test_syncErrorDeletesNothing(self) -> None:
         """
         An I/O error from syncing C{new/} (the messages may not be on disk) fails the
