@@ -589,7 +589,9 @@ class FetchTarget:
             assert "[Errno" not in run.errorText, "a raw OSError"
             if self.kind == "maildir":
                 tmp = os.path.join(self.destination(directory), "tmp")
-                assert os.listdir(tmp) == [], "a failed run left files in tmp/"
+                assert not os.path.isdir(tmp) or os.listdir(tmp) == [], (
+                    "a failed run left files in tmp/"
+                )
 
     def recover(self, directory: str, run: Run) -> Command | None:
         return self.command(directory)

@@ -84,7 +84,7 @@ class CrashProofTests(TestCase):
             self,
             _crashproof.FetchTarget(self),
             actions=os.environ.get("CRASHPROOF_ACTIONS", "kill,eio,enospc").split(","),
-            maxRuns=45,
+            maxRuns=30,
         )
 
     def test_expungeMaildir(self) -> None:
