@@ -475,15 +475,25 @@ _NAME_PUNCTUATION = frozenset(".-_@+=~%")
 def _makeMaildir(path: str, parents: bool) -> None:
     """
     Create the Maildir C{path} and its C{new/}, C{cur/} and C{tmp/} where missing, with
-    mode 0700.
+    mode 0700, and sync the directories that gained an entry.
 
     @param parents: Whether missing parent directories are created too.
     """
-    if parents:
-        os.makedirs(path, 0o700, exist_ok=True)
+    created: list[str] = []
+    if parents and not os.path.isdir(path):
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            os.makedirs(parent, 0o700, exist_ok=True)
     for directory in (path, *(os.path.join(path, sub) for sub in ("new", "cur", "tmp"))):
-        with contextlib.suppress(FileExistsError):
+        try:
             os.mkdir(directory, 0o700)
+        except FileExistsError:
+            continue
+        created.append(directory)
+    # A new directory's entry is durable once its parent is synced: a delivery into a
+    # Maildir created just now must not vanish with it in a crash.
+    for parent in dict.fromkeys(os.path.dirname(os.path.abspath(d)) for d in created):
+        _syncDirectory(parent)
 
 
 @implementer(IRealm)
