@@ -13,6 +13,7 @@ import errno
 import io
 import mailbox
 import os
+import time
 from collections.abc import Callable
 from typing import Any, BinaryIO, cast
 
@@ -338,6 +339,24 @@ class StateFileTests(SynchronousTestCase):
         again.load()
         self.assertEqual(again.uids, {"b", "c", "d"})
         self.assertEqual(os.listdir(os.path.dirname(path)), ["state"])
+
+    def test_saveRemovesStaleTemporaries(self) -> None:
+        """
+        A save removes the temporary files that runs killed while rewriting a state file
+        left in its directory over an hour ago, and keeps younger ones (a rewrite may be
+        under way).
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        stale = os.path.join(directory, ".state-stale")
+        young = os.path.join(directory, ".state-young")
+        for path in (stale, young):
+            with open(path, "w") as f:
+                f.write("x\n")
+        old = time.time() - 7200
+        os.utime(stale, (old, old))
+        StateFile(os.path.join(directory, "state")).save({"a"})
+        self.assertEqual(sorted(os.listdir(directory)), [".state-young", "state"])
 
     def test_defaultPath(self) -> None:
         """

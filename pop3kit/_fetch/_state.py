@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import IO
@@ -125,7 +126,8 @@ class StateFile:
 
     def save(self, keep: Iterable[str]) -> None:
         """
-        Rewrite the file atomically with just C{keep}.
+        Rewrite the file atomically with just C{keep}; then remove temporary files that
+        killed runs left in its directory over an hour ago.
         """
         self.close()
         self.uids = set(keep)
@@ -145,3 +147,24 @@ class StateFile:
                 os.unlink(tmp)
             raise
         _maildir._syncDirectory(directory)
+        _removeStaleTemporaries(directory)
+
+
+#: How old a C{.state-*} temporary file must be before it is taken for one a killed run
+#: left behind: an hour, far longer than any rewrite takes.
+STALE_TEMPORARY_AGE = 3600.0
+
+
+def _removeStaleTemporaries(directory: str, now: float | None = None) -> None:
+    """
+    Remove the C{.state-*} temporary files that runs killed while rewriting their state
+    file left in C{directory} (shared by every account's state) over an hour ago.
+    """
+    limit = (time.time() if now is None else now) - STALE_TEMPORARY_AGE
+    with contextlib.suppress(OSError), os.scandir(directory) as entries:
+        for entry in entries:
+            if not entry.name.startswith(".state-"):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_mtime < limit:
+                    os.unlink(entry.path)
