@@ -104,7 +104,7 @@ from typing import Protocol
 
 from twisted.trial.unittest import SynchronousTestCase as _TrialTestCase
 
-from tests._tools import requireTool
+from tests._tools import missingTool, requireTool
 
 __all__ = [
     "ACTIONS",
@@ -138,7 +138,9 @@ _shims: dict[str, str] = {}
 
 def compileShim(testCase: _TrialTestCase) -> str:
     """
-    Compile C{tests/crashshim.c} with the system C{cc} (once per test process).
+    Compile C{tests/crashshim.c} with the system C{cc} (once per test process).  A
+    missing C{cc}, or one that cannot compile it (no C library headers), skips the test,
+    or fails it under CI.
 
     @param testCase: The running test (its C{mktemp} gives the directory).
     @return: The path of the shared library.
@@ -149,11 +151,15 @@ def compileShim(testCase: _TrialTestCase) -> str:
     directory = os.path.abspath(testCase.mktemp())
     os.makedirs(directory)
     library = os.path.join(directory, "crashshim.so")
-    subprocess.run(
+    compiled = subprocess.run(
         [cc, "-shared", "-fPIC", "-O1", "-Wall", "-o", library, SHIM_SOURCE, "-ldl"],
-        check=True,
         capture_output=True,
     )
+    if compiled.returncode != 0:
+        missingTool(
+            f"{cc} cannot compile the crash shim (Debian packages gcc, libc6-dev): "
+            + compiled.stderr.decode("utf-8", "replace").strip()
+        )
     _shims[cc] = library
     return library
 
