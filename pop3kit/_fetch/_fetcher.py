@@ -207,6 +207,7 @@ class Fetcher:
         self._committing: Deferred[None] | None = None
         self._deletions: list[Deferred[None]] = []
         self._failed = False
+        self._wanted = 0
 
     async def run(self) -> FetchResult:
         """
@@ -265,6 +266,7 @@ class Fetcher:
             stored = skipOld and self._uid(number) in self.state.uids
             (alreadyStored if stored else wanted).append(number)
         self.result.skipped = len(alreadyStored)
+        self._wanted = len(wanted)
         if self._progress is not None:
             self._progress.total = len(wanted)
             self._progress.totalOctets = sum(self.sizes[n] for n in wanted)
@@ -440,14 +442,15 @@ class Fetcher:
 
     def _tellWhatWasStored(self) -> None:
         """
-        After a failure or an interrupt: say how many messages were stored (and recorded,
-        so the next run does not download them again) and that none was deleted.
+        After a failure or an interrupt: say how many of the messages to download were
+        stored (and recorded, so the next run does not download them again) and that
+        none was deleted.
         """
         fetched = self.result.fetched
         if not fetched:
             return
         where = f"{self.destination.kind}:{self.destination.path}"
-        line = f"pop3kit: {fetched} of {len(self.sizes)} messages were stored in {where}"
+        line = f"pop3kit: {fetched} of {self._wanted} messages were stored in {where}"
         if self.uids is not None:
             line += f" and recorded in {self.state.path}"
         if self.options.delete:
