@@ -16,8 +16,11 @@ Maildirs under its C{mail/} directory::
     pop3kit scan pop3s://alice@mail.example.com
 
 Errors print one line on standard error and exit with status 1; usage errors exit with 2.
-C{deliver} exits with 75 (C{EX_TEMPFAIL}) when the message could not be written, so that
-a mail transfer agent running it keeps the message and tries again instead of bouncing it.
+C{deliver} exits with 75 (C{EX_TEMPFAIL}) when the message could not be written for a
+reason that may go away, so that a mail transfer agent running it keeps the message and
+tries again instead of bouncing it; with 67 (C{EX_NOUSER}) for an unknown user, 65
+(C{EX_DATAERR}) for an empty message, 73 (C{EX_CANTCREAT}) for a Maildir that can never be
+written (see L{pop3kit._deliver}).
 C{fetch} and C{scan} exit with the statuses of L{pop3kit._exits} (see docs/fetch.rst).
 Every failure is an L{ExitError}, which carries its message and its exit status.
 """
@@ -169,19 +172,15 @@ def _userTest(args: argparse.Namespace) -> int:
 
 
 def _deliver(args: argparse.Namespace) -> int:
-    from pop3kit.backends import maildir
+    from pop3kit._deliver import deliverMessage
 
     root: str | None = args.maildir_root
     if root is None:
         root = maildirRoot(args.data_dir)
-    try:
-        path = maildir.mailboxPath(root, args.name)
-    except ValueError as e:
-        raise ExitError(f"invalid user name {args.name!r}: {e}") from None
-    try:
-        maildir.deliver(path, sys.stdin.buffer)
-    except OSError as e:
-        raise ExitError(describeOSError(e), EX_TEMPFAIL) from None
+    passwd: str | None = args.passwd
+    if passwd is None and os.path.exists(passwdPath(args.data_dir)):
+        passwd = passwdPath(args.data_dir)
+    deliverMessage(root, args.name, sys.stdin.buffer, passwd=passwd)
     return 0
 
 
@@ -428,6 +427,12 @@ def _makeParser() -> argparse.ArgumentParser:
     deliver.add_argument(
         "--maildir-root", metavar="DIR", help="the Maildirs' parent (default: DATA_DIR/mail)"
     )
+    deliver.add_argument(
+        "--passwd",
+        metavar="FILE",
+        help="refuse users this passwd-file does not list, with exit status 67 "
+        "(default: DATA_DIR/passwd if it exists)",
+    )
     deliver.set_defaults(handler=_deliver)
 
     from pop3kit._expirecommand import addExpireCommand
@@ -588,8 +593,8 @@ def main(argv: list[str] | None = None) -> int:
     Run the C{pop3kit} command.
 
     @param argv: The arguments, without the program name; C{sys.argv[1:]} by default.
-    @return: The exit status: 0 on success, 1 on errors, 2 on usage errors, 75 if a
-        delivery failed for a reason that may go away.
+    @return: The exit status: 0 on success, 1 on errors, 2 on usage errors; for
+        C{deliver}, the statuses of L{pop3kit._deliver}.
     """
     parser = _makeParser()
     try:

@@ -575,6 +575,7 @@ class ExitStatusTests(SynchronousTestCase):
                 "OK": 0,
                 "FAILURE": 1,
                 "USAGE": 2,
+                "DATAERR": 65,
                 "NOUSER": 67,
                 "NOHOST": 68,
                 "UNAVAILABLE": 69,

@@ -55,7 +55,7 @@ PINNED = {
     "pop3kit.backends.memory": ["MemoryMailbox", "MemoryRealm"],
     "pop3kit.backends.maildir": [
         "DEFAULT_SIZE_CACHE_ENTRIES", "MaildirMailbox", "MaildirRealm", "SizeCache",
-        "deliver", "mailboxPath",
+        "TMP_MAX_AGE", "cleanTmp", "deliver", "mailboxPath",
     ],
     "pop3kit.cred": [
         "APOPCredentials", "CRAMMD5Credentials", "ChainedChecker", "ISASLIdentity",
