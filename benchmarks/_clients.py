@@ -136,6 +136,12 @@ class BlockingClient:
 class LoadResult:
     """
     What one load-generator process measured.
+
+    @ivar errors: The first errors, as text (at most L{MAX_ERROR_TEXTS}).
+    @ivar errorCount: How many errors there were in all.
+    @ivar errorKinds: How many of each kind (L{errorKind}).
+    @ivar firstSessionSeconds: Seconds from the start until every client had finished a
+        first session (or given up).
     """
 
     messages: int = 0
@@ -143,8 +149,26 @@ class LoadResult:
     octets: int = 0
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    errorCount: int = 0
+    errorKinds: dict[str, int] = field(default_factory=dict)
     end: float = 0.0
     cpuSeconds: float = 0.0
+    firstSessionSeconds: float = 0.0
+
+
+#: How many error texts a L{LoadResult} keeps.
+MAX_ERROR_TEXTS = 20
+
+
+def errorKind(error: BaseException) -> str:
+    """
+    What kind of error a client met: C{"evicted"} for C{-ERR [SYS/TEMP]} (the server's
+    limit on connections waiting to log in), else the exception's type name
+    (C{"TimeoutError"} for a session over L{SOCKET_TIMEOUT}, ...).
+    """
+    if isinstance(error, BenchmarkError) and "[SYS/TEMP]" in str(error):
+        return "evicted"
+    return type(error).__name__
 
 
 async def _readUntil(reader: asyncio.StreamReader, separator: bytes) -> bytes:
@@ -200,19 +224,33 @@ async def _clientLoop(
     deadline: float,
     maxSessions: int,
     result: LoadResult,
+    maxErrors: int | None = MAX_ERROR_TEXTS,
+    firstAt: float | None = None,
 ) -> None:
+    """
+    Run sessions one after another from C{startAt} until C{deadline}; after an error,
+    start another session, unless the process has seen more than C{maxErrors} errors
+    (L{None}: carry on whatever the count).
+    """
     await asyncio.sleep(max(0.0, startAt - time.time()))
-    for _ in range(maxSessions):
+    for index in range(maxSessions):
         if time.time() >= deadline:
             break
         try:
             async with asyncio.timeout(SOCKET_TIMEOUT):
                 await _session(port, user, password, messages, result)
         except Exception as e:
-            result.errors.append(f"{user}: {type(e).__name__}: {e}")
-            if len(result.errors) > 20:
+            result.errorCount += 1
+            kind = errorKind(e)
+            result.errorKinds[kind] = result.errorKinds.get(kind, 0) + 1
+            if len(result.errors) < MAX_ERROR_TEXTS:
+                result.errors.append(f"{user}: {type(e).__name__}: {e}")
+            if maxErrors is not None and result.errorCount > maxErrors:
                 return
             await asyncio.sleep(0.01)
+        finally:
+            if index == 0 and firstAt is not None:
+                result.firstSessionSeconds = max(result.firstSessionSeconds, time.time() - firstAt)
 
 
 async def _load(
@@ -223,13 +261,25 @@ async def _load(
     startAt: float,
     duration: float,
     maxSessions: int,
+    stagger: float = 0.0005,
+    maxErrors: int | None = MAX_ERROR_TEXTS,
 ) -> LoadResult:
     result = LoadResult()
     deadline = startAt + duration
-    # Stagger the first connections a little so the listen backlog never overflows.
+    # By default, stagger the first connections a little so the listen backlog never
+    # overflows.
     tasks = [
         _clientLoop(
-            port, user, password, messages, startAt + i * 0.0005, deadline, maxSessions, result
+            port,
+            user,
+            password,
+            messages,
+            startAt + i * stagger,
+            deadline,
+            maxSessions,
+            result,
+            maxErrors,
+            startAt,
         )
         for i, user in enumerate(users)
     ]
@@ -246,15 +296,25 @@ def loadWorker(
     startAt: float,
     duration: float,
     maxSessions: int,
+    stagger: float = 0.0005,
+    maxErrors: int | None = MAX_ERROR_TEXTS,
 ) -> None:
     """
     The body of a load-generator process: run the clients, send back a L{LoadResult}.
+
+    @param stagger: Seconds between the first connections of two clients.
+    @param maxErrors: Stop a client after an error once the process has seen more than
+        this many; L{None} to carry on, counting them.
     """
     cpuBefore = time.process_time()
     try:
-        result = asyncio.run(_load(port, users, password, messages, startAt, duration, maxSessions))
+        result = asyncio.run(
+            _load(
+                port, users, password, messages, startAt, duration, maxSessions, stagger, maxErrors
+            )
+        )
     except BaseException as e:
-        result = LoadResult(errors=[f"worker: {type(e).__name__}: {e}"])
+        result = LoadResult(errors=[f"worker: {type(e).__name__}: {e}"], errorCount=1)
     result.cpuSeconds = time.process_time() - cpuBefore
     conn.send(result)
     conn.close()

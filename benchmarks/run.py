@@ -64,6 +64,7 @@ MEASUREMENTS = (
     "stls-sessions",
     "implicit-tls-sessions",
     "penalty-latency",
+    "crowd",
 )
 TLS_MEASUREMENTS = ("stls-sessions", "implicit-tls-sessions")
 
@@ -97,6 +98,9 @@ class Sizes:
     penaltyConnections: int
     penaltyBaselineSeconds: float
     penaltySeconds: float
+    crowdClients: tuple[int, ...]
+    crowdMessages: int
+    crowdSeconds: float
 
 
 FULL = Sizes(
@@ -118,6 +122,9 @@ FULL = Sizes(
     penaltyConnections=100,
     penaltyBaselineSeconds=5.0,
     penaltySeconds=10.0,
+    crowdClients=(200, 1000),
+    crowdMessages=2,
+    crowdSeconds=5.0,
 )
 
 QUICK = Sizes(
@@ -139,6 +146,9 @@ QUICK = Sizes(
     penaltyConnections=10,
     penaltyBaselineSeconds=1.0,
     penaltySeconds=1.0,
+    crowdClients=(50, 100),
+    crowdMessages=2,
+    crowdSeconds=1.0,
 )
 
 
@@ -211,6 +221,7 @@ class DataSet:
     passwd: Path
     sessionUser: str
     concurrentUsers: list[str]
+    crowdUsers: list[str]
     largeUser: str
     maildropUser: str
     idleUsers: list[str]
@@ -232,6 +243,7 @@ def buildData(root: Path, sizes: Sizes, needed: Sequence[str]) -> DataSet:
         passwd=root / "passwd",
         sessionUser="sess0",
         concurrentUsers=[f"conc{i}" for i in range(max(sizes.concurrentClients))],
+        crowdUsers=[f"crowd{i}" for i in range(max(sizes.crowdClients))],
         largeUser="large0",
         maildropUser="many0",
         idleUsers=[f"idle{i}" for i in range(sizes.idleConnections)],
@@ -244,6 +256,7 @@ def buildData(root: Path, sizes: Sizes, needed: Sequence[str]) -> DataSet:
     users = [
         data.sessionUser,
         *data.concurrentUsers,
+        *data.crowdUsers,
         data.largeUser,
         data.maildropUser,
         *data.idleUsers,
@@ -269,6 +282,12 @@ def buildData(root: Path, sizes: Sizes, needed: Sequence[str]) -> DataSet:
                 (user, messageText(sizes.concurrentMessageSize, i))
                 for i in range(sizes.concurrentMessages)
             ]
+    if "crowd" in needed:
+        jobs += [
+            (user, messageText(4000, i))
+            for user in data.crowdUsers
+            for i in range(sizes.crowdMessages)
+        ]
     if "large-maildrop" in needed:
         jobs += [(data.maildropUser, small) for _ in range(sizes.maildropMessages)]
     if "idle-memory" in needed:
@@ -336,7 +355,12 @@ class Server:
         *,
         tls: bool = False,
         failedLoginPenalty: bool = False,
+        defaults: bool = False,
     ) -> None:
+        """
+        @param defaults: Keep pop3kit's default limits on connections waiting to log in
+            and its failed-login penalty, instead of lifting them.
+        """
         self.port = freePort()
         self.implicitTLSPort: int | None = None
         self.logPath = workdir / f"server-{name}.log"
@@ -359,13 +383,16 @@ class Server:
             str(data.root),
             "--auth",
             f"passwd-file:{data.passwd}",
-            # Hundreds of benchmark clients connect at once from one address (and the 100
-            # connections of penalty-latency wait to log in from one address).
-            "--max-per-client",
-            "100000",
-            "--max-unauthenticated",
-            "100000",
         ]
+        if not defaults:
+            command += [
+                # Hundreds of benchmark clients connect at once from one address (and the
+                # 100 connections of penalty-latency wait to log in from one address).
+                "--max-per-client",
+                "100000",
+                "--max-unauthenticated",
+                "100000",
+            ]
         if failedLoginPenalty:
             # The defaults, spelled out: 2 s, doubling per failure from one address up to
             # 15 s; a connection is closed after 3 failures.
@@ -377,7 +404,7 @@ class Server:
                 "--max-failed-logins",
                 "3",
             ]
-        else:
+        elif not defaults:
             command += ["--failed-login-delay", "0"]
         if tls:
             if data.tls is None:
@@ -460,10 +487,21 @@ def stopAll() -> None:
 
 @contextlib.contextmanager
 def runningServer(
-    ctx: Context, name: str, *, tls: bool = False, failedLoginPenalty: bool = False
+    ctx: Context,
+    name: str,
+    *,
+    tls: bool = False,
+    failedLoginPenalty: bool = False,
+    defaults: bool = False,
 ) -> Iterator[Server]:
     server = Server(
-        ctx.data, ctx.workdir, name, ctx.profile, tls=tls, failedLoginPenalty=failedLoginPenalty
+        ctx.data,
+        ctx.workdir,
+        name,
+        ctx.profile,
+        tls=tls,
+        failedLoginPenalty=failedLoginPenalty,
+        defaults=defaults,
     )
     try:
         yield server
@@ -604,7 +642,7 @@ def measureConcurrent(ctx: Context) -> dict[str, Any]:
                         process.terminate()
                         process.join(5)
         if merged.errors:
-            raise BenchmarkError(f"{len(merged.errors)} client errors, first: {merged.errors[0]}")
+            raise BenchmarkError(f"{merged.errorCount} client errors, first: {merged.errors[0]}")
         elapsed = merged.end - startAt
         rate = merged.messages / elapsed
         p50 = percentile(merged.latencies, 0.50) * 1000
@@ -626,6 +664,96 @@ def measureConcurrent(ctx: Context) -> dict[str, Any]:
             "retr_mean_ms": statistics.fmean(merged.latencies) * 1000,
             "server_cpu_fraction": cpu,
             "clients_cpu_fraction": merged.cpuSeconds / elapsed,
+        }
+    return results
+
+
+# 2b. A crowd behind one address, with the default limits.
+
+
+def measureCrowd(ctx: Context) -> dict[str, Any]:
+    """
+    N clients from one address (127.0.0.1) connect at once, with pop3kit's default limits
+    on connections waiting to log in, and each runs whole sessions (log in, LIST, UIDL,
+    RETR each message, QUIT) one after another until the time is up.  A client's error
+    (a connection closed or refused, an unexpected answer) is counted and the client
+    carries on with a new session; the run never stops for it.
+    """
+    results: dict[str, Any] = {}
+    sizes = ctx.sizes
+    mp = multiprocessing.get_context("fork")
+    for clients in sizes.crowdClients:
+        users = ctx.data.crowdUsers[:clients]
+        with runningServer(ctx, f"crowd-{clients}", defaults=True) as server:
+            workers = 2
+            startAt = time.time() + 1.0
+            processes = []
+            pipes = []
+            for index in range(workers):
+                parentEnd, childEnd = mp.Pipe(duplex=False)
+                process = mp.Process(
+                    target=loadWorker,
+                    args=(
+                        childEnd,
+                        server.port,
+                        users[index::workers],
+                        PASSWORD,
+                        sizes.crowdMessages,
+                        startAt,
+                        sizes.crowdSeconds,
+                        10_000,
+                    ),
+                    # All at once: no staggering, and no giving up after errors.
+                    kwargs={"stagger": 0.0, "maxErrors": None},
+                    daemon=True,
+                )
+                process.start()
+                childEnd.close()
+                processes.append(process)
+                pipes.append(parentEnd)
+            merged = LoadResult()
+            try:
+                for pipe in pipes:
+                    if not pipe.poll(sizes.crowdSeconds + 120):
+                        merged.errors.append("a load generator did not report in time")
+                        merged.errorCount += 1
+                        continue
+                    part: LoadResult = pipe.recv()
+                    merged.messages += part.messages
+                    merged.sessions += part.sessions
+                    merged.errors += part.errors
+                    merged.errorCount += part.errorCount
+                    for kind, count in part.errorKinds.items():
+                        merged.errorKinds[kind] = merged.errorKinds.get(kind, 0) + count
+                    merged.end = max(merged.end, part.end)
+                    merged.firstSessionSeconds = max(
+                        merged.firstSessionSeconds, part.firstSessionSeconds
+                    )
+            finally:
+                for process in processes:
+                    process.join(10)
+                    if process.is_alive():
+                        process.terminate()
+                        process.join(5)
+        elapsed = max(merged.end - startAt, 1e-9)
+        rate = merged.sessions / elapsed
+        log(
+            f"crowd {clients}: {merged.sessions} sessions in {elapsed:.2f} s = {rate:.0f}/s, "
+            f"{merged.errorCount} errors {merged.errorKinds or ''}, all clients through a "
+            "first session within "
+            f"{merged.firstSessionSeconds:.2f} s"
+            + (f"; first error: {merged.errors[0]}" if merged.errors else "")
+        )
+        results[str(clients)] = {
+            "clients": clients,
+            "sessions": merged.sessions,
+            "messages": merged.messages,
+            "seconds": elapsed,
+            "sessions_per_second": rate,
+            "errors": merged.errorCount,
+            "error_kinds": merged.errorKinds,
+            "first_errors": merged.errors[:5],
+            "first_session_seconds": merged.firstSessionSeconds,
         }
     return results
 
@@ -1091,6 +1219,29 @@ def table(results: dict[str, Any], sizes: Sizes) -> str:
                 _verdict(rate >= 1500),
             )
         )
+    crowd = results.get("crowd")
+    if crowd:
+        for key, figures in crowd.items():
+            rows.append(
+                (
+                    f"{key} clients from one address, default limits: sessions/s",
+                    f"{figures['sessions_per_second']:,.0f}",
+                    "",
+                    "",
+                    "",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    f"{key} clients from one address, default limits: errors",
+                    f"{figures['errors']:,}",
+                    "0",
+                    "",
+                    "",
+                    _verdict(figures["errors"] == 0),
+                )
+            )
     concurrent = results.get("concurrent")
     if concurrent:
         for key, figures in concurrent.items():
@@ -1284,6 +1435,7 @@ RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "stls-sessions": measureSTLSSessions,
     "implicit-tls-sessions": measureImplicitTLSSessions,
     "penalty-latency": measurePenalty,
+    "crowd": measureCrowd,
 }
 
 

@@ -8,6 +8,7 @@ policy) can raise them without importing L{pop3kit.client}.
 from __future__ import annotations
 
 from twisted.internet.error import ConnectionLost
+from twisted.internet.error import TimeoutError as _TimeoutError
 
 from pop3kit.errors import POP3Error, ResponseCode
 
@@ -103,3 +104,32 @@ class ResponseTooLarge(ClientError):
     """
 
     defaultText = "response too large"
+
+
+class ServerStalled(ClientError, _TimeoutError):
+    """
+    The server stopped making progress: an answer (the greeting, a status line, the TLS
+    handshake after C{STLS}, a SASL step) was not complete within the client's
+    C{responseTimeout}, or the body of a multi-line answer arrived slower than its
+    C{minimumRate}.  A server that trickles an answer one octet at a time never trips an
+    inactivity timeout; this catches it (and a silent server too, when C{responseTimeout}
+    is the shorter).  The client closed the connection without C{QUIT}, so nothing marked
+    for deletion was deleted.  Also a L{twisted.internet.error.TimeoutError}, as the
+    inactivity timeout raises.
+    """
+
+    defaultText = "the server stopped making progress"
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class ListingTooLarge(ClientError):
+    """
+    A listing (C{LIST}, C{UIDL} or C{CAPA} without an argument) had more entries or octets
+    than the client's C{maxListingEntries} or C{maxListingOctets}: the server may be
+    sending it without end.  The client closed the connection without C{QUIT}, so nothing
+    marked for deletion was deleted.
+    """
+
+    defaultText = "listing too large"

@@ -15,8 +15,10 @@ from enum import IntEnum
 
 __all__ = [
     "EX_CANTCREAT",
+    "EX_DATAERR",
     "EX_NOHOST",
     "EX_NOPERM",
+    "EX_NOUSER",
     "EX_PROTOCOL",
     "EX_TEMPFAIL",
     "EX_TLS",
@@ -36,11 +38,15 @@ class ExitStatus(IntEnum):
     @cvar OK: Success.
     @cvar FAILURE: Any other error.
     @cvar USAGE: A bad command line, URL or option (argparse's own status).
-    @cvar NOUSER: No such user (C{pop3kit user test}).
+    @cvar DATAERR: C{deliver}: the message is unusable (empty).
+    @cvar NOUSER: No such user: C{deliver} (not in the passwd-file in use, or a name no
+        mailbox may have) and C{user test}.
     @cvar NOHOST: The server's host name could not be resolved.
     @cvar UNAVAILABLE: The server could not be reached: connection refused, network
         unreachable.
-    @cvar CANTCREAT: The destination or the state file could not be written.
+    @cvar CANTCREAT: The destination or the state file could not be written (for
+        C{fetch}, a full disk too); for C{deliver}, a Maildir that can never be written
+        where it is configured (a path through a file, a name too long).
     @cvar TEMPFAIL: A failure that may go away: a time-out, a lost connection,
         C{[IN-USE]}, C{[LOGIN-DELAY]}, C{[SYS/TEMP]}; for C{deliver}, a message that could
         not be written (the mail transfer agent then tries again).
@@ -56,6 +62,7 @@ class ExitStatus(IntEnum):
     OK = 0
     FAILURE = 1
     USAGE = 2
+    DATAERR = 65
     NOUSER = 67
     NOHOST = 68
     UNAVAILABLE = 69
@@ -70,6 +77,10 @@ class ExitStatus(IntEnum):
 # The module-level names that docs/fetch.rst, the command line and the tests use.
 EX_USAGE = ExitStatus.USAGE
 """A bad command line, URL or option."""
+EX_DATAERR = ExitStatus.DATAERR
+"""C{deliver}: the message is unusable."""
+EX_NOUSER = ExitStatus.NOUSER
+"""C{deliver} and C{user test}: no such user."""
 EX_NOHOST = ExitStatus.NOHOST
 """The server's host name could not be resolved."""
 EX_UNAVAILABLE = ExitStatus.UNAVAILABLE

@@ -15,21 +15,23 @@ the login included).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from typing import Any, cast
 
 from twisted.cred.credentials import ICredentials, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
-from twisted.cred.portal import Portal
+from twisted.cred.portal import IRealm, Portal
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import Interface, implementer
 
 from pop3kit._gssapi import IGSSAPIAcceptor
 from pop3kit.audit import LOCK_REFUSED, PENALTY, Reason
 from pop3kit.core import (
+    NEVER,
     APOPLogin,
     Goodbye,
     InitialResponseRefused,
@@ -39,6 +41,7 @@ from pop3kit.core import (
     PasswordLogin,
     SASLChallenge,
     SASLLogin,
+    UserSettings,
 )
 from pop3kit.cred import APOPCredentials, NoSuchUser, SASLIdentity, WrongPassword
 from pop3kit.errors import (
@@ -54,7 +57,9 @@ from pop3kit.interfaces import (
     IMailbox,
     IMaildropLock,
     IMaildropLocker,
+    IRetrievalLog,
     ISCRAMKeySource,
+    IUserSettingsSource,
 )
 from pop3kit.limits import failedLoginPenalty
 from pop3kit.policy import ServerPolicy
@@ -101,24 +106,86 @@ def _reasonFor(error: POP3Error) -> str:
     return _REASONS.get(error.code, Reason.OTHER)
 
 
+#: Seconds in a day, EXPIRE's unit.
+_DAY = 86400
+
+
+class _LoginMind:
+    """
+    The mind a login passes to C{portal.login}: L{AvatarIdRecorder} notes the avatar ID
+    on it, so that per-user settings can be looked up by it.
+
+    @ivar avatarId: The avatar ID the checker found, once the realm was asked.
+    """
+
+    avatarId: object = None
+
+
+@implementer(IRealm)
+class AvatarIdRecorder:
+    """
+    A realm that notes the avatar ID of each login on its L{_LoginMind}, then asks the
+    application's realm (with no mind, as before).
+    """
+
+    def __init__(self, realm: IRealm) -> None:
+        """
+        @param realm: The application's realm.
+        """
+        self.realm = realm
+
+    def requestAvatar(
+        self, avatarId: bytes | tuple[()], mind: object, *interfaces: type[Interface]
+    ) -> (
+        Deferred[tuple[type[Interface], object, Callable[[], None]]]
+        | tuple[type[Interface], object, Callable[[], None]]
+    ):
+        """
+        Note C{avatarId} on C{mind} if it is a login's, then ask the realm.
+        """
+        if isinstance(mind, _LoginMind):
+            mind.avatarId = avatarId
+        return self.realm.requestAvatar(avatarId, None, *interfaces)
+
+
+def _expiring(expire: int | str | None) -> bool:
+    """
+    Whether C{expire} has retrieved messages removed after some days.
+    """
+    return isinstance(expire, int) and expire > 0
+
+
 class Session:
     """
     A logged-in session's hold on its maildrop: the avatar, its logout callable and the
     maildrop lock.  L{end} gives them up, once.
 
     @ivar mailbox: The avatar.
+    @ivar expire: The EXPIRE value in force for the user (days, L{NEVER} or L{None}):
+        with days or L{NEVER}, QUIT records the messages retrieved when the mailbox
+        provides L{IRetrievalLog}; with days, it also removes those retrieved longer ago.
     """
 
-    __slots__ = ("_ended", "_lock", "_logout", "mailbox")
+    __slots__ = ("_clock", "_ended", "_lock", "_logout", "expire", "mailbox")
 
     log = Logger()
 
-    def __init__(self, mailbox: IMailbox, logout: Callable[[], object]) -> None:
+    def __init__(
+        self,
+        mailbox: IMailbox,
+        logout: Callable[[], object],
+        clock: IReactorTime | None = None,
+        expire: int | str | None = None,
+    ) -> None:
         """
         @param mailbox: The avatar the realm handed out.
         @param logout: The logout callable that came with it.
+        @param clock: Dates retrievals and expiry; needed when C{expire} is set.
+        @param expire: The initial value of L{expire}.
         """
         self.mailbox = mailbox
+        self._clock = clock
+        self.expire = expire
         self._logout: Callable[[], object] | None = logout
         self._lock: IMaildropLock | None = None
         self._ended = False
@@ -152,25 +219,36 @@ class Session:
             except Exception:
                 self.log.failure("Avatar logout failed")
 
-    def expunge(self, uids: Collection[str]) -> Deferred[Goodbye]:
+    def expunge(self, uids: Collection[str], retrieved: Collection[str] = ()) -> Deferred[Goodbye]:
         """
         QUIT: remove the messages with these unique-ids (if any), then end the session.
         The lock is held until they are gone, even if the client leaves meanwhile.
 
+        With C{EXPIRE n} or C{EXPIRE NEVER} (L{expire}) and a mailbox that provides
+        L{IRetrievalLog}, the messages C{retrieved} are recorded first; with C{EXPIRE n},
+        the messages retrieved more than C{n} days ago are removed too.  A record that
+        cannot be made is logged and the messages marked deleted are still removed.
+
         @return: A L{Deferred} firing with the outcome to send; it never fails.
         """
-        return Deferred.fromCoroutine(self._expunge(uids))
+        return Deferred.fromCoroutine(self._expunge(uids, retrieved))
 
-    async def _expunge(self, uids: Collection[str]) -> Goodbye:
+    async def _expunge(self, uids: Collection[str], retrieved: Collection[str]) -> Goodbye:
         # Taken from end(), which the client going away would call, until the expunge is
         # over.
         lock, self._lock = self._lock, None
         logout, self._logout = self._logout, None
+        log = IRetrievalLog(self.mailbox, None)
+        if log is None or self._clock is None or self.expire is None or self.expire == 0:
+            retrieved = ()
+        expiring = log is not None and self._clock is not None and _expiring(self.expire)
         try:
+            if (uids or retrieved or expiring) and IFencedMaildropLock.providedBy(lock):
+                # A lease may have passed to another session: change nothing then.
+                await lock.confirm()
+            if log is not None and self._clock is not None and (retrieved or expiring):
+                uids = {*uids, *await self._expire(log, self._clock, retrieved)}
             if uids:
-                if IFencedMaildropLock.providedBy(lock):
-                    # A lease may have passed to another session: remove nothing then.
-                    await lock.confirm()
                 await self.mailbox.expunge(uids)
         except POP3Error as error:
             return Goodbye(error)
@@ -181,6 +259,25 @@ class Session:
             self._lock, self._logout = lock, logout
             self.end()
         return Goodbye()
+
+    async def _expire(
+        self, log: IRetrievalLog, clock: IReactorTime, retrieved: Collection[str]
+    ) -> Collection[str]:
+        """
+        Record the messages C{retrieved} now; return those whose EXPIRE has passed.
+        """
+        now = clock.seconds()
+        try:
+            if retrieved:
+                await log.markRetrieved(retrieved, now)
+            if _expiring(self.expire):
+                days = cast(int, self.expire)
+                expired: Collection[str] = await log.expired(now - days * _DAY)
+                return expired
+        except Exception:
+            # Mail is kept longer than promised; what the client deleted still goes.
+            self.log.failure("Recording or expiring retrieved messages failed")
+        return ()
 
 
 class Login:
@@ -220,6 +317,7 @@ class Login:
         tlsIdentity: str | None = None,
         events: Logger | None = None,
         gssapi: IGSSAPIAcceptor | None = None,
+        settingsSources: Sequence[IUserSettingsSource] = (),
     ) -> None:
         """
         @param portal: Logs users in, SASL identities included.
@@ -236,6 +334,10 @@ class Login:
             L{pop3kit.audit}); the class's C{log} by default.
         @param gssapi: What holds the GSSAPI service key; L{None} when GSSAPI is not
             offered.
+        @param settingsSources: Where per-user LOGIN-DELAY and EXPIRE values come from,
+            after the avatar itself (when it provides L{IUserSettingsSource}); the avatar
+            ID is known when the portal's realm is wrapped in an L{AvatarIdRecorder},
+            else the credentials' user name is used.
         """
         self.session: Session | None = None
         self.user: str | None = None
@@ -254,6 +356,7 @@ class Login:
         self._scramKeySource = scramKeySource
         self._tlsIdentity = tlsIdentity
         self._gssapi = gssapi
+        self._settingsSources = tuple(settingsSources)
         self._mechanism: ServerMechanism | None = None
         # Whether SCRAM found keys for the user; None before any lookup.
         self._scramUser: bool | None = None
@@ -393,8 +496,9 @@ class Login:
         mechanism: ServerMechanism | None = None,
     ) -> LoginOutcome:
         started = self._clock.seconds()
+        mind = _LoginMind()
         try:
-            _, avatar, logout = await self._portal.login(credentials, None, IMailbox)
+            _, avatar, logout = await self._portal.login(credentials, mind, IMailbox)
         except UnauthorizedLogin as e:
             self.checkSeconds = self._clock.seconds() - started
             reason = (
@@ -426,14 +530,18 @@ class Login:
         opened = self._clock.seconds()
         self.checkSeconds = opened - started
         # The realm hands out IMailbox avatars: login asked for nothing else.
-        session = Session(cast(IMailbox, avatar), logout)
+        session = Session(
+            cast(IMailbox, avatar), logout, clock=self._clock, expire=self._policy.expire
+        )
+        if mind.avatarId is None:
+            mind.avatarId = getattr(credentials, "username", None)
         if self._aborted:
             session.end()
             self.reason = Reason.ABORTED
             return _GONE
         self._pending = session
         try:
-            maildrop = await self._open(session)
+            maildrop, settings = await self._open(session, mind.avatarId)
         except POP3Error as error:
             session.end()
             return await self._refused(error)
@@ -448,12 +556,41 @@ class Login:
             self.reason = Reason.ABORTED
             return _GONE
         self.session = session
-        return LoginAccepted(maildrop)
+        return LoginAccepted(maildrop, settings)
 
-    async def _open(self, session: Session) -> MaildropView:
+    async def _settings(self, mailbox: IMailbox, avatarId: object) -> UserSettings:
+        """
+        The LOGIN-DELAY and EXPIRE values in force for the user: from the avatar, then
+        the sources given, then the policy.  C{EXPIRE n} becomes C{EXPIRE NEVER} for a
+        mailbox that cannot record retrievals (it keeps everything).
+        """
+        policy = self._policy
+        loginDelay, expire = policy.loginDelay, policy.expire
+        sources: list[IUserSettingsSource] = list(self._settingsSources)
+        avatarSource = IUserSettingsSource(mailbox, None)
+        if avatarSource is not None:
+            sources.insert(0, avatarSource)
+        if isinstance(avatarId, bytes):
+            avatarId = avatarId.decode("utf-8", "replace")
+        found: list[UserSettings] = []
+        if isinstance(avatarId, str):
+            for source in sources:
+                found.append(await source.userSettings(avatarId))
+        for settings in reversed(found):
+            if settings.loginDelay is not None:
+                loginDelay = settings.loginDelay
+            if settings.expire is not None:
+                expire = settings.expire
+        if _expiring(expire) and not IRetrievalLog.providedBy(mailbox):
+            expire = NEVER
+        return UserSettings(loginDelay=loginDelay, expire=expire)
+
+    async def _open(self, session: Session, avatarId: object) -> tuple[MaildropView, UserSettings]:
         maildropId = str(session.mailbox.maildropId)
         history = self._history
-        loginDelay = self._policy.loginDelay
+        settings = await self._settings(session.mailbox, avatarId)
+        session.expire = settings.expire
+        loginDelay = settings.loginDelay
         if loginDelay is not None:
             last = await history.lastLogin(maildropId)
             if last is not None and self._clock.seconds() - last < loginDelay:
@@ -470,7 +607,7 @@ class Login:
         maildrop = MaildropView(await session.mailbox.listMessages())
         await history.recordLogin(maildropId, self._clock.seconds())
         await history.clearFailures(self._peer)
-        return maildrop
+        return maildrop, settings
 
     async def _refused(self, error: POP3Error, reason: str | None = None) -> LoginRefused:
         """

@@ -1,8 +1,9 @@
 """
 The client's request pipeline: commands are queued, sent when the core allows it (several
 at once when the server announced PIPELINING, RFC 2449 section 6.6), answered in order,
-and may be cancelled; bodies stream into L{BodySink}s; a silent server times out; a
-consumer's backpressure pauses reading.
+and may be cancelled; bodies stream into L{BodySink}s; a silent server times out, and so
+does one that stops making progress (every answer has a deadline, every body a minimum
+rate); listings are capped; a consumer's backpressure pauses reading.
 
 The pipeline moves octets between the transport and the sans-IO
 L{ClientConnection <pop3kit.core.ClientConnection>}, and hands each C{+OK} to its
@@ -32,12 +33,19 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from pop3kit._clienterrors import ClientError, InvalidState, ServerError, TLSFailed
+from pop3kit._clienterrors import ClientError, InvalidState, ServerError, ServerStalled, TLSFailed
+from pop3kit._clientlimits import (
+    DEFAULT_MAX_LISTING_ENTRIES,
+    DEFAULT_MAX_LISTING_OCTETS,
+    DEFAULT_MINIMUM_RATE,
+    DEFAULT_RESPONSE_TIMEOUT,
+)
 from pop3kit._clienttls import rejectionOf
-from pop3kit._sinks import BodySink, Collector
+from pop3kit._sinks import BodySink, Collector, ListingCollector
 from pop3kit.core import (
     AuthenticationFailed,
     BodyData,
+    Capa,
     ClientConnection,
     Command,
     Continuation,
@@ -47,7 +55,9 @@ from pop3kit.core import (
     ResponseKind,
     ServerProtocolError,
     StatusLine,
+    Uidl,
 )
+from pop3kit.core import List as ListCommand
 
 
 class Exchange(Protocol):
@@ -143,6 +153,10 @@ class Pipeline:
         timeout: float,
         maxPipeline: int,
         maxResponseSize: int,
+        responseTimeout: float = DEFAULT_RESPONSE_TIMEOUT,
+        minimumRate: float = DEFAULT_MINIMUM_RATE,
+        maxListingEntries: int = DEFAULT_MAX_LISTING_ENTRIES,
+        maxListingOctets: int = DEFAULT_MAX_LISTING_OCTETS,
     ) -> None:
         self.core = core
         self.pipelining = False
@@ -152,6 +166,13 @@ class Pipeline:
         self._timeout = timeout
         self._maxPipeline = maxPipeline
         self._maxResponseSize = maxResponseSize
+        self._responseTimeout = responseTimeout
+        self._minimumRate = minimumRate
+        self._maxListingEntries = maxListingEntries
+        self._maxListingOctets = maxListingOctets
+        self._deadline: IDelayedCall | None = None
+        self._deadlineOf: Request | None = None
+        self._windowOctets = 0
         self._transport: ITransport | None = None
         self._queue: deque[Request] = deque()
         self._inFlight: deque[Request] = deque([self.greeting])
@@ -189,6 +210,7 @@ class Pipeline:
         transport, self._transport = self._transport, None
         self._refusal = lambda: ConnectionLost("not connected")
         self._cancelTimer()
+        self._cancelDeadline()
         pending = [*self._inFlight, *self._queue]
         self._inFlight.clear()
         self._queue.clear()
@@ -246,7 +268,10 @@ class Pipeline:
         if isinstance(command, Quit):
             self._refusal = lambda: InvalidState("QUIT was already sent")
         if sink is None and command.responseKind is ResponseKind.MULTILINE:
-            sink = Collector(self._maxResponseSize)
+            if isinstance(command, ListCommand | Uidl | Capa):
+                sink = ListingCollector(self._maxListingEntries, self._maxListingOctets)
+            else:
+                sink = Collector(self._maxResponseSize)
         request: Request
         request = Request(
             command, Deferred(lambda d: self._cancel(request)), sink, exchange, tlsOptions
@@ -343,17 +368,22 @@ class Pipeline:
             return
         request = self._inFlight[0]
         if isinstance(event, Continuation):
+            # The next step of the exchange is due now.
+            self._restartDeadline()
             self._challenge(request, event.payload)
             return
         if isinstance(event, StatusLine) and event.ok:
             if request.kind is ResponseKind.MULTILINE:
                 request.status = event
+                # The body has its minimum rate, from now on.
+                self._restartDeadline()
                 assert request.sink is not None
                 request.sink.start()
                 return
             if request.kind is ResponseKind.STLS:
-                # In flight until the handshake is done.
+                # In flight until the handshake is done, which is due now.
                 request.status = event
+                self._restartDeadline()
                 self._conclude(request, event, None)
                 return
         self._inFlight.popleft()
@@ -365,6 +395,7 @@ class Pipeline:
         self.pump()
 
     def _bodyData(self, data: bytes) -> None:
+        self._windowOctets += len(data)
         sink = self._inFlight[0].sink
         assert sink is not None
         try:
@@ -435,6 +466,50 @@ class Pipeline:
             self._timer = self._clock.callLater(self._timeout, self._timedOut)
         elif not waiting:
             self._cancelTimer()
+        if not waiting:
+            self._cancelDeadline()
+        elif self._deadlineOf is not self._inFlight[0]:
+            self._restartDeadline()
+
+    def _restartDeadline(self) -> None:
+        """
+        Give the answer now due (that of the first request in flight) the response
+        timeout from now: to complete if it is not a body, to bring the minimum rate's
+        worth of octets if it is.
+        """
+        self._cancelDeadline()
+        if not self._inFlight or self._readingPaused or self._transport is None:
+            return
+        self._deadlineOf = self._inFlight[0]
+        self._windowOctets = 0
+        self._deadline = self._clock.callLater(self._responseTimeout, self._deadlinePassed)
+
+    def _cancelDeadline(self) -> None:
+        deadline, self._deadline, self._deadlineOf = self._deadline, None, None
+        if deadline is not None and deadline.active():
+            deadline.cancel()
+
+    def _deadlinePassed(self) -> None:
+        request, self._deadline = self._deadlineOf, None
+        if request is None or self._abortReason is not None:
+            return
+        what = request.what.decode("ascii", "replace")
+        window = self._responseTimeout
+        if request.kind is ResponseKind.MULTILINE and request.status is not None:
+            required = self._minimumRate * window
+            if self._windowOctets >= required:
+                self._restartDeadline()
+                return
+            error = ServerStalled(
+                f"the answer to {what} brought {self._windowOctets} octets in {window:g} s, "
+                f"fewer than {required:.0f} (a minimum rate of {self._minimumRate:g} octets/s)"
+            )
+        elif request.kind is ResponseKind.STLS and request.status is not None:
+            error = ServerStalled(f"the TLS handshake after STLS did not complete in {window:g} s")
+        else:
+            error = ServerStalled(f"no complete answer to {what} within {window:g} s")
+        self.log.info("POP3 server stopped making progress, closing: {error}", error=error)
+        self.abort(error)
 
     def _cancelTimer(self) -> None:
         timer, self._timer = self._timer, None
@@ -476,6 +551,7 @@ class Pipeline:
         if self._readingPaused and self._transport is not None:
             self._readingPaused = False
             cast(IPushProducer, self._transport).resumeProducing()
+            # Restarts the deadline too: the time the consumer held reading does not count.
             self._updateTimer()
 
 

@@ -1,6 +1,6 @@
 """
-Where the body of a multi-line answer goes: memory (L{Collector}), a binary file
-(L{FileSink}) or an L{IConsumer} (L{ConsumerSink}), all L{BodySink}s.
+Where the body of a multi-line answer goes: memory (L{Collector}, L{ListingCollector}), a
+binary file (L{FileSink}) or an L{IConsumer} (L{ConsumerSink}), all L{BodySink}s.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import BinaryIO, Protocol
 
 from twisted.internet.interfaces import IConsumer, IPushProducer
 
-from pop3kit._clienterrors import ResponseTooLarge
+from pop3kit._clienterrors import ListingTooLarge, ResponseTooLarge
 
 
 class BodySink(Protocol):
@@ -67,6 +67,33 @@ class Collector:
 
     def abandon(self) -> None:
         self._chunks = []
+
+
+class ListingCollector(Collector):
+    """
+    Collect a listing in memory (C{LIST}, C{UIDL}, C{CAPA}), refusing it as soon as it
+    has more lines or octets than allowed: a listing without end cannot be skipped, so
+    its connection has to be closed.
+    """
+
+    def __init__(self, maxEntries: int, maxOctets: int) -> None:
+        super().__init__(maxOctets)
+        self._maxEntries = maxEntries
+        self._maxOctets = maxOctets
+        self._entries = 0
+
+    def write(self, data: bytes) -> None:
+        """
+        Take the next octets of the listing.
+
+        @raise ListingTooLarge: When the listing has grown past a cap.
+        """
+        self._entries += data.count(b"\n")
+        if self._entries > self._maxEntries:
+            raise ListingTooLarge(f"a listing of more than {self._maxEntries} entries")
+        if self._size + len(data) > self._maxOctets:
+            raise ListingTooLarge(f"a listing of more than {self._maxOctets} octets")
+        super().write(data)
 
 
 class FileSink:

@@ -11,12 +11,16 @@ Maildirs under its C{mail/} directory::
     pop3kit user remove alice
     pop3kit user test alice                     # checks a password, as the server would
     pop3kit deliver alice < message.eml
+    pop3kit expire --days 30                    # for cron: see docs/deployment.rst
     pop3kit fetch pop3s://alice@mail.example.com --to maildir:~/Maildir
     pop3kit scan pop3s://alice@mail.example.com
 
 Errors print one line on standard error and exit with status 1; usage errors exit with 2.
-C{deliver} exits with 75 (C{EX_TEMPFAIL}) when the message could not be written, so that
-a mail transfer agent running it keeps the message and tries again instead of bouncing it.
+C{deliver} exits with 75 (C{EX_TEMPFAIL}) when the message could not be written for a
+reason that may go away, so that a mail transfer agent running it keeps the message and
+tries again instead of bouncing it; with 67 (C{EX_NOUSER}) for an unknown user, 65
+(C{EX_DATAERR}) for an empty message, 73 (C{EX_CANTCREAT}) for a Maildir that can never be
+written (see L{pop3kit._deliver}).
 C{fetch} and C{scan} exit with the statuses of L{pop3kit._exits} (see docs/fetch.rst).
 Every failure is an L{ExitError}, which carries its message and its exit status.
 """
@@ -30,6 +34,12 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pop3kit._clientlimits import (
+    DEFAULT_MAX_LISTING_ENTRIES,
+    DEFAULT_MAX_LISTING_OCTETS,
+    DEFAULT_MINIMUM_RATE,
+    DEFAULT_RESPONSE_TIMEOUT,
+)
 from pop3kit._exits import EX_TEMPFAIL, ExitError, ExitStatus, describeOSError
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit.checkers import passwdfile
@@ -162,19 +172,15 @@ def _userTest(args: argparse.Namespace) -> int:
 
 
 def _deliver(args: argparse.Namespace) -> int:
-    from pop3kit.backends import maildir
+    from pop3kit._deliver import deliverMessage
 
     root: str | None = args.maildir_root
     if root is None:
         root = maildirRoot(args.data_dir)
-    try:
-        path = maildir.mailboxPath(root, args.name)
-    except ValueError as e:
-        raise ExitError(f"invalid user name {args.name!r}: {e}") from None
-    try:
-        maildir.deliver(path, sys.stdin.buffer)
-    except OSError as e:
-        raise ExitError(describeOSError(e), EX_TEMPFAIL) from None
+    passwd: str | None = args.passwd
+    if passwd is None and os.path.exists(passwdPath(args.data_dir)):
+        passwd = passwdPath(args.data_dir)
+    deliverMessage(root, args.name, sys.stdin.buffer, passwd=passwd)
     return 0
 
 
@@ -226,8 +232,23 @@ def _connectOptions(args: argparse.Namespace) -> tuple[Account, ConnectOptions, 
         raise ExitError("--no-tls contradicts a pop3s:// URL", ExitStatus.USAGE)
     if args.timeout <= 0:
         raise ExitError("--timeout must be positive", ExitStatus.USAGE)
+    if not args.response_timeout > 0:
+        raise ExitError("--response-timeout must be positive", ExitStatus.USAGE)
+    if not args.min_rate >= 0:
+        raise ExitError("--min-rate must not be negative", ExitStatus.USAGE)
+    if args.max_listing < 1 or args.max_listing_octets < 1:
+        raise ExitError(
+            "--max-listing and --max-listing-octets must be at least 1", ExitStatus.USAGE
+        )
     options = _fetch.ConnectOptions(
-        noTLS=args.no_tls, cafile=args.cafile, mechanism=args.auth, timeout=args.timeout
+        noTLS=args.no_tls,
+        cafile=args.cafile,
+        mechanism=args.auth,
+        timeout=args.timeout,
+        responseTimeout=args.response_timeout,
+        minimumRate=args.min_rate,
+        maxListingEntries=args.max_listing,
+        maxListingOctets=args.max_listing_octets,
     )
     password = _secret(args, account)
     return account, options, password
@@ -406,7 +427,17 @@ def _makeParser() -> argparse.ArgumentParser:
     deliver.add_argument(
         "--maildir-root", metavar="DIR", help="the Maildirs' parent (default: DATA_DIR/mail)"
     )
+    deliver.add_argument(
+        "--passwd",
+        metavar="FILE",
+        help="refuse users this passwd-file does not list, with exit status 67 "
+        "(default: DATA_DIR/passwd if it exists)",
+    )
     deliver.set_defaults(handler=_deliver)
+
+    from pop3kit._expirecommand import addExpireCommand
+
+    addExpireCommand(commands, [dataDir])
 
     storage = commands.add_parser("storage", help="set up a mail store")
     storageCommands = storage.add_subparsers(dest="storageCommand", required=True, metavar="ACTION")
@@ -466,6 +497,36 @@ def _makeParser() -> argparse.ArgumentParser:
         default=60.0,
         metavar="S",
         help="seconds to wait for the server at any step (default: %(default)s)",
+    )
+    connection.add_argument(
+        "--response-timeout",
+        type=float,
+        default=DEFAULT_RESPONSE_TIMEOUT,
+        metavar="S",
+        help="seconds by which each answer that is not a message or listing must be "
+        "complete; also the window of --min-rate (default: %(default)s)",
+    )
+    connection.add_argument(
+        "--min-rate",
+        type=float,
+        default=DEFAULT_MINIMUM_RATE,
+        metavar="OCTETS",
+        help="the slowest a message or listing may arrive, in octets a second over each "
+        "--response-timeout window; 0 for no minimum (default: %(default)s)",
+    )
+    connection.add_argument(
+        "--max-listing",
+        type=int,
+        default=DEFAULT_MAX_LISTING_ENTRIES,
+        metavar="N",
+        help="the most lines of a UIDL or LIST listing (default: %(default)s)",
+    )
+    connection.add_argument(
+        "--max-listing-octets",
+        type=int,
+        default=DEFAULT_MAX_LISTING_OCTETS,
+        metavar="OCTETS",
+        help="the most octets of a UIDL or LIST listing (default: %(default)s)",
     )
 
     fetch = commands.add_parser(
@@ -532,8 +593,8 @@ def main(argv: list[str] | None = None) -> int:
     Run the C{pop3kit} command.
 
     @param argv: The arguments, without the program name; C{sys.argv[1:]} by default.
-    @return: The exit status: 0 on success, 1 on errors, 2 on usage errors, 75 if a
-        delivery failed for a reason that may go away.
+    @return: The exit status: 0 on success, 1 on errors, 2 on usage errors; for
+        C{deliver}, the statuses of L{pop3kit._deliver}.
     """
     parser = _makeParser()
     try:

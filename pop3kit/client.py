@@ -33,6 +33,9 @@ Twisted's own L{TimeoutError} and L{ConnectionLost}::
     |   +-- MechanismUnavailable   no allowed login method left
     |   +-- InvalidState           not possible now (login twice, anything after quit)
     |   +-- ResponseTooLarge       an answer collected in memory was too large
+    |   +-- ListingTooLarge        a listing past the caps (the connection is closed)
+    |   +-- ServerStalled          the server stopped making progress (closed too; also
+    |                              a TimeoutError)
     +-- ProtocolError
         +-- LocalProtocolError     (a ValueError) nothing sent: a message number below 1
         |   +-- CommandTooLong     a command line over 255 octets
@@ -42,6 +45,17 @@ Twisted's own L{TimeoutError} and L{ConnectionLost}::
 L{twisted.internet.error.TimeoutError} says the server stayed silent for longer than the
 timeout, L{twisted.internet.error.ConnectionLost} that the connection went away while a
 command waited.
+
+A server that keeps talking without making progress does not trip the inactivity
+timeout, so every answer also has a deadline (C{responseTimeout}, 30 s by default,
+counted from when the answer is due): the greeting, a status line, the TLS handshake
+after C{STLS} and each SASL step must be complete by then, and the body of a multi-line
+answer must bring at least C{minimumRate} octets a second (1 KiB/s by default) over each
+such window, so that a large message over a slow link goes through while a trickle is
+cut off.  Listings (C{LIST}, C{UIDL}, C{CAPA}) are capped by C{maxListingEntries} and
+C{maxListingOctets}.  Past a deadline or a cap the connection is closed without C{QUIT}
+(nothing is deleted) and everything pending fails with L{ServerStalled} or
+L{ListingTooLarge}.
 """
 
 from __future__ import annotations
@@ -72,11 +86,19 @@ from zope.interface import implementer
 from pop3kit._clienterrors import (
     ClientError,
     InvalidState,
+    ListingTooLarge,
     MechanismUnavailable,
     ResponseTooLarge,
     ServerError,
+    ServerStalled,
     TLSFailed,
     TLSUnavailable,
+)
+from pop3kit._clientlimits import (
+    DEFAULT_MAX_LISTING_ENTRIES,
+    DEFAULT_MAX_LISTING_OCTETS,
+    DEFAULT_MINIMUM_RATE,
+    DEFAULT_RESPONSE_TIMEOUT,
 )
 from pop3kit._clientlogin import (
     CLEARTEXT_MECHANISMS,
@@ -93,7 +115,11 @@ from pop3kit._clientmachine import (
     MaildropListing,
     makeLifecycle,
 )
-from pop3kit._pipeline import OneShot, Pipeline, Request
+from pop3kit._pipeline import (
+    OneShot,
+    Pipeline,
+    Request,
+)
 from pop3kit._sinks import BodySink, ConsumerSink, FileSink
 from pop3kit.core import (
     Apop,
@@ -137,12 +163,14 @@ __all__ = [
     "ClientState",
     "CommandTooLong",
     "InvalidState",
+    "ListingTooLarge",
     "MaildropListing",
     "MechanismUnavailable",
     "POP3Client",
     "ResponseTooLarge",
     "ServerError",
     "ServerProtocolError",
+    "ServerStalled",
     "TLSFailed",
     "TLSMode",
     "TLSUnavailable",
@@ -194,6 +222,10 @@ class POP3Client(Protocol):
         maxPipeline: int = 64,
         allowCleartextLogin: bool = False,
         hostname: str | None = None,
+        responseTimeout: float = DEFAULT_RESPONSE_TIMEOUT,
+        minimumRate: float = DEFAULT_MINIMUM_RATE,
+        maxListingEntries: int = DEFAULT_MAX_LISTING_ENTRIES,
+        maxListingOctets: int = DEFAULT_MAX_LISTING_OCTETS,
     ) -> None:
         """
         @param clock: Schedules timeouts; the global reactor by default.
@@ -207,13 +239,36 @@ class POP3Client(Protocol):
         @param allowCleartextLogin: Allow USER/PASS, SASL PLAIN and LOGIN, which send the
             password itself, on a connection without TLS.
         @param hostname: The server's name, for SASL mechanisms that want it.
+        @param responseTimeout: Seconds from when an answer is due (the answer before it
+            is complete) by which the greeting, a status line, the TLS handshake after
+            C{STLS} or a SASL step must be complete; also the window over which a body's
+            rate is measured.  Past it, the connection is aborted and everything pending
+            fails with L{ServerStalled}.
+        @param minimumRate: The slowest a multi-line body may arrive, in octets per
+            second averaged over each C{responseTimeout} window (the time a consumer holds
+            reading does not count); slower fails with L{ServerStalled}.
+        @param maxListingEntries: The most lines of a C{LIST}, C{UIDL} or C{CAPA}
+            listing; past it the connection is aborted with L{ListingTooLarge}.
+        @param maxListingOctets: The most octets of such a listing, likewise.
+
+        @raise ValueError: If a deadline or a cap is not positive.
         """
+        if not responseTimeout > 0:
+            raise ValueError(f"responseTimeout must be positive, not {responseTimeout!r}")
+        if not minimumRate >= 0:
+            raise ValueError(f"minimumRate must not be negative, not {minimumRate!r}")
+        if maxListingEntries < 1 or maxListingOctets < 1:
+            raise ValueError("listing caps must be at least 1")
         if clock is None:
             from twisted.internet import reactor
 
             clock = cast(IReactorTime, reactor)
         self.clock = clock
         self.timeout = timeout
+        self.responseTimeout = responseTimeout
+        self.minimumRate = minimumRate
+        self.maxListingEntries = maxListingEntries
+        self.maxListingOctets = maxListingOctets
         self.maxResponseSize = maxResponseSize
         self.maxPipeline = maxPipeline
         self.allowCleartextLogin = allowCleartextLogin
@@ -230,6 +285,10 @@ class POP3Client(Protocol):
             timeout=timeout,
             maxPipeline=maxPipeline,
             maxResponseSize=maxResponseSize,
+            responseTimeout=responseTimeout,
+            minimumRate=minimumRate,
+            maxListingEntries=maxListingEntries,
+            maxListingOctets=maxListingOctets,
         )
         self._tls = _TLS.NONE
         self._tags: dict[str, list[str]] | None = None
@@ -713,6 +772,10 @@ async def connect(
     timeout: float = 60.0,
     allowCleartextLogin: bool | None = None,
     contextFactory: IOpenSSLClientConnectionCreator | None = None,
+    responseTimeout: float = DEFAULT_RESPONSE_TIMEOUT,
+    minimumRate: float = DEFAULT_MINIMUM_RATE,
+    maxListingEntries: int = DEFAULT_MAX_LISTING_ENTRIES,
+    maxListingOctets: int = DEFAULT_MAX_LISTING_OCTETS,
 ) -> POP3Client:
     """
     Connect to a POP3 server, wait for its greeting and negotiate TLS.
@@ -740,6 +803,10 @@ async def connect(
         and C{"starttls-if-offered"} only.
     @param contextFactory: TLS options to use instead of those made from C{cafile} and
         C{hostname} (see L{tlsOptions}).
+    @param responseTimeout: Passed to L{POP3Client}: the deadline of each answer.
+    @param minimumRate: Passed to L{POP3Client}: the slowest a body may arrive.
+    @param maxListingEntries: Passed to L{POP3Client}: the cap on a listing's lines.
+    @param maxListingOctets: Passed to L{POP3Client}: the cap on a listing's octets.
     @return: The client in AUTHORIZATION state, TLS negotiated as asked, with fresh
         capabilities cached.
     """
@@ -766,6 +833,10 @@ async def connect(
         timeout=timeout,
         allowCleartextLogin=allowCleartextLogin,
         hostname=hostname,
+        responseTimeout=responseTimeout,
+        minimumRate=minimumRate,
+        maxListingEntries=maxListingEntries,
+        maxListingOctets=maxListingOctets,
     )
     await connectProtocol(endpoint, client)  # type: ignore[no-untyped-call]
     try:

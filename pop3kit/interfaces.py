@@ -19,6 +19,7 @@ from zope.interface import Attribute, Interface
 from pop3kit._scram import SCRAMKeys
 from pop3kit.core import (
     MessageInfo,
+    UserSettings,
 )
 
 __all__ = [
@@ -28,7 +29,9 @@ __all__ = [
     "IMaildropDelivery",
     "IMaildropLock",
     "IMaildropLocker",
+    "IRetrievalLog",
     "ISCRAMKeySource",
+    "IUserSettingsSource",
 ]
 
 
@@ -206,4 +209,49 @@ class IMaildropDelivery(Interface):  # type: ignore[misc]
             position to its end; the caller keeps it open until the L{Deferred} fires.
         @return: A L{Deferred} that fires once the message is durable (a crash after it
             fires loses nothing), or fails, having stored nothing.
+        """
+
+
+class IRetrievalLog(Interface):  # type: ignore[misc]
+    """
+    A mailbox that records when its messages were retrieved, durably, so that
+    C{EXPIRE n} (RFC 2449 section 6.7) can be kept: a session's QUIT records the messages
+    it retrieved (RETR) and removes those retrieved more than C{n} days before, and so
+    does C{pop3kit expire}.
+
+    An L{IMailbox} avatar that does not provide it keeps every message: a server whose
+    policy says C{EXPIRE n} announces C{EXPIRE NEVER} to its users after login.  Both
+    methods are called while the session holds the maildrop lock (or, for
+    C{pop3kit expire}, outside any session); records must survive restarts and crashes
+    and must not change unique-ids.
+    """
+
+    def markRetrieved(uids: Collection[str], when: float) -> Deferred[None]:
+        """
+        Record that the messages C{uids} were retrieved at C{when} (seconds since the
+        epoch).  A message recorded before keeps its first time; records of messages no
+        longer stored may be dropped.  Fails (typically with
+        L{pop3kit.errors.TemporaryFailure}) if the record could not be made durable.
+        """
+
+    def expired(before: float) -> Deferred[Collection[str]]:
+        """
+        The unique-ids of the stored messages first retrieved before C{before} (seconds
+        since the epoch).
+        """
+
+
+class IUserSettingsSource(Interface):  # type: ignore[misc]
+    """
+    Per-user LOGIN-DELAY and EXPIRE values.  The server asks the avatar (an L{IMailbox}
+    that also provides this interface), then the portal's checkers that provide it (as
+    L{pop3kit.checkers.passwdfile.PasswdFileChecker} does); a value that no source gives
+    is the server's (L{pop3kit.policy.ServerPolicy}).
+    """
+
+    def userSettings(avatarId: str) -> Deferred[UserSettings]:
+        """
+        The settings of the user C{avatarId}: in the result, L{None} for a value means
+        "the server's".  Fails (typically with L{pop3kit.errors.TemporaryFailure}) if
+        the store cannot be read.
         """

@@ -2,16 +2,20 @@
 Limits on connections that have not logged in yet, and the failed-login penalty.
 
 L{ConnectionLimiter} caps the unauthenticated connections of one server process, overall
-and per client address.  When a new connection makes either count exceed its cap, the
-connection that has been idle the longest, among that client's or among all, is evicted
-to make room: a slow or stalled client cannot keep new ones out, and the inactivity timer
-can keep RFC 1939's minimum of 10 minutes.
+and per client address, counting against the per-address cap only the connections that
+have gone idle.  A connection whose client keeps making progress (its commands are
+answered, one after another, within a few seconds) is never closed to make room, so a
+crowd behind one address (a NAT gateway, an office, a proxy) can log in all at once; a
+connection that stays silent, or dribbles a command too slowly to finish it, goes idle
+and is evicted, the one idle the longest first, when a new connection needs the room.  A
+slow or stalled client therefore cannot keep new ones out, and the inactivity timer can
+keep RFC 1939's minimum of 10 minutes.
 
 L{failedLoginPenalty} gives the delay before answering a failed login, growing with the
 number of consecutive failures from one client.
 
 Both are pure bookkeeping: nothing here writes to a connection or schedules a call.  The
-server registers connections, reports activity, closes what it is told to evict and
+server registers connections, reports progress, closes what it is told to evict and
 schedules the penalty delay with its reactor, so that other clients are not slowed.
 """
 
@@ -25,6 +29,8 @@ from twisted.logger import Logger
 
 __all__ = [
     "DEFAULT_FAILED_LOGIN_DELAY",
+    "DEFAULT_LOGIN_GRACE",
+    "DEFAULT_LOGIN_WINDOW",
     "DEFAULT_MAX_FAILED_LOGIN_DELAY",
     "DEFAULT_MAX_PER_CLIENT",
     "DEFAULT_MAX_UNAUTHENTICATED",
@@ -35,19 +41,29 @@ __all__ = [
 
 #: The default cap on unauthenticated connections of one server process.  It is Dovecot's
 #: default client limit of a login process, which there too bounds the connections that
-#: have not logged in (the oldest of them is disconnected when it is reached).  A
-#: legitimate login takes well under a second, so even a busy server has only a small
-#: fraction of that many connections in AUTHORIZATION at once.  The process needs file
-#: descriptors for these as well as for its logged-in sessions: a deployment that raises
-#: the cap raises C{ulimit -n} with it.
+#: have not logged in.  A legitimate login takes well under a second, so even a crowd of a
+#: thousand clients arriving at once fits.  The process needs file descriptors for these as
+#: well as for its logged-in sessions: a deployment that raises the cap raises
+#: C{ulimit -n} with it.
 DEFAULT_MAX_UNAUTHENTICATED = 1000
 
-#: The default cap on unauthenticated connections from one client address.  Many users can
-#: share one address behind NAT, but each of their connections normally leaves
-#: AUTHORIZATION within a second, and a connection is only evicted after 50 newer ones
-#: from the same address, so 50 leaves room for a large NAT while one address can hold at
-#: most a twentieth of L{DEFAULT_MAX_UNAUTHENTICATED}.
+#: The default cap on I{idle} unauthenticated connections from one client address (see
+#: L{DEFAULT_LOGIN_GRACE}).  Connections making progress are not counted, so the cap does
+#: not limit how many users behind one address log in at once; it limits how many
+#: connections one address can hold open without logging in.
 DEFAULT_MAX_PER_CLIENT = 50
+
+#: The default number of seconds a connection waiting to log in may go without progress
+#: (since it was accepted, since its last answer, or since its TLS handshake) before it
+#: counts as idle.  A client that is logging in sends its next command within a round
+#: trip; ten seconds leave room for a loaded server and a slow network.
+DEFAULT_LOGIN_GRACE = 10.0
+
+#: The default number of seconds, from its arrival, during which a connection's progress
+#: keeps it from counting as idle.  A login takes a few round trips; a connection that is
+#: still not logged in after a minute (repeating CAPA, say) counts as idle once the grace
+#: after its last progress within that minute has passed.
+DEFAULT_LOGIN_WINDOW = 60.0
 
 #: The default delay, in seconds, before answering the first failed login of a client.
 DEFAULT_FAILED_LOGIN_DELAY = 2.0
@@ -66,7 +82,8 @@ class UnauthenticatedSession(Protocol):
 
     def evict(self) -> None:
         """
-        Close this connection to make room for a newer one.
+        Close this connection to make room for a newer one, or, when every connection
+        is making progress and the overall cap is reached, to turn this new one away.
 
         Called synchronously by L{ConnectionLimiter.admit}, after the limiter has already
         forgotten this session: calling L{ConnectionLimiter.release} for it, now or later
@@ -86,35 +103,52 @@ class _Entry:
     What L{ConnectionLimiter} knows about one session.
 
     @ivar client: The client address the session was admitted under.
-    @ivar lastActive: When the session was admitted or last touched, by the limiter's
-        clock.
+    @ivar admitted: When the session was admitted, by the limiter's clock.
+    @ivar lastActive: When the session was admitted or last made progress within the
+        login window, by the limiter's clock.
     """
 
-    __slots__ = ("client", "lastActive")
+    __slots__ = ("admitted", "client", "lastActive")
 
-    def __init__(self, client: str, lastActive: float) -> None:
+    def __init__(self, client: str, admitted: float) -> None:
         self.client = client
-        self.lastActive = lastActive
+        self.admitted = admitted
+        self.lastActive = admitted
 
 
 class ConnectionLimiter:
     """
-    A cap on unauthenticated connections overall and per client address, which evicts
-    the connection idle the longest when a new one exceeds a cap.
+    A cap on unauthenticated connections overall and on idle ones per client address,
+    which evicts the connection idle the longest when a new one exceeds a cap.
 
-    The server calls L{admit} when a connection is made, L{touched} whenever the client
-    sends something, and L{release} when the connection logs in or is lost.  Sessions are
-    kept in order of their last activity, overall and per client, so every call takes
-    constant time (amortised), whatever the number of connections.
+    The server calls L{admit} when a connection is made, L{touched} whenever the
+    connection makes progress (a command of the client was answered, a TLS handshake
+    completed), and L{release} when the connection logs in or is lost.
 
-    The newest connection is never the one evicted: it has been idle for no time at all.
-    An attacker from one address can therefore only push out its own connections; one
-    using many addresses pushes out whichever connection has been silent the longest,
-    which a client that is actually logging in rarely is.
+    A connection is I{idle} once C{loginGrace} seconds have passed since its last
+    progress; progress made more than C{loginWindow} seconds after its arrival no longer
+    counts, so a connection cannot stay out of the count forever without logging in.
+    When a connection is admitted:
 
-    Idleness is measured by the order of activity, not by reading the clock, so a clock
-    that jumps does not change which connection goes; the clock only dates activity for
-    the log message of an eviction.
+      - if its client address now has more than C{maxPerClient} idle connections, the
+        longest idle of them are evicted down to the cap.  Connections still making
+        progress are not counted: a thousand clients behind one address can log in at
+        once, while one address can hold at most C{maxPerClient} connections that do
+        nothing;
+      - then, while there are more than C{maxUnauthenticated} connections in all, the
+        one idle the longest overall is evicted, if it is idle; when none is, every
+        connection is making progress and the new one is turned away instead (evicted
+        at once): C{maxUnauthenticated} bounds the file descriptors of the process.
+
+    A connection making progress is therefore never closed to make room.  An attacker
+    from one address can only push out its own idle connections; one using many
+    addresses pushes out whichever connection has been silent the longest, which a client
+    that is actually logging in rarely is.
+
+    Sessions are kept in order of their last progress, overall and per client, so that
+    the longest idle is found in constant time; an admission costs at most the number of
+    idle connections of its client, which the cap keeps small.  A clock that jumps
+    forward only makes connections count as idle sooner.
     """
 
     log = Logger()
@@ -125,22 +159,34 @@ class ConnectionLimiter:
         *,
         maxUnauthenticated: int = DEFAULT_MAX_UNAUTHENTICATED,
         maxPerClient: int = DEFAULT_MAX_PER_CLIENT,
+        loginGrace: float = DEFAULT_LOGIN_GRACE,
+        loginWindow: float = DEFAULT_LOGIN_WINDOW,
     ) -> None:
         """
-        @param clock: Dates activity, for the log message of an eviction.
+        @param clock: Tells when connections made progress.
         @param maxUnauthenticated: The most unauthenticated connections; at least 1.
-        @param maxPerClient: The most unauthenticated connections from one client
+        @param maxPerClient: The most idle unauthenticated connections from one client
             address; at least 1.
+        @param loginGrace: Seconds without progress after which a connection counts as
+            idle; 0 counts every connection, as soon as it arrives.
+        @param loginWindow: Seconds from a connection's arrival during which its progress
+            counts; C{math.inf} for no limit.
 
-        @raise ValueError: If a cap is less than 1.
+        @raise ValueError: If a cap is less than 1, or a duration negative.
         """
         if maxUnauthenticated < 1:
             raise ValueError(f"maxUnauthenticated must be at least 1, not {maxUnauthenticated!r}")
         if maxPerClient < 1:
             raise ValueError(f"maxPerClient must be at least 1, not {maxPerClient!r}")
+        if not loginGrace >= 0:
+            raise ValueError(f"loginGrace must not be negative, not {loginGrace!r}")
+        if not loginWindow >= 0:
+            raise ValueError(f"loginWindow must not be negative, not {loginWindow!r}")
         self._clock = clock
         self._maxUnauthenticated = maxUnauthenticated
         self._maxPerClient = maxPerClient
+        self._loginGrace = loginGrace
+        self._loginWindow = loginWindow
         # Least recently active first, overall and per client.
         self._sessions: OrderedDict[UnauthenticatedSession, _Entry] = OrderedDict()
         self._byClient: dict[str, OrderedDict[UnauthenticatedSession, None]] = {}
@@ -149,7 +195,7 @@ class ConnectionLimiter:
         return (
             f"<{type(self).__name__} {len(self._sessions)}/{self._maxUnauthenticated} "
             f"unauthenticated, {len(self._byClient)} clients, "
-            f"at most {self._maxPerClient} per client>"
+            f"at most {self._maxPerClient} idle per client>"
         )
 
     @property
@@ -162,9 +208,23 @@ class ConnectionLimiter:
     @property
     def maxPerClient(self) -> int:
         """
-        The cap on connections waiting to log in, per client address.
+        The cap on idle connections waiting to log in, per client address.
         """
         return self._maxPerClient
+
+    @property
+    def loginGrace(self) -> float:
+        """
+        Seconds without progress after which a connection counts as idle.
+        """
+        return self._loginGrace
+
+    @property
+    def loginWindow(self) -> float:
+        """
+        Seconds from a connection's arrival during which its progress counts.
+        """
+        return self._loginWindow
 
     @property
     def unauthenticated(self) -> int:
@@ -175,19 +235,23 @@ class ConnectionLimiter:
 
     def perClient(self, client: str) -> int:
         """
-        The number of connections from C{client} admitted and not yet released or evicted.
+        The number of connections from C{client} admitted and not yet released or evicted,
+        idle or not.
         """
         sessions = self._byClient.get(client)
         return 0 if sessions is None else len(sessions)
 
+    def idlePerClient(self, client: str) -> int:
+        """
+        The number of idle connections from C{client}: those the per-client cap counts.
+        """
+        return len(self._idleOf(self._byClient.get(client, ())))
+
     def admit(self, session: UnauthenticatedSession, client: str) -> None:
         """
-        Register a new unauthenticated connection, evicting others if it exceeds a cap.
-
-        If C{client} now has more than C{maxPerClient} connections, its connection idle
-        the longest is evicted; then, if there are more than C{maxUnauthenticated}
-        connections in all, the connection idle the longest overall is evicted.  The new
-        session itself is never evicted.
+        Register a new unauthenticated connection, evicting idle ones if a cap is
+        exceeded, or this one if every connection is making progress and the overall cap
+        is exceeded (see the class description).
 
         @param session: The new connection.
         @param client: The client's address, as text (an IP address).
@@ -198,30 +262,28 @@ class ConnectionLimiter:
             raise ValueError(f"{session!r} is already admitted")
         self._sessions[session] = _Entry(client, self._clock.seconds())
         self._byClient.setdefault(client, OrderedDict())[session] = None
-        # Loops rather than ifs: an evict() that re-enters the limiter cannot leave it
-        # over a cap.
-        while (sessions := self._byClient.get(client)) and len(sessions) > self._maxPerClient:
-            self._evict(
-                next(iter(sessions)),
-                f"more than {self._maxPerClient} unauthenticated connections from {client}",
-            )
-        while len(self._sessions) > self._maxUnauthenticated:
-            self._evict(
-                next(iter(self._sessions)),
-                f"more than {self._maxUnauthenticated} unauthenticated connections",
-            )
+        self._capClient(client)
+        self._capOverall(session)
 
     def touched(self, session: UnauthenticatedSession) -> None:
         """
-        Note activity on C{session}: it becomes the one idle the shortest.
+        Note progress on C{session}: it becomes the one idle the shortest, and is not
+        idle again before C{loginGrace} seconds have passed.
 
-        Call it whenever the client sends something.  A session that is not admitted
-        (released, evicted, or never admitted) is ignored.
+        Call it whenever the connection makes progress: a command of the client was
+        answered, a TLS handshake completed.  Octets that do not complete a command are
+        not progress (a client dribbling a line one octet at a time goes idle).
+        Progress later than C{loginWindow} seconds after the session's admission is
+        ignored, and so is a session that is not admitted (released, evicted, or never
+        admitted).
         """
         entry = self._sessions.get(session)
         if entry is None:
             return
-        entry.lastActive = self._clock.seconds()
+        now = self._clock.seconds()
+        if now - entry.admitted > self._loginWindow:
+            return
+        entry.lastActive = now
         self._sessions.move_to_end(session)
         self._byClient[entry.client].move_to_end(session)
 
@@ -239,6 +301,66 @@ class ConnectionLimiter:
         del sessions[session]
         if not sessions:
             del self._byClient[entry.client]
+
+    def _isIdle(self, entry: _Entry, now: float) -> bool:
+        """
+        Whether the session of C{entry} counts as idle at C{now}.
+        """
+        return now - entry.lastActive >= self._loginGrace
+
+    def _idleOf(
+        self, sessions: OrderedDict[UnauthenticatedSession, None] | tuple[()]
+    ) -> list[UnauthenticatedSession]:
+        """
+        The idle sessions among C{sessions} (kept in order of progress), longest idle
+        first: a prefix of them.
+        """
+        now = self._clock.seconds()
+        idle = []
+        for session in sessions:
+            if not self._isIdle(self._sessions[session], now):
+                break
+            idle.append(session)
+        return idle
+
+    def _capClient(self, client: str) -> None:
+        """
+        Evict the longest idle sessions of C{client} while it has more idle ones than
+        C{maxPerClient}.
+        """
+        idle = self._idleOf(self._byClient[client])
+        for victim in idle[: max(0, len(idle) - self._maxPerClient)]:
+            # An earlier evict() may have released this one already.
+            if victim in self._sessions:
+                self._evict(
+                    victim,
+                    f"more than {self._maxPerClient} idle unauthenticated connections "
+                    f"from {client}",
+                )
+
+    def _capOverall(self, newcomer: UnauthenticatedSession) -> None:
+        """
+        While there are more than C{maxUnauthenticated} sessions, evict the longest idle
+        one; if none is idle, turn C{newcomer} away.
+        """
+        # A loop rather than an if: an evict() that re-enters the limiter cannot leave it
+        # over the cap.
+        while len(self._sessions) > self._maxUnauthenticated:
+            oldest, entry = next(iter(self._sessions.items()))
+            if oldest is not newcomer and self._isIdle(entry, self._clock.seconds()):
+                self._evict(
+                    oldest, f"more than {self._maxUnauthenticated} unauthenticated connections"
+                )
+            elif newcomer in self._sessions:
+                self._evict(
+                    newcomer,
+                    f"more than {self._maxUnauthenticated} unauthenticated connections, "
+                    "none of them idle",
+                )
+            else:
+                # Only re-entrant admissions can leave it here; the next admission of
+                # theirs enforces the cap.
+                return
 
     def _evict(self, session: UnauthenticatedSession, why: str) -> None:
         """

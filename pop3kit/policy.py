@@ -25,6 +25,8 @@ from pop3kit.core import (
 from pop3kit.core._connection import MAX_BAD_COMMANDS, MAX_FAILED_LOGINS, MAX_SASL_LINE
 from pop3kit.limits import (
     DEFAULT_FAILED_LOGIN_DELAY,
+    DEFAULT_LOGIN_GRACE,
+    DEFAULT_LOGIN_WINDOW,
     DEFAULT_MAX_FAILED_LOGIN_DELAY,
     DEFAULT_MAX_PER_CLIENT,
     DEFAULT_MAX_UNAUTHENTICATED,
@@ -87,8 +89,15 @@ class ServerPolicy:
     @ivar maxSASLLineLength: The longest C{AUTH} line or SASL response line accepted,
         line end included (other commands: 255 octets).
     @ivar maxUnauthenticated: The most connections waiting to log in, overall, before the
-        longest idle one is closed (see L{pop3kit.limits.ConnectionLimiter}).
-    @ivar maxPerClient: The same, per client address.
+        longest idle one is closed, or the new one turned away when none is idle (see
+        L{pop3kit.limits.ConnectionLimiter}).
+    @ivar maxPerClient: The most I{idle} connections waiting to log in from one client
+        address, before the longest idle one is closed; connections making progress are
+        not counted, so a crowd behind one address can log in at once.
+    @ivar loginGrace: Seconds a connection waiting to log in may go without progress (an
+        answered command) before it counts as idle.
+    @ivar loginWindow: Seconds from a connection's arrival during which its progress
+        keeps it from counting as idle.
     @ivar allowCleartext: When passwords may be sent before TLS is active (USER/PASS, SASL
         PLAIN and LOGIN): C{"never"}, C{"loopback"} (connections from this host count as
         secure, as in Dovecot) or C{"always"}.
@@ -101,9 +110,14 @@ class ServerPolicy:
         L{None} for L{pop3kit.core.DEFAULT_SASL_MECHANISMS}, plus EXTERNAL with client
         certificates.
     @ivar loginDelay: Minimum seconds between two logins to one maildrop, announced as
-        LOGIN-DELAY; L{None} for no limit.
-    @ivar expire: Days messages are kept, or C{"NEVER"}, announced as EXPIRE; with 0,
-        retrieved messages are removed at QUIT.  L{None} announces nothing.
+        LOGIN-DELAY; L{None} for no limit.  Users may have values of their own
+        (L{pop3kit.interfaces.IUserSettingsSource}).
+    @ivar expire: Days retrieved messages are kept, or C{"NEVER"}, announced as EXPIRE;
+        with 0, retrieved messages are removed at QUIT; with C{n} days, a later
+        session's QUIT removes the messages retrieved more than C{n} days before (for
+        mailboxes providing L{pop3kit.interfaces.IRetrievalLog}; others are announced
+        C{EXPIRE NEVER} after login).  L{None} announces nothing.  Users may have values
+        of their own (L{pop3kit.interfaces.IUserSettingsSource}).
     @ivar implementation: Text announced as IMPLEMENTATION; L{None} for none.
     @ivar apop: Offer APOP when the portal can check hashed credentials.
     @ivar apopHost: The host part of the APOP timestamp and of CRAM-MD5 challenges.
@@ -118,6 +132,8 @@ class ServerPolicy:
     maxSASLLineLength: int = MAX_SASL_LINE
     maxUnauthenticated: int = DEFAULT_MAX_UNAUTHENTICATED
     maxPerClient: int = DEFAULT_MAX_PER_CLIENT
+    loginGrace: float = DEFAULT_LOGIN_GRACE
+    loginWindow: float = DEFAULT_LOGIN_WINDOW
     allowCleartext: CleartextPolicy = "loopback"
     sasl: Sequence[str] | None = None
     loginDelay: int | None = None
@@ -168,7 +184,13 @@ class ServerPolicy:
         return DEFAULT_SASL_MECHANISMS
 
     def capabilities(
-        self, verifiable: Container[Credential], *, secure: bool, canStartTLS: bool, local: bool
+        self,
+        verifiable: Container[Credential],
+        *,
+        secure: bool,
+        canStartTLS: bool,
+        local: bool,
+        perUser: bool = False,
     ) -> Capabilities:
         """
         What a connection offers as it starts.
@@ -179,6 +201,8 @@ class ServerPolicy:
         @param canStartTLS: A certificate is configured and the transport can start TLS:
             STLS is offered unless TLS is active.
         @param local: The client is on this host (loopback or a UNIX socket).
+        @param perUser: Users may have LOGIN-DELAY and EXPIRE values of their own
+            (announced with C{USER} before login).
         """
         certificates = Credential.CERTIFICATE in verifiable
         return Capabilities(
@@ -195,6 +219,7 @@ class ServerPolicy:
             loginDelay=self.loginDelay,
             expire=self.expire,
             implementation=self.implementation,
+            perUser=perUser,
         )
 
 
@@ -220,6 +245,8 @@ _RULES: tuple[tuple[str, Callable[[ServerPolicy], bool], str], ...] = (
     ("maxBadCommands", lambda p: p.maxBadCommands >= 1, "must be at least 1"),
     ("maxUnauthenticated", lambda p: p.maxUnauthenticated >= 1, "must be at least 1"),
     ("maxPerClient", lambda p: p.maxPerClient >= 1, "must be at least 1"),
+    ("loginGrace", lambda p: p.loginGrace >= 0, "must not be negative"),
+    ("loginWindow", lambda p: p.loginWindow >= 0, "must not be negative"),
     (
         "maxSASLLineLength",
         lambda p: p.maxSASLLineLength >= MAX_COMMAND_LINE,

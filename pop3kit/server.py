@@ -44,7 +44,7 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from pop3kit._gssapi import IGSSAPIAcceptor
-from pop3kit._login import Login, LoginOutcome, Session
+from pop3kit._login import AvatarIdRecorder, Login, LoginOutcome, Session
 from pop3kit._oauth2 import IBearerToken
 from pop3kit._sessionlog import SessionLog
 from pop3kit._streaming import Consumer, MessageSender, TransferInterrupted
@@ -75,9 +75,14 @@ from pop3kit.core import (
     StartTLS,
     State,
 )
-from pop3kit.cred import ISASLIdentity, SASLIdentityChecker
+from pop3kit.cred import ChainedChecker, ISASLIdentity, SASLIdentityChecker
 from pop3kit.errors import POP3Error, TemporaryFailure
-from pop3kit.interfaces import ILoginHistory, IMaildropLocker, ISCRAMKeySource
+from pop3kit.interfaces import (
+    ILoginHistory,
+    IMaildropLocker,
+    ISCRAMKeySource,
+    IUserSettingsSource,
+)
 from pop3kit.limits import ConnectionLimiter
 from pop3kit.locking import InProcessLocker, InProcessLoginHistory
 from pop3kit.policy import CleartextPolicy, ServerPolicy
@@ -313,6 +318,7 @@ class POP3Server(LineReceiver):
         if timer is not None and timer.active():
             timer.cancel()
         self._log.tlsEstablished(self.transport)
+        self._progressed()
 
     def _startHandshakeTimer(self) -> None:
         self._handshakeTimer = self.factory.clock.callLater(
@@ -331,8 +337,6 @@ class POP3Server(LineReceiver):
         Feed the received octets to the core and act on what it makes of them.
         """
         self.resetTimeout()
-        if self._session is None:
-            self.factory.limiter.touched(self)
         assert self._connection is not None
         self._connection.receiveData(data)
         self._process()
@@ -353,17 +357,22 @@ class POP3Server(LineReceiver):
         assert connection is not None
         write = self._transport.write
         self._processing = True
+        answered = False
         try:
             while (event := connection.nextEvent()) is not None:
                 data = connection.dataToSend()
                 if data:
                     write(data)
+                    answered = True
                 self._dispatch(event)
         finally:
             self._processing = False
         data = connection.dataToSend()
         if data:
             write(data)
+            answered = True
+        if answered:
+            self._progressed()
         if connection.state is _CLOSED:
             self._transport.loseConnection()
         else:
@@ -374,7 +383,14 @@ class POP3Server(LineReceiver):
         data = self._connection.send(outcome)
         if data:
             self._transport.write(data)
+            self._progressed()
         self._process()
+
+    def _progressed(self) -> None:
+        # A command was answered: for the limiter, a connection waiting to log in is
+        # making progress (octets that do not complete a command are not).
+        if self._session is None:
+            self.factory.limiter.touched(self)
 
     def _applyBackpressure(self, pending: int) -> None:
         if pending >= _MAX_PENDING_LINES and not self._readingPaused:
@@ -402,9 +418,9 @@ class POP3Server(LineReceiver):
         elif isinstance(event, Expunge):
             assert self._session is not None
             self._log.expungeStarted(event.uids)
-            self._session.expunge(event.uids).addCallback(self._log.expunged).addCallback(
-                self._reply
-            )
+            self._session.expunge(event.uids, event.retrieved).addCallback(
+                self._log.expunged
+            ).addCallback(self._reply)
 
     # Login
 
@@ -538,7 +554,7 @@ def _withSASLIdentities(portal: Portal) -> Portal:
     L{SASLIdentityChecker} for the identities SASL mechanisms verify, unless the
     application registered a checker of its own for them.
     """
-    loginPortal = Portal(portal.realm)
+    loginPortal = Portal(AvatarIdRecorder(portal.realm))
     ours: dict[type[Interface], ICredentialsChecker] = {ISASLIdentity: SASLIdentityChecker()}
     checkers = ChainMap(portal.checkers, ours)
     # Portal only looks checkers up and iterates over them: a mapping will do.
@@ -627,6 +643,8 @@ class POP3ServerFactory(ServerFactory):
                 clock,
                 maxUnauthenticated=self.policy.maxUnauthenticated,
                 maxPerClient=self.policy.maxPerClient,
+                loginGrace=self.policy.loginGrace,
+                loginWindow=self.policy.loginWindow,
             )
         self.limiter = limiter
         self.locker: IMaildropLocker = InProcessLocker() if locker is None else locker
@@ -673,7 +691,22 @@ class POP3ServerFactory(ServerFactory):
             secure=ISSLTransport.providedBy(transport),
             canStartTLS=self.tls is not None and ITLSTransport.providedBy(transport),
             local=transport is not None and isLocal(cast(_Transport, transport).getPeer()),
+            perUser=bool(self.userSettingsSources()),
         )
+
+    def userSettingsSources(self) -> list[IUserSettingsSource]:
+        """
+        The portal's checkers that provide per-user LOGIN-DELAY and EXPIRE values
+        (themselves, or inside a L{pop3kit.cred.ChainedChecker}).  With any, CAPA
+        announces those values with C{USER} before login.
+        """
+        sources: list[IUserSettingsSource] = []
+        for checker in self.portal.checkers.values():
+            members = checker.checkers if isinstance(checker, ChainedChecker) else (checker,)
+            for member in members:
+                if IUserSettingsSource.providedBy(member) and member not in sources:
+                    sources.append(member)
+        return sources
 
     def scramKeySource(self) -> ISCRAMKeySource | None:
         """
@@ -725,4 +758,5 @@ class POP3ServerFactory(ServerFactory):
             tlsIdentity=peerIdentity(transport) if sasl else None,
             events=self.auditLogger,
             gssapi=self.gssapiAcceptor() if sasl else None,
+            settingsSources=self.userSettingsSources(),
         )

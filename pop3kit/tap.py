@@ -34,7 +34,12 @@ from pop3kit.core import (
 from pop3kit.core._connection import MAX_BAD_COMMANDS, MAX_FAILED_LOGINS, MAX_SASL_LINE
 from pop3kit.cred import ChainedChecker
 from pop3kit.delivery import MaildirDelivery
-from pop3kit.limits import DEFAULT_MAX_PER_CLIENT, DEFAULT_MAX_UNAUTHENTICATED
+from pop3kit.limits import (
+    DEFAULT_LOGIN_GRACE,
+    DEFAULT_LOGIN_WINDOW,
+    DEFAULT_MAX_PER_CLIENT,
+    DEFAULT_MAX_UNAUTHENTICATED,
+)
 from pop3kit.lmtp import LMTPFactory
 from pop3kit.policy import MINIMUM_TIMEOUT, InvalidPolicy, ServerPolicy
 from pop3kit.proxy import PROXY_PREFIX, isProxied, proxyEndpointFromString
@@ -77,6 +82,8 @@ _POLICY_OPTIONS = {
     "max-auth-line": "maxSASLLineLength",
     "max-unauthenticated": "maxUnauthenticated",
     "max-per-client": "maxPerClient",
+    "login-grace": "loginGrace",
+    "login-window": "loginWindow",
     "allow-cleartext": "allowCleartext",
     "sasl": "sasl",
     "login-delay": "loginDelay",
@@ -179,9 +186,25 @@ class Options(usage.Options, AuthOptionMixin):
             "max-per-client",
             None,
             DEFAULT_MAX_PER_CLIENT,
-            "Connections waiting to log in from one client address, before its longest "
-            "idle is closed.",
+            "Idle connections waiting to log in from one client address, before its "
+            "longest idle is closed (connections making progress are not counted).",
             int,
+        ],
+        [
+            "login-grace",
+            None,
+            DEFAULT_LOGIN_GRACE,
+            "Seconds a connection waiting to log in may go without an answered command "
+            "before it counts as idle.",
+            float,
+        ],
+        [
+            "login-window",
+            None,
+            DEFAULT_LOGIN_WINDOW,
+            "Seconds from its arrival during which a connection's commands keep it from "
+            "counting as idle.",
+            float,
         ],
         [
             "allow-cleartext",
@@ -220,7 +243,12 @@ class Options(usage.Options, AuthOptionMixin):
             float,
         ],
         ["login-delay", None, None, "Minimum seconds between logins (LOGIN-DELAY).", int],
-        ["expire", None, None, "Days mail is kept, or 'never' (announced as EXPIRE)."],
+        [
+            "expire",
+            None,
+            None,
+            "Days retrieved mail is kept, or 'never' (announced and enforced as EXPIRE).",
+        ],
         ["implementation", None, None, "Text announced as IMPLEMENTATION in CAPA."],
         ["apop-host", None, "pop3kit", "Host part of the APOP greeting timestamp."],
         [
@@ -648,6 +676,24 @@ def _metricsService(factory: POP3ServerFactory, description: str) -> IService:
     return metricsService(reactor, description, observer.registry)  # type: ignore[arg-type]
 
 
+#: The endpoint types whose listen backlog L{_withBacklog} sets.
+_BACKLOG_TYPES = ("tcp", "tcp6", "ssl")
+
+
+def _withBacklog(description: str, backlog: int) -> str:
+    """
+    C{description} with C{backlog=} added, for a TCP or TLS listener that does not give
+    one: Twisted's default of 50 makes the kernel drop connections of a crowd arriving
+    at once (their clients retry after seconds, or hang), so pop3kit listens with a
+    backlog as large as its cap on connections waiting to log in.  The kernel caps it at
+    C{net.core.somaxconn}.
+    """
+    kind = description.split(":", 1)[0].strip().lower()
+    if kind not in _BACKLOG_TYPES or "backlog=" in description:
+        return description
+    return f"{description}:backlog={backlog}"
+
+
 def makeService(options: Options) -> IService:
     """
     Build the C{twistd pop3kit} service: one listening service per C{--listen}.
@@ -670,15 +716,17 @@ def makeService(options: Options) -> IService:
 
     listeners = []
     for description in options["listen"]:
+        # Messages name the description as given; the endpoint gets the backlog.
+        backlogged = _withBacklog(description, options["policy"].maxUnauthenticated)
         if isImplicitTLS(description):
             assert tls is not None
-            endpoint = implicitTLSEndpoint(reactor, description, tls)  # type: ignore[arg-type]
+            endpoint = implicitTLSEndpoint(reactor, backlogged, tls)  # type: ignore[arg-type]
         elif isProxied(description):
             # Twisted's own haproxy: endpoint connects the session before the header.
             endpoint = proxyEndpointFromString(reactor, description)  # type: ignore[arg-type]
         else:
             try:
-                endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
+                endpoint = serverFromString(reactor, backlogged)  # type: ignore[no-untyped-call]
             except IndexError:
                 # The systemd: endpoint, without the socket it names.
                 raise CannotStart(

@@ -32,9 +32,17 @@ def wrappingConnector(wrap: Callable[[POP3Client], object]) -> Connector:
         cafile: str | None = None,
         hostname: str | None = None,
         timeout: float = 60.0,
+        **limits: Any,
     ) -> POP3Client:
         client = await connect(
-            reactor, host, port, tls=tls, cafile=cafile, hostname=hostname, timeout=timeout
+            reactor,
+            host,
+            port,
+            tls=tls,
+            cafile=cafile,
+            hostname=hostname,
+            timeout=timeout,
+            **limits,
         )
         return cast(POP3Client, wrap(client))
 

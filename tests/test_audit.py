@@ -287,7 +287,8 @@ class SessionEventTests(SynchronousTestCase):
         """
         A connection closed to make room for a newer one is an event.
         """
-        server = Server(maxPerClient=1)
+        # No grace: a connection that has not logged in yet counts against the cap at once.
+        server = Server(maxPerClient=1, loginGrace=0)
         first = server.connect("192.0.2.1")
         server.connect("192.0.2.1")
         self.assertTrue(first.transport.disconnecting)

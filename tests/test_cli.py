@@ -396,10 +396,12 @@ class DeliverTests(CLITestCase):
 
     def test_badName(self) -> None:
         """
-        An unsafe name is refused, and nothing is created.
+        An unsafe name is refused as no such user (67, EX_NOUSER), and nothing is created.
         """
         for name in ("../escape", ".hidden", "a/b"):
-            self.assertError(self.runCommand("deliver", name, stdin=b"x\n"), "invalid user name")
+            self.assertError(
+                self.runCommand("deliver", name, stdin=b"x\n"), "invalid user name", 67
+            )
         self.assertFalse(os.path.exists(os.path.join(self.dataDir, "mail")))
 
     def test_writeFailureIsTemporary(self) -> None:
@@ -407,7 +409,7 @@ class DeliverTests(CLITestCase):
         A failed write exits with 75 (EX_TEMPFAIL) so that the MTA tries again.
         """
 
-        def deliver(path: str, message: BinaryIO) -> str:
+        def deliver(path: str, message: BinaryIO, **kwargs: object) -> str:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
 
         self.patch(maildir, "deliver", deliver)
@@ -417,10 +419,11 @@ class DeliverTests(CLITestCase):
 
     def test_rootIsAFile(self) -> None:
         """
-        A Maildir root that is a file is reported in one line, as a temporary failure.
+        A Maildir root that is a file is reported in one line, as a permanent failure (73,
+        EX_CANTCREAT): trying again cannot help.
         """
         root = os.path.join(self.base, "file")
         with open(root, "w"):
             pass
         result = self.runCommand("deliver", "alice", "--maildir-root", root, stdin=b"x\n")
-        self.assertError(result, root, cli.EX_TEMPFAIL)
+        self.assertError(result, root, 73)

@@ -673,9 +673,10 @@ class TimeoutTests(FakeServerMixin, SynchronousTestCase):
 
     def test_dataResetsTimer(self) -> None:
         """
-        A slow but steady answer does not time out: every chunk restarts the timer.
+        A slow but steady answer does not time out: every chunk restarts the timer (the
+        body's minimum rate, which this answer is below, is switched off).
         """
-        client = self.connect(timeout=30)
+        client = self.connect(timeout=30, minimumRate=0)
         d = client.retrieve(1)
         self.server(b"+OK\r\n")
         for _ in range(10):

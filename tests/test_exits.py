@@ -38,10 +38,12 @@ from pop3kit._fetch._failures import (
 from pop3kit.client import (
     ClientError,
     InvalidState,
+    ListingTooLarge,
     MechanismUnavailable,
     ResponseTooLarge,
     ServerError,
     ServerProtocolError,
+    ServerStalled,
     TLSFailed,
     TLSUnavailable,
 )
@@ -315,6 +317,32 @@ CASES: dict[str, list[tuple[BaseException, Expected]]] = {
             TimeoutError(110, "Connection timed out"),
         ]
     ],
+    "stalled": [
+        (
+            ServerStalled("no complete answer to RETR 1 within 30 s"),
+            {
+                activity: (
+                    ExitStatus.TEMPFAIL,
+                    "mail.example.com:995 stopped making progress while "
+                    f"{DURING[activity]}: no complete answer to RETR 1 within 30 s; nothing "
+                    "was deleted (see --response-timeout and --min-rate)",
+                )
+                for activity in Activity
+            },
+        ),
+        (
+            ListingTooLarge("a listing of more than 10 entries"),
+            {
+                activity: (
+                    ExitStatus.TEMPFAIL,
+                    "mail.example.com:995 sent a listing of more than 10 entries while "
+                    f"{DURING[activity]}; nothing was deleted (see --max-listing and "
+                    "--max-listing-octets)",
+                )
+                for activity in Activity
+            },
+        ),
+    ],
     "interrupted": [
         (
             error,
@@ -455,6 +483,13 @@ class DescribeFailureTests(SynchronousTestCase):
         """
         self.check("timeout")
 
+    def test_stalled(self) -> None:
+        """
+        A server that stopped making progress, or sent a listing past the caps, is
+        L{ExitStatus.TEMPFAIL}, and the message says nothing was deleted.
+        """
+        self.check("stalled")
+
     def test_interrupted(self) -> None:
         """
         A cancelled step (Ctrl-C, SIGTERM) is L{ExitStatus.INTERRUPTED}.
@@ -540,6 +575,7 @@ class ExitStatusTests(SynchronousTestCase):
                 "OK": 0,
                 "FAILURE": 1,
                 "USAGE": 2,
+                "DATAERR": 65,
                 "NOUSER": 67,
                 "NOHOST": 68,
                 "UNAVAILABLE": 69,

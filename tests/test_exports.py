@@ -32,7 +32,7 @@ PINNED = {
         "ServerEvent", "PasswordLogin", "APOPLogin", "SASLLogin", "SASLResponse",
         "SASLAborted", "StartTLS", "Retrieve", "Expunge", "Outcome", "LoginAccepted",
         "LoginRefused", "SASLChallenge", "InitialResponseRefused", "BeginTLS", "BodyFollows",
-        "BodySent", "Goodbye", "Evicted", "MaildropView",
+        "BodySent", "Goodbye", "Evicted", "MaildropView", "UserSettings",
         # The client's session and its events.
         "ClientConnection", "ClientEvent", "BodyData", "EndOfBody",
         # Messages: what a backend lists, and the streaming codecs.
@@ -41,9 +41,10 @@ PINNED = {
     ],
     "pop3kit.client": [
         "CLEARTEXT_MECHANISMS", "MECHANISMS", "ClientError", "ClientMechanism", "ClientState",
-        "CommandTooLong", "InvalidState", "MaildropListing", "MechanismUnavailable",
-        "POP3Client", "ResponseTooLarge", "ServerError", "ServerProtocolError", "TLSFailed",
-        "TLSMode", "TLSUnavailable", "connect", "tlsOptions",
+        "CommandTooLong", "InvalidState", "ListingTooLarge", "MaildropListing",
+        "MechanismUnavailable", "POP3Client", "ResponseTooLarge", "ServerError",
+        "ServerProtocolError", "ServerStalled", "TLSFailed", "TLSMode", "TLSUnavailable",
+        "connect", "tlsOptions",
     ],
     "pop3kit.errors": [
         "AuthenticationFailed", "IllegalCommand", "LoginDelayed", "MaildropInUse",
@@ -54,7 +55,7 @@ PINNED = {
     "pop3kit.backends.memory": ["MemoryMailbox", "MemoryRealm"],
     "pop3kit.backends.maildir": [
         "DEFAULT_SIZE_CACHE_ENTRIES", "MaildirMailbox", "MaildirRealm", "SizeCache",
-        "deliver", "mailboxPath",
+        "TMP_MAX_AGE", "cleanTmp", "deliver", "mailboxPath",
     ],
     "pop3kit.cred": [
         "APOPCredentials", "CRAMMD5Credentials", "ChainedChecker", "ISASLIdentity",
@@ -69,8 +70,8 @@ PINNED = {
     "pop3kit.metrics": ["MetricsObserver", "metricsService"],
     "pop3kit.interfaces": [
         "IFencedMaildropLock", "ILoginHistory", "IMailbox", "IMaildropDelivery",
-        "IMaildropLock", "IMaildropLocker",
-        "ISCRAMKeySource",
+        "IMaildropLock", "IMaildropLocker", "IRetrievalLog", "ISCRAMKeySource",
+        "IUserSettingsSource",
     ],
     "pop3kit.policy": [
         "CLEARTEXT_POLICIES", "MINIMUM_TIMEOUT", "CleartextPolicy", "InvalidPolicy",
@@ -98,7 +99,8 @@ PINNED = {
         "certificateFilesOf", "implicitTLSEndpoint", "isImplicitTLS", "isSecure", "peerIdentity",
     ],
     "pop3kit.limits": [
-        "DEFAULT_FAILED_LOGIN_DELAY", "DEFAULT_MAX_FAILED_LOGIN_DELAY", "DEFAULT_MAX_PER_CLIENT",
+        "DEFAULT_FAILED_LOGIN_DELAY", "DEFAULT_LOGIN_GRACE", "DEFAULT_LOGIN_WINDOW",
+        "DEFAULT_MAX_FAILED_LOGIN_DELAY", "DEFAULT_MAX_PER_CLIENT",
         "DEFAULT_MAX_UNAUTHENTICATED", "ConnectionLimiter", "UnauthenticatedSession",
         "failedLoginPenalty",
     ],

@@ -9,9 +9,11 @@ L{tests.test_fetch_command}; fetches from Dovecot are in L{tests.test_interop_do
 
 from __future__ import annotations
 
+import errno
 import io
 import mailbox
 import os
+import time
 from collections.abc import Callable
 from typing import Any, BinaryIO, cast
 
@@ -20,6 +22,7 @@ from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock, deferLater
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from pop3kit import _fetch
@@ -36,6 +39,7 @@ from pop3kit._fetch import (
     readPassword,
 )
 from pop3kit._fetch._destinations import _LFWriter
+from pop3kit.backends import maildir as maildirbackend
 from pop3kit.backends.maildir import MaildirMailbox, MaildirRealm, _deliveryOrder, deliver
 from pop3kit.backends.maildir import mailboxPath as _mailboxPath
 from pop3kit.client import POP3Client
@@ -283,6 +287,45 @@ class StateFileTests(SynchronousTestCase):
         self.assertEqual(again.uids, {"one", "two"})
         state.close()
 
+    def test_recordAllSyncs(self) -> None:
+        """
+        L{StateFile.recordAll} appends a batch of UIDLs and syncs the file (and, for a new
+        file, its directory) before returning: the record survives a crash.
+        """
+        path = os.path.join(self.mktemp(), "state")
+        synced: list[str] = []
+        realFsync = os.fsync
+
+        def fsync(fd: int) -> None:
+            synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+            realFsync(fd)
+
+        self.patch(os, "fsync", fsync)
+        state = StateFile(os.path.abspath(path))
+        state.recordAll(["one", "two"])
+        self.assertEqual(synced, [os.path.abspath(path), os.path.dirname(os.path.abspath(path))])
+        state.recordAll(["three"])
+        self.assertEqual(synced[2:], [os.path.abspath(path)])
+        state.close()
+        again = StateFile(path)
+        again.load()
+        self.assertEqual(again.uids, {"one", "two", "three"})
+
+    def test_tornLastLineIgnored(self) -> None:
+        """
+        A last line without its line end (a crash while it was written) is not taken as
+        a UIDL: that message was not known to be stored.
+        """
+        path = os.path.join(self.mktemp(), "state")
+        state = StateFile(path)
+        state.recordAll(["one", "two"])
+        state.close()
+        with open(path, "a") as f:
+            f.write("thr")
+        again = StateFile(path)
+        again.load()
+        self.assertEqual(again.uids, {"one", "two"})
+
     def test_saveReplaces(self) -> None:
         """
         L{StateFile.save} keeps only the given UIDLs and leaves no temporary file.
@@ -296,6 +339,24 @@ class StateFileTests(SynchronousTestCase):
         again.load()
         self.assertEqual(again.uids, {"b", "c", "d"})
         self.assertEqual(os.listdir(os.path.dirname(path)), ["state"])
+
+    def test_saveRemovesStaleTemporaries(self) -> None:
+        """
+        A save removes the temporary files that runs killed while rewriting a state file
+        left in its directory over an hour ago, and keeps younger ones (a rewrite may be
+        under way).
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        stale = os.path.join(directory, ".state-stale")
+        young = os.path.join(directory, ".state-young")
+        for path in (stale, young):
+            with open(path, "w") as f:
+                f.write("x\n")
+        old = time.time() - 7200
+        os.utime(stale, (old, old))
+        StateFile(os.path.join(directory, "state")).save({"a"})
+        self.assertEqual(sorted(os.listdir(directory)), [".state-young", "state"])
 
     def test_defaultPath(self) -> None:
         """
@@ -370,6 +431,45 @@ class DestinationTests(SynchronousTestCase):
                 box = mailbox.mbox(os.path.join(base, "box"))
                 stored = sorted(box.get_bytes(key) for key in box.iterkeys())
             self.assertEqual(stored, [b"", b"Subject: one\n\n"], kind)
+
+    def test_checkCleansOldTmpFiles(self) -> None:
+        """
+        Checking a Maildir destination removes the files a killed run left in C{tmp/}
+        36 hours ago or more, and keeps younger ones.
+        """
+        path = os.path.abspath(self.mktemp())
+        destination = parseDestination(f"maildir:{path}")
+        destination.check()
+        leftover = os.path.join(path, "tmp", "leftover")
+        with open(leftover, "wb") as f:
+            f.write(b"partial")
+        destination.check()
+        self.assertTrue(os.path.exists(leftover))
+        self.patch(maildirbackend, "TMP_MAX_AGE", -60)
+        destination.check()
+        self.assertFalse(os.path.exists(leftover))
+
+    def test_mboxSpoolsInMemory(self) -> None:
+        """
+        An mbox sink keeps a message waiting for its batch in memory, without a file
+        descriptor, up to C{SPOOL_IN_MEMORY} octets: a batch of a thousand
+        messages does not run out of descriptors.
+        """
+        path = os.path.join(os.path.abspath(self.mktemp()), "box")
+        destination = parseDestination(f"mbox:{path}")
+        destination.check()
+        before = len(os.listdir("/proc/self/fd"))
+        sinks = []
+        for i in range(1000):
+            sink = destination.open()
+            sink.write(b"Subject: %d\n\nbody\n" % i)
+            sink.close(0)
+            sinks.append(sink)
+        self.assertLess(len(os.listdir("/proc/self/fd")), before + 5)
+        destination.commitBatch(sinks)
+        box = mailbox.mbox(path)
+        self.assertEqual(len(box), 1000)
+        box.close()
 
     def test_mboxQuotesFromLines(self) -> None:
         """
@@ -481,10 +581,6 @@ class _RecordingSync(DiskSync):
 
     def __init__(self, events: list[tuple[object, ...]]) -> None:
         self.events = events
-
-    def syncAll(self) -> None:
-        self.events.append(("syncAll",))
-        super().syncAll()
 
     def syncFile(self, path: str) -> None:
         with open(path, "rb") as f:
@@ -724,7 +820,8 @@ class FetchTests(SynchronousTestCase):
         self.assertEqual(result.fetched, 10)
         self.assertEqual(self.stored(), messages)
         self.assertEqual(slow.mostAtOnce, 1)
-        batches = [len(cast(list[str], e[2])) for e in events if e[0] == "syncDirectory"]
+        newDir = os.path.join(self.target, "new")
+        batches = [len(cast(list[str], e[2])) for e in events if e[:2] == ("syncDirectory", newDir)]
         # new/ holds 2 messages after the first batch, and all 10 after the second.
         self.assertEqual(batches, [2, 10])
 
@@ -747,7 +844,8 @@ class FetchTests(SynchronousTestCase):
     def test_durableBeforeDeleteMaildir(self) -> None:
         """
         With C{--delete}, no DELE is sent before the messages are on disk: every file in
-        C{tmp/} is synced, linked into C{new/}, and C{new/} is synced first.
+        C{tmp/} is synced (C{fsync}, each file: no C{sync(2)} of the whole host), then
+        C{tmp/}, then each is linked into C{new/}, and C{new/} is synced first.
         """
         self.server.deliver(*FIRST_MESSAGES)
         events: list[tuple[object, ...]] = []
@@ -755,11 +853,22 @@ class FetchTests(SynchronousTestCase):
             delete=True, connector=self.recordingConnector(events), sync=_RecordingSync(events)
         )
         newDir = os.path.join(self.target, "new")
+        tmpDir = os.path.join(self.target, "tmp")
         stored = sorted(os.listdir(newDir))
+        synced = [event for event in events if event[0] not in ("RETR", "received")]
+        # Each file is synced from tmp/, complete, with the name it gets in new/.
+        files = synced[:3]
+        self.assertEqual([e[0] for e in files], ["syncFile"] * 3)
+        self.assertEqual([os.path.dirname(cast(str, e[1])) for e in files], [tmpDir] * 3)
+        self.assertEqual([cast(bytes, e[2]) for e in files], [lfForm(m) for m in FIRST_MESSAGES])
         self.assertEqual(
-            [event for event in events if event[0] not in ("RETR", "received")],
+            sorted(os.path.basename(cast(str, e[1])) for e in files),
+            sorted(name.partition(",")[0] for name in stored),
+        )
+        self.assertEqual(
+            synced[3:],
             [
-                ("syncAll",),
+                ("syncDirectory", tmpDir, sorted(os.path.basename(cast(str, e[1])) for e in files)),
                 ("syncDirectory", newDir, stored),
                 ("DELE", 1),
                 ("DELE", 2),
@@ -768,8 +877,177 @@ class FetchTests(SynchronousTestCase):
         )
         # What was synced is all of the messages, complete.
         receivedAll = events.index(("received", 3))
-        self.assertLess(receivedAll, events.index(("syncAll",)))
+        self.assertLess(receivedAll, events.index(files[0]))
         self.assertEqual(self.stored(), [lfForm(m) for m in FIRST_MESSAGES])
+
+    def test_recordedBeforeDelete(self) -> None:
+        """
+        With C{--delete}, each message's UIDL is in the state file (synced with its batch)
+        before its DELE is sent: a crash between the two never has it downloaded again.
+        """
+        self.server.deliver(*FIRST_MESSAGES)
+        client = cast(POP3Client, self.server.network.connectClient().client)
+        self.server.network.run(client.login("alice", SECRET))
+        byNumber = self.server.network.run(client.listUids())
+        self.server.network.run(client.quit())
+        events: list[tuple[object, ...]] = []
+        statePath = self.state
+
+        class Checking(_RecordingClient):
+            def delete(self, n: int) -> Deferred[None]:
+                state = StateFile(statePath)
+                state.load()
+                events.append(("recorded at DELE", n, sorted(state.uids)))
+                return super().delete(n)
+
+        self.fetch(
+            delete=True,
+            batchMessages=1,
+            connector=wrappingConnector(lambda client: Checking(client, events, None)),
+        )
+        recorded = [event for event in events if event[0] == "recorded at DELE"]
+        self.assertEqual(len(recorded), 3)
+        for _, n, known in recorded:
+            self.assertIn(byNumber[cast(int, n)], cast(list[str], known))
+
+    def test_syncErrorDeletesNothing(self) -> None:
+        """
+        An I/O error from syncing C{new/} (the messages may not be on disk) fails the
+        fetch with L{ExitStatus.CANTCREAT} and one line; no DELE is sent, the batch is
+        taken back out of C{new/} and not recorded, and the next run stores it once.
+        """
+        self.server.deliver(*FIRST_MESSAGES)
+        uids = self.server.uids()
+        events: list[tuple[object, ...]] = []
+        target = self.target
+
+        class FailingSync(_RecordingSync):
+            def syncDirectory(self, path: str) -> None:
+                super().syncDirectory(path)
+                if path == os.path.join(target, "new"):
+                    raise OSError(errno.EIO, os.strerror(errno.EIO), path)
+
+        error = self.fetchFails(
+            delete=True, connector=self.recordingConnector(events), sync=FailingSync(events)
+        )
+        self.assertEqual(error.status, ExitStatus.CANTCREAT)
+        self.assertEqual(
+            str(error),
+            f"cannot store messages in maildir:{self.target}: "
+            f"{self.target}/new: Input/output error",
+        )
+        self.assertNotIn("DELE", [event[0] for event in events])
+        self.assertEqual(self.server.uids(), uids)
+        self.assertEqual(self.stored(), [])
+        self.assertEqual(os.listdir(os.path.join(self.target, "tmp")), [])
+        result = self.fetch(delete=True)
+        self.assertEqual(result.fetched, 3)
+        self.assertEqual(self.stored(), [lfForm(m) for m in FIRST_MESSAGES])
+
+    def test_interruptDuringCommit(self) -> None:
+        """
+        An interrupt (the fetch's L{Deferred} cancelled, as Ctrl-C does) while a batch is
+        being made durable in a thread lets that commit finish and be recorded; nothing
+        is deleted; a line says how many messages were stored and that none was deleted;
+        the same fetch again stores only the others, once each.
+        """
+        messages = [b"Subject: %d\n\nbody\n" % i for i in range(6)]
+        self.server.deliver(*messages)
+        uids = self.server.uids()
+        held: list[tuple[Callable[[], None], Deferred[None]]] = []
+
+        def runLater(call: Callable[[], None]) -> Deferred[None]:
+            d: Deferred[None] = Deferred()
+            held.append((call, d))
+            return d
+
+        warnings = io.StringIO()
+        fetching = Deferred.fromCoroutine(
+            _fetch.fetch(
+                self.server.network.reactor,
+                self.account,
+                FetchOptions(
+                    destination=f"maildir:{self.target}",
+                    delete=True,
+                    stateFile=self.state,
+                    connect=ConnectOptions(noTLS=True, timeout=20),
+                ),
+                SECRET,
+                environ={},
+                warnings=warnings,
+                runInThread=runLater,
+                batchMessages=2,
+            )
+        )
+        failures: list[Failure] = []
+        fetching.addErrback(failures.append)
+        self.server.network.flush()
+        self.assertEqual(len(held), 1)
+        self.assertEqual(os.listdir(os.path.join(self.target, "new")), [])
+        fetching.cancel()
+        self.server.network.flush()
+        self.assertEqual(failures, [], "the fetch ended before the commit under way")
+        call, d = held.pop()
+        call()
+        d.callback(None)
+        self.server.network.flush()
+        self.assertEqual(len(failures), 1)
+        self.assertEqual(len(self.stored()), 2)
+        self.assertEqual(self.stored(), messages[:2])
+        self.assertEqual(self.server.uids(), uids)
+        self.assertEqual(
+            warnings.getvalue(),
+            f"pop3kit: 2 of 6 messages were stored in maildir:{self.target} and recorded "
+            f"in {self.state}; none was deleted on the server: the same command again "
+            "deletes them there without downloading them again\n",
+        )
+        self.assertEqual(os.listdir(os.path.join(self.target, "tmp")), [])
+        result = self.fetch(delete=True)
+        self.assertEqual((result.fetched, result.skipped, result.deleted), (4, 2, 6))
+        self.assertEqual(self.stored(), messages)
+        self.assertEqual(self.server.uids(), [])
+
+    def test_fullDisk(self) -> None:
+        """
+        A full disk while a message is written is L{ExitStatus.CANTCREAT} with one line
+        naming the file, not a raw L{OSError}; nothing is deleted, and no file is left in
+        C{tmp/}, also for messages whose octets were still arriving.
+        """
+        messages = [b"Subject: %d\n\n" % i + b"x" * 600_000 + b"\n" for i in range(4)]
+        self.server.deliver(*messages)
+        uids = self.server.uids()
+        realWrite = maildirbackend._Delivery.write
+        writes = 0
+
+        def write(delivery: maildirbackend._Delivery, data: bytes) -> None:
+            nonlocal writes
+            writes += 1
+            if writes == 3:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), delivery.tmpPath)
+            realWrite(delivery, data)
+
+        self.patch(maildirbackend._Delivery, "write", write)
+        error = self.fetchFails(delete=True)
+        self.assertEqual(error.status, ExitStatus.CANTCREAT)
+        self.assertRegex(
+            str(error),
+            f"^cannot store message 1: {self.target}/tmp/[^/]+: No space left on device$",
+        )
+        self.assertEqual(self.stored(), [])
+        self.assertEqual(os.listdir(os.path.join(self.target, "tmp")), [])
+        self.assertEqual(self.server.uids(), uids)
+
+    def test_deleteRerunSkipsRecorded(self) -> None:
+        """
+        C{--delete} (without C{--since-last}) after an earlier run stored messages does
+        not download them again: it deletes them.
+        """
+        self.server.deliver(*FIRST_MESSAGES)
+        self.fetch()
+        result = self.fetch(delete=True)
+        self.assertEqual((result.fetched, result.skipped, result.deleted), (0, 3, 3))
+        self.assertEqual(self.stored(), [lfForm(m) for m in FIRST_MESSAGES])
+        self.assertEqual(self.server.uids(), [])
 
     def test_durableBeforeDeleteMbox(self) -> None:
         """

@@ -205,6 +205,72 @@ class CommandLineTests(TestCase):
         self.assertLessEqual(len(stored), len(messages) + storedBeforeKill)
         self.assertEqual(await serverUids(self.server), [])
 
+    async def test_interruptedThenRerun(self) -> None:
+        """
+        Ctrl-C (SIGINT) during C{fetch --delete} exits 130, deletes nothing, and says how
+        many messages were stored and that none was deleted; the same command again
+        stores only the others (nothing twice: what was stored is recorded) and deletes
+        everything.
+        """
+        messages = [b"Subject: %d\n\n" % i + b"z" * 1_000_000 + b"\n" for i in range(80)]
+        self.server.deliver(*messages)
+        uids = await serverUids(self.server)
+        # The server stalls after 70 messages (a first batch of 64 MiB is stored by then),
+        # so the interrupt always lands mid-fetch.
+        opened = 0
+        realOpen = MaildirMailbox.openMessage
+
+        def openMessage(mailbox: MaildirMailbox, uid: str) -> Deferred[BinaryIO]:
+            nonlocal opened
+            opened += 1
+            if opened > 70 and stalling:
+                return Deferred()
+            return realOpen(mailbox, uid)
+
+        stalling = True
+        self.patch(MaildirMailbox, "openMessage", openMessage)
+        args = ("fetch", self.url(), "--no-tls", "--delete", "--to", f"maildir:{self.target}")
+        collector, transport = self.spawn(*args)
+        newDir = os.path.join(self.target, "new")
+        for _ in range(1000):
+            if collector.status is not None:
+                break
+            if os.path.isdir(newDir) and len(os.listdir(newDir)) >= 3:
+                break
+            await deferLater(reactor, 0.02, lambda: None)
+        if collector.status is None:
+            transport.signalProcess("INT")
+        status = await collector.whenEnded()
+        err = b"".join(collector.err).decode()
+        self.assertEqual(status, ExitStatus.INTERRUPTED, err)
+        lines = err.splitlines()
+        self.assertEqual(lines[0], "pop3kit: error: interrupted", err)
+        stored = inDeliveryOrder(self.target)
+        self.assertGreaterEqual(len(stored), 3)
+        self.assertLess(len(stored), len(messages))
+        self.assertEqual(stored, messages[: len(stored)])
+        self.assertEqual(
+            lines[1:],
+            [
+                f"pop3kit: {len(stored)} of {len(messages)} messages were stored in "
+                f"maildir:{self.target} and recorded in "
+                f"{os.path.join(self.base, '.local', 'state', 'pop3kit', 'fetch')}"
+                f"/alice@127.0.0.1:{self.server.port}-"
+                + lines[1].rpartition("-")[2].partition(";")[0]
+                + "; none was deleted on the server: the same command again deletes them "
+                "there without downloading them again"
+            ],
+        )
+        for session in self.server.server.factory.servers:
+            await session.lost
+        self.assertEqual(await serverUids(self.server), uids)
+
+        stalling = False
+        status, err = await self.runCommand(*args)
+        self.assertEqual((status, err), (0, ""))
+        self.assertEqual(inDeliveryOrder(self.target), messages)
+        self.assertEqual(await serverUids(self.server), [])
+
     async def test_connectionRefused(self) -> None:
         """
         An unreachable server exits 69, and says so.

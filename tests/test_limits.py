@@ -4,6 +4,7 @@ Tests for L{pop3kit.limits}.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from hypothesis import given
@@ -14,6 +15,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from pop3kit.limits import (
     DEFAULT_FAILED_LOGIN_DELAY,
+    DEFAULT_LOGIN_GRACE,
+    DEFAULT_LOGIN_WINDOW,
     DEFAULT_MAX_FAILED_LOGIN_DELAY,
     DEFAULT_MAX_PER_CLIENT,
     DEFAULT_MAX_UNAUTHENTICATED,
@@ -62,12 +65,23 @@ class ConnectionLimiterTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
 
-    def limiter(self, maxUnauthenticated: int = 100, maxPerClient: int = 100) -> ConnectionLimiter:
+    def limiter(
+        self,
+        maxUnauthenticated: int = 100,
+        maxPerClient: int = 100,
+        loginGrace: float = 0,
+        loginWindow: float = math.inf,
+    ) -> ConnectionLimiter:
         """
-        A limiter on C{self.clock} with the given caps.
+        A limiter on C{self.clock} with the given caps; by default every connection counts
+        as idle as soon as it arrives, so that only the order of activity matters.
         """
         return ConnectionLimiter(
-            self.clock, maxUnauthenticated=maxUnauthenticated, maxPerClient=maxPerClient
+            self.clock,
+            maxUnauthenticated=maxUnauthenticated,
+            maxPerClient=maxPerClient,
+            loginGrace=loginGrace,
+            loginWindow=loginWindow,
         )
 
     def admitAll(
@@ -86,28 +100,50 @@ class ConnectionLimiterTests(SynchronousTestCase):
 
     def test_defaults(self) -> None:
         """
-        The default caps are 1000 overall and 50 per client, and the default penalty runs
-        from 2 to 15 seconds.
+        The default caps are 1000 overall and 50 idle per client, a connection is idle
+        after 10 seconds without progress within its first minute, and the default
+        penalty runs from 2 to 15 seconds.
         """
         self.assertEqual(
             (
                 DEFAULT_MAX_UNAUTHENTICATED,
                 DEFAULT_MAX_PER_CLIENT,
+                DEFAULT_LOGIN_GRACE,
+                DEFAULT_LOGIN_WINDOW,
                 DEFAULT_FAILED_LOGIN_DELAY,
                 DEFAULT_MAX_FAILED_LOGIN_DELAY,
             ),
-            (1000, 50, 2.0, 15.0),
+            (1000, 50, 10.0, 60.0, 2.0, 15.0),
         )
         limiter = ConnectionLimiter(self.clock)
-        sessions = self.admitAll(limiter, ["192.0.2.1"] * 51)
+        self.assertEqual(
+            (
+                limiter.maxUnauthenticated,
+                limiter.maxPerClient,
+                limiter.loginGrace,
+                limiter.loginWindow,
+            ),
+            (1000, 50, 10.0, 60.0),
+        )
+
+    def test_defaultsIdleFlood(self) -> None:
+        """
+        By default, the 51st idle connection from one address evicts its longest idle.
+        """
+        limiter = ConnectionLimiter(self.clock)
+        sessions = self.admitAll(limiter, ["192.0.2.1"] * 51, step=0)
+        self.clock.advance(DEFAULT_LOGIN_GRACE)
+        late = FakeSession("late")
+        limiter.admit(late, "192.0.2.1")
         self.assertEqual(evictedNames(sessions), ["192.0.2.1#0"])
+        self.assertEqual((limiter.perClient("192.0.2.1"), late.evicted), (51, 0))
 
     def test_defaultGlobalCap(self) -> None:
         """
         By default the 1001st unauthenticated connection evicts the one idle the longest.
         """
         limiter = ConnectionLimiter(self.clock)
-        sessions = self.admitAll(limiter, [f"192.0.2.{i % 200}" for i in range(1001)])
+        sessions = self.admitAll(limiter, [f"192.0.2.{i % 200}" for i in range(1001)], step=0.1)
         self.assertEqual(evictedNames(sessions), ["192.0.2.0#0"])
         self.assertEqual(limiter.unauthenticated, 1000)
 
@@ -328,7 +364,7 @@ class ConnectionLimiterTests(SynchronousTestCase):
             [formatEvent(event) for event in events],
             [
                 "Evicting an unauthenticated connection from 192.0.2.7, idle for 42.0 s: "
-                "more than 1 unauthenticated connections from 192.0.2.7"
+                "more than 1 idle unauthenticated connections from 192.0.2.7"
             ],
         )
 
@@ -353,20 +389,129 @@ class ConnectionLimiterTests(SynchronousTestCase):
         self.admitAll(limiter, ["a", "b", "a"])
         self.assertEqual(
             repr(limiter),
-            "<ConnectionLimiter 3/5 unauthenticated, 2 clients, at most 3 per client>",
+            "<ConnectionLimiter 3/5 unauthenticated, 2 clients, at most 3 idle per client>",
         )
+
+
+class ProgressTests(SynchronousTestCase):
+    """
+    L{ConnectionLimiter} counts against the per-client cap only idle connections, and
+    never closes one making progress to make room.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.limiter = ConnectionLimiter(
+            self.clock, maxUnauthenticated=5, maxPerClient=1, loginGrace=10, loginWindow=60
+        )
+
+    def admit(self, name: str, client: str = "a") -> FakeSession:
+        """
+        Admit a new session named C{name} from C{client}.
+        """
+        session = FakeSession(name)
+        self.limiter.admit(session, client)
+        return session
+
+    def test_newConnectionsNotIdle(self) -> None:
+        """
+        Connections younger than the grace are not counted against the per-client cap.
+        """
+        sessions = [self.admit(str(i)) for i in range(5)]
+        self.clock.advance(9.9)
+        self.assertEqual(evictedNames(sessions), [])
+        self.assertEqual(self.limiter.idlePerClient("a"), 0)
+
+    def test_idleAfterGrace(self) -> None:
+        """
+        After the grace without progress, connections count, and the longest idle are
+        evicted down to the cap when another arrives.
+        """
+        sessions = [self.admit(str(i)) for i in range(3)]
+        self.clock.advance(10)
+        self.assertEqual(self.limiter.idlePerClient("a"), 3)
+        self.admit("new")
+        self.assertEqual(evictedNames(sessions), ["0", "1"])
+        self.assertEqual(self.limiter.idlePerClient("a"), 1)
+
+    def test_progressKeepsConnection(self) -> None:
+        """
+        A connection whose progress is noted within the grace is not idle.
+        """
+        first, second = self.admit("first"), self.admit("second")
+        self.clock.advance(9)
+        self.limiter.touched(first)
+        self.clock.advance(9)
+        third = self.admit("third")
+        self.assertEqual(evictedNames([first, second, third]), [])
+        self.clock.advance(1)
+        self.admit("fourth")
+        self.assertEqual(evictedNames([first, second, third]), ["second"])
+
+    def test_progressAfterWindowIgnored(self) -> None:
+        """
+        Progress later than the login window after arrival does not keep a connection
+        from going idle.
+        """
+        lingering = self.admit("lingering")
+        self.clock.advance(50)
+        other = self.admit("other")
+        self.clock.advance(9)
+        self.limiter.touched(lingering)
+        self.clock.advance(9)
+        self.limiter.touched(lingering)
+        self.limiter.touched(other)
+        self.clock.advance(2)
+        self.assertEqual(self.limiter.idlePerClient("a"), 1)
+        self.clock.advance(8)
+        self.admit("new")
+        self.assertEqual(evictedNames([lingering, other]), ["lingering"])
+
+    def test_overallCapEvictsOnlyIdle(self) -> None:
+        """
+        Past the overall cap, the longest idle connection is evicted, even from another
+        address.
+        """
+        idle = self.admit("idle", "b")
+        self.clock.advance(10)
+        busy = [self.admit(str(i)) for i in range(5)]
+        self.assertEqual(evictedNames([idle, *busy]), ["idle"])
+
+    def test_overallCapNoneIdleTurnsNewcomerAway(self) -> None:
+        """
+        Past the overall cap with no connection idle, the new connection is evicted and
+        the others are kept.
+        """
+        busy = [self.admit(str(i), f"client{i}") for i in range(5)]
+        newcomer = self.admit("newcomer", "client9")
+        self.assertEqual(evictedNames([*busy, newcomer]), ["newcomer"])
+        self.assertEqual(self.limiter.unauthenticated, 5)
+        self.assertEqual(self.limiter.perClient("client9"), 0)
+
+    def test_durationsNotNegative(self) -> None:
+        """
+        A negative grace or window is refused; zero is allowed.
+        """
+        self.assertRaises(ValueError, ConnectionLimiter, self.clock, loginGrace=-1)
+        self.assertRaises(ValueError, ConnectionLimiter, self.clock, loginWindow=-1)
+        self.assertRaises(ValueError, ConnectionLimiter, self.clock, loginGrace=math.nan)
+        ConnectionLimiter(self.clock, loginGrace=0, loginWindow=0)
 
 
 class NaiveLimiter:
     """
     A slow, obviously correct model of L{ConnectionLimiter}: a list of sessions with their
-    client and the time and sequence number of their last activity.
+    client, their arrival, and the time and sequence number of their last progress.
     """
 
-    def __init__(self, maxUnauthenticated: int, maxPerClient: int) -> None:
+    def __init__(
+        self, maxUnauthenticated: int, maxPerClient: int, loginGrace: float, loginWindow: float
+    ) -> None:
         self.maxUnauthenticated = maxUnauthenticated
         self.maxPerClient = maxPerClient
-        self.sessions: dict[int, tuple[str, float, int]] = {}
+        self.loginGrace = loginGrace
+        self.loginWindow = loginWindow
+        self.sessions: dict[int, tuple[str, float, float, int]] = {}
         self.sequence = 0
         self.evicted: list[int] = []
 
@@ -374,34 +519,43 @@ class NaiveLimiter:
         self.sequence += 1
         return now, self.sequence
 
-    def _longestIdle(self, client: str | None) -> int:
-        candidates = [
-            (when, sequence, key)
-            for key, (owner, when, sequence) in self.sessions.items()
-            if client is None or owner == client
+    def _idle(self, client: str | None, now: float) -> list[int]:
+        """
+        The idle sessions (of C{client}, or of all), longest idle first.
+        """
+        return [
+            key
+            for (when, sequence, key) in sorted(
+                (when, sequence, key)
+                for key, (owner, _, when, sequence) in self.sessions.items()
+                if client is None or owner == client
+            )
+            if now - when >= self.loginGrace
         ]
-        return min(candidates)[2]
+
+    def _evict(self, key: int) -> None:
+        del self.sessions[key]
+        self.evicted.append(key)
 
     def admit(self, key: int, client: str, now: float) -> None:
-        self.sessions[key] = (client, *self._stamp(now))
-        if sum(owner == client for owner, _, _ in self.sessions.values()) > self.maxPerClient:
-            victim = self._longestIdle(client)
-            del self.sessions[victim]
-            self.evicted.append(victim)
+        self.sessions[key] = (client, now, *self._stamp(now))
+        while len(idle := self._idle(client, now)) > self.maxPerClient:
+            self._evict(idle[0])
         if len(self.sessions) > self.maxUnauthenticated:
-            victim = self._longestIdle(None)
-            del self.sessions[victim]
-            self.evicted.append(victim)
+            idle = [other for other in self._idle(None, now) if other != key]
+            self._evict(idle[0] if idle else key)
 
     def touched(self, key: int, now: float) -> None:
         if key in self.sessions:
-            self.sessions[key] = (self.sessions[key][0], *self._stamp(now))
+            client, admitted, _, _ = self.sessions[key]
+            if now - admitted <= self.loginWindow:
+                self.sessions[key] = (client, admitted, *self._stamp(now))
 
     def release(self, key: int) -> None:
         self.sessions.pop(key, None)
 
     def perClient(self, client: str) -> int:
-        return sum(owner == client for owner, _, _ in self.sessions.values())
+        return sum(owner == client for owner, _, _, _ in self.sessions.values())
 
 
 CLIENTS = ["a", "b", "c"]
@@ -427,23 +581,31 @@ class ConnectionLimiterModelTests(SynchronousTestCase):
     @given(
         st.integers(min_value=1, max_value=6),
         st.integers(min_value=1, max_value=4),
+        st.sampled_from([0, 1, 3]),
+        st.sampled_from([0, 2, math.inf]),
         operations,
     )
     def test_matchesModel(
         self,
         maxUnauthenticated: int,
         maxPerClient: int,
+        loginGrace: float,
+        loginWindow: float,
         steps: list[tuple[str, str | int | float]],
     ) -> None:
         """
-        Any sequence of admissions, activity, releases and waiting evicts the same
+        Any sequence of admissions, progress, releases and waiting evicts the same
         sessions, in the same order, and leaves the same counts as the naive model.
         """
         clock = Clock()
         limiter = ConnectionLimiter(
-            clock, maxUnauthenticated=maxUnauthenticated, maxPerClient=maxPerClient
+            clock,
+            maxUnauthenticated=maxUnauthenticated,
+            maxPerClient=maxPerClient,
+            loginGrace=loginGrace,
+            loginWindow=loginWindow,
         )
-        model = NaiveLimiter(maxUnauthenticated, maxPerClient)
+        model = NaiveLimiter(maxUnauthenticated, maxPerClient, loginGrace, loginWindow)
         sessions: list[FakeSession] = []
         evicted: list[int] = []
         for operation, argument in steps:

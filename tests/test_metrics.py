@@ -129,7 +129,7 @@ class ObserverTests(SynchronousTestCase):
         """
         Evictions, timeouts and refused locks are counted.
         """
-        observed = Observed(maxPerClient=1)
+        observed = Observed(maxPerClient=1, loginGrace=0)
         observed.server.connect().login(b"alice", PASSWORD.encode())
         evicted = observed.server.connect("127.0.0.2")
         observed.server.connect("127.0.0.2").login(b"alice", PASSWORD.encode())

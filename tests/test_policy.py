@@ -35,6 +35,8 @@ WRONG: dict[str, Any] = {
     "maxSASLLineLength": 254,
     "maxUnauthenticated": 0,
     "maxPerClient": 0,
+    "loginGrace": -1,
+    "loginWindow": -0.5,
     "allowCleartext": "sometimes",
     "sasl": ["PLAIN", "KERBEROS_V4"],
     "loginDelay": -1,

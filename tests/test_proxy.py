@@ -320,7 +320,7 @@ class ClientAddressTests(SynchronousTestCase):
         The per-address cap counts each client behind the proxy on its own: two clients
         at the cap of one each are both admitted.
         """
-        harness = Harness(clock=self.clock, maxPerClient=1)
+        harness = Harness(clock=self.clock, maxPerClient=1, loginGrace=0)
         first = ProxiedConnection(harness, self.clock)
         first.send(v1Header("203.0.113.9"))
         second = ProxiedConnection(harness, self.clock)

@@ -45,6 +45,9 @@ from tests.test_twistd import TWISTD, ServerProcess
 #: A client address that is not on this host.
 REMOTE = "192.0.2.1"
 
+#: One address for a whole crowd: a proxy on this host, so that USER/PASS is allowed.
+REMOTE_CROWD = "127.0.0.1"
+
 
 def responseLines(data: bytes) -> list[bytes]:
     """
@@ -441,6 +444,79 @@ def penaltyOf(harness: Harness, connection: ConnectedServer, send: bytes) -> tup
         output += connection.read()
         assert waited < 100, output
     return output, waited
+
+
+class CrowdTests(SynchronousTestCase):
+    """
+    With the default settings, a crowd of clients behind one address (a NAT gateway, an
+    office, a proxy) logs in all at once, while a flood of idle or dribbling connections
+    from one address is still held off (in depth: L{tests.test_limits}).
+    """
+
+    def crowdHarness(self, users: int) -> Harness:
+        """
+        A server with the default policy where C{users} users can log in.
+        """
+        checker = InMemoryUsernamePasswordDatabaseDontUse(
+            **{f"user{i}": b"secret" for i in range(users)}
+        )
+        return Harness(checker=checker)
+
+    def test_thousandAtOnceFromOneAddress(self) -> None:
+        """
+        A thousand clients connecting at once from one address all log in and finish,
+        the last of them five seconds after connecting.
+        """
+        harness = self.crowdHarness(1000)
+        crowd = [harness.connect(REMOTE_CROWD) for _ in range(1000)]
+        answers = []
+        for number, connection in enumerate(crowd):
+            harness.clock.advance(0.005)
+            answers.append(connection.send(f"USER user{number}\r\nPASS secret\r\n".encode()))
+        self.assertEqual(
+            [connection.transport.disconnecting for connection in crowd], [False] * 1000
+        )
+        self.assertEqual({answer.split(b"\r\n")[1][:12] for answer in answers}, {b"+OK maildrop"})
+        for connection in crowd:
+            self.assertEqual(connection.send(b"QUIT\r\n")[:3], b"+OK")
+
+    def test_idleFloodHeldOff(self) -> None:
+        """
+        Connections from one address that stay silent are closed, the longest idle
+        first, down to 50, as new connections arrive from that address; the new ones log
+        in.
+        """
+        harness = self.crowdHarness(10)
+        flood = [harness.connect(REMOTE_CROWD) for _ in range(200)]
+        harness.clock.advance(10)
+        newcomers = [harness.connect(REMOTE_CROWD) for _ in range(10)]
+        self.assertEqual(
+            [connection.transport.disconnecting for connection in flood],
+            [True] * 150 + [False] * 50,
+        )
+        for number, connection in enumerate(newcomers):
+            self.assertIn(
+                b"+OK maildrop",
+                connection.send(f"USER user{number}\r\nPASS secret\r\n".encode()),
+            )
+
+    def test_dribblingFloodHeldOff(self) -> None:
+        """
+        Connections from one address that dribble a command one octet a second count as
+        idle: past 50 of them, the longest idle are closed.
+        """
+        harness = self.crowdHarness(1)
+        flood = [harness.connect(REMOTE_CROWD) for _ in range(60)]
+        for octet in b"USER user0 and more":
+            harness.clock.advance(1)
+            for connection in flood:
+                connection.send(bytes([octet]))
+        newcomer = harness.connect(REMOTE_CROWD)
+        self.assertEqual(
+            [connection.transport.disconnecting for connection in flood],
+            [True] * 10 + [False] * 50,
+        )
+        self.assertFalse(newcomer.transport.disconnecting)
 
 
 class GuessingTests(SynchronousTestCase):

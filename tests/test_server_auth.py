@@ -469,27 +469,29 @@ class GuessingTests(SynchronousTestCase):
 
 class ConnectionLimitTests(SynchronousTestCase):
     """
-    Connections waiting to log in are capped; the longest idle one makes room.
+    Connections waiting to log in are capped; the longest idle one makes room, and a
+    connection making progress is never closed for it.
     """
 
     def limited(self) -> Harness:
         """
-        A server allowing two connections waiting to log in, two per address.
+        A server allowing four connections waiting to log in, one idle per address; a
+        connection is idle after 5 seconds without an answered command.
         """
         clock = Clock()
-        limiter = ConnectionLimiter(clock, maxUnauthenticated=3, maxPerClient=2)
+        limiter = ConnectionLimiter(clock, maxUnauthenticated=4, maxPerClient=1, loginGrace=5)
         return Harness(clock=clock, limiter=limiter)
 
     def test_perClientEvictsLongestIdle(self) -> None:
         """
-        A third connection from one address closes that address's longest idle one,
-        with C{-ERR [SYS/TEMP]}.
+        A connection finding two idle ones from its address closes the longest idle,
+        with C{-ERR [SYS/TEMP]}; one whose command was answered is not idle.
         """
         harness = self.limited()
-        first, second = harness.connect(), harness.connect()
-        harness.clock.advance(1)
+        first, second, third = harness.connect(), harness.connect(), harness.connect()
+        harness.clock.advance(5)
         first.send(b"CAPA\r\n")
-        third = harness.connect()
+        fourth = harness.connect()
         self.assertFalse(first.transport.disconnecting)
         self.assertTrue(second.transport.disconnecting)
         self.assertEqual(
@@ -497,6 +499,30 @@ class ConnectionLimitTests(SynchronousTestCase):
             b"-ERR [SYS/TEMP] too many connections waiting to log in, try again later\r\n",
         )
         self.assertFalse(third.transport.disconnecting)
+        self.assertFalse(fourth.transport.disconnecting)
+
+    def test_dribblingIsIdle(self) -> None:
+        """
+        Octets that do not complete a command are not progress: a client dribbling a
+        command goes idle like a silent one.
+        """
+        harness = self.limited()
+        dribbler, silent = harness.connect(), harness.connect()
+        for octet in b"CAPA":
+            harness.clock.advance(1.25)
+            dribbler.send(bytes([octet]))
+        harness.connect()
+        self.assertTrue(dribbler.transport.disconnecting)
+        self.assertFalse(silent.transport.disconnecting)
+
+    def test_newConnectionsNotCounted(self) -> None:
+        """
+        Connections that have just arrived are not idle: many from one address are all
+        kept, up to the overall cap.
+        """
+        harness = self.limited()
+        connections = [harness.connect() for _ in range(4)]
+        self.assertEqual([c.transport.disconnecting for c in connections], [False] * 4)
 
     def test_overallCap(self) -> None:
         """
@@ -507,7 +533,26 @@ class ConnectionLimitTests(SynchronousTestCase):
         harness.connect("127.0.0.2")
         harness.connect("127.0.0.3")
         harness.connect("127.0.0.4")
+        harness.clock.advance(5)
+        newest = harness.connect("127.0.0.5")
         self.assertTrue(oldest.transport.disconnecting)
+        self.assertFalse(newest.transport.disconnecting)
+
+    def test_overallCapNoneIdle(self) -> None:
+        """
+        Past the overall cap with every connection making progress, the new connection is
+        turned away with C{-ERR [SYS/TEMP]}.
+        """
+        harness = self.limited()
+        others = [harness.connect(f"127.0.0.{i}") for i in range(1, 5)]
+        newest = harness.connect("127.0.0.5")
+        self.assertEqual([c.transport.disconnecting for c in others], [False] * 4)
+        self.assertTrue(newest.transport.disconnecting)
+        self.assertTrue(
+            newest.greeting.endswith(
+                b"-ERR [SYS/TEMP] too many connections waiting to log in, try again later\r\n"
+            )
+        )
 
     def test_loggedInNotCounted(self) -> None:
         """
@@ -516,9 +561,9 @@ class ConnectionLimitTests(SynchronousTestCase):
         harness = self.limited()
         loggedIn = harness.connect()
         self.assertIn(b"+OK maildrop", loggedIn.login(b"alice", b"secret"))
-        others = [harness.connect() for _ in range(4)]
+        others = [harness.connect() for _ in range(6)]
         self.assertFalse(loggedIn.transport.disconnecting)
-        self.assertEqual(harness.factory.limiter.unauthenticated, 2)
+        self.assertEqual(harness.factory.limiter.unauthenticated, 4)
         for other in others:
             other.drop()
         self.assertEqual(harness.factory.limiter.unauthenticated, 0)

@@ -255,6 +255,38 @@ class MakeServiceTests(TestCase):
         self.assertEqual(len(children), 3)
         self.assertFalse(os.path.exists(passwdPath(DEFAULT_DATA_DIR)))
 
+    def test_listenBacklog(self) -> None:
+        """
+        TCP and TLS listeners get a backlog as large as the cap on connections waiting
+        to log in, unless their description gives one: Twisted's default of 50 drops a
+        crowd arriving at once.
+        """
+        root = os.path.abspath(self.mktemp())
+        os.makedirs(root)
+        service = tap.makeService(
+            parse(
+                "--listen",
+                "tcp:0:interface=127.0.0.1",
+                "--listen",
+                "tcp:0:interface=127.0.0.1:backlog=7",
+                "--max-unauthenticated",
+                "300",
+                "--auth",
+                "memory:alice:secret",
+                "--maildir-root",
+                root,
+            )
+        )
+        assert isinstance(service, MultiService)
+        backlogs = [
+            getattr(child, "endpoint")._backlog  # noqa: B009
+            for child in service
+            if isinstance(child, tap._Listener)
+        ]
+        self.assertEqual(backlogs, [300, 7])
+        self.assertEqual(tap._withBacklog("unix:/run/pop3.sock", 300), "unix:/run/pop3.sock")
+        self.assertEqual(tap._withBacklog("ssl:995", 300), "ssl:995:backlog=300")
+
     def test_factoryOptions(self) -> None:
         """
         The factory gets the policy the options give.
@@ -291,12 +323,17 @@ class MakeServiceTests(TestCase):
             "77",
             "--max-per-client",
             "7",
+            "--login-grace",
+            "3.5",
+            "--login-window",
+            "30",
             "--max-auth-line",
             "4096",
         )
         factory = tap.makeFactory(options)
         self.assertEqual(factory.limiter.maxUnauthenticated, 77)
         self.assertEqual(factory.limiter.maxPerClient, 7)
+        self.assertEqual((factory.limiter.loginGrace, factory.limiter.loginWindow), (3.5, 30))
         self.assertEqual(factory.maxSASLLineLength, 4096)
         self.assertEqual(factory.allowCleartext, "never")
         self.assertEqual(factory.sasl, ("CRAM-MD5", "PLAIN"))

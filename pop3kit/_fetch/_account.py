@@ -12,6 +12,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
+from pop3kit._clientlimits import (
+    DEFAULT_MAX_LISTING_ENTRIES,
+    DEFAULT_MAX_LISTING_OCTETS,
+    DEFAULT_MINIMUM_RATE,
+    DEFAULT_RESPONSE_TIMEOUT,
+)
 from pop3kit._exits import ExitError, ExitStatus, describeOSError
 
 __all__ = ["POP3S_PORT", "POP3_PORT", "Account", "ConnectOptions", "parseURL", "readPassword"]
@@ -124,9 +130,18 @@ class ConnectOptions:
     @ivar mechanism: The login mechanism (see L{pop3kit.client.POP3Client.login}), or
         L{None} for the client's choice.
     @ivar timeout: Seconds to wait for the server at any step.
+    @ivar responseTimeout: Seconds by which each answer that is not a body must be
+        complete, and the window of a body's minimum rate (see L{pop3kit.client}).
+    @ivar minimumRate: The slowest a message or listing may arrive, in octets per second.
+    @ivar maxListingEntries: The most lines of a listing (UIDL, LIST, CAPA).
+    @ivar maxListingOctets: The most octets of a listing.
     """
 
     noTLS: bool = False
     cafile: str | None = None
     mechanism: str | None = None
     timeout: float = 60.0
+    responseTimeout: float = DEFAULT_RESPONSE_TIMEOUT
+    minimumRate: float = DEFAULT_MINIMUM_RATE
+    maxListingEntries: int = DEFAULT_MAX_LISTING_ENTRIES
+    maxListingOctets: int = DEFAULT_MAX_LISTING_OCTETS

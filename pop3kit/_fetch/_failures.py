@@ -31,9 +31,11 @@ from pop3kit._clienttls import (
 from pop3kit._exits import ExitError, ExitStatus, describeOSError, errorText
 from pop3kit.client import (
     ClientError,
+    ListingTooLarge,
     MechanismUnavailable,
     ServerError,
     ServerProtocolError,
+    ServerStalled,
     TLSFailed,
     TLSUnavailable,
 )
@@ -194,6 +196,20 @@ FAILURES: tuple[FailureRule, ...] = (
     ),
     FailureRule((ServerError,), ExitStatus.PROTOCOL, "{where} refused: {text}"),
     FailureRule((MechanismUnavailable,), ExitStatus.NOPERM, "cannot log in to {where}: {message}"),
+    # Before ClientError: the server may do better later; the connection was closed
+    # without QUIT, so nothing was deleted.
+    FailureRule(
+        (ServerStalled,),
+        ExitStatus.TEMPFAIL,
+        "{where} stopped making progress while {during}: {message}; nothing was deleted "
+        "(see --response-timeout and --min-rate)",
+    ),
+    FailureRule(
+        (ListingTooLarge,),
+        ExitStatus.TEMPFAIL,
+        "{where} sent {message} while {during}; nothing was deleted (see --max-listing "
+        "and --max-listing-octets)",
+    ),
     FailureRule(
         (ServerProtocolError, ClientError), ExitStatus.PROTOCOL, "{doing} {where}: {error}"
     ),

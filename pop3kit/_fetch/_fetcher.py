@@ -27,7 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, TextIO, cast
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.python.failure import Failure
 
 from pop3kit._exits import ExitError, ExitStatus, describeOSError
 from pop3kit._fetch._account import Account, ConnectOptions
@@ -130,6 +131,24 @@ def _ignore(reason: object) -> None:
     return None
 
 
+def _shielded(d: Deferred[None]) -> Deferred[None]:
+    """
+    A L{Deferred} that fires with C{d}'s result; cancelling it does not cancel C{d} (a
+    call running in a thread cannot be stopped half-way).
+    """
+    mirror: Deferred[None] = Deferred()
+
+    def passOn(result: object) -> None:
+        if not mirror.called:
+            if isinstance(result, Failure):
+                mirror.errback(result)
+            else:
+                mirror.callback(None)
+
+    d.addBoth(passOn)
+    return mirror
+
+
 class Fetcher:
     """
     One run of C{pop3kit fetch} over a session that is logged in, in steps:
@@ -187,6 +206,8 @@ class Fetcher:
         self._unstored: dict[int, _Retrieval] = {}
         self._committing: Deferred[None] | None = None
         self._deletions: list[Deferred[None]] = []
+        self._failed = False
+        self._wanted = 0
 
     async def run(self) -> FetchResult:
         """
@@ -205,6 +226,8 @@ class Fetcher:
             raise
         finally:
             await self.cleanUp()
+            if self._failed:
+                self._tellWhatWasStored()
 
     async def listMessages(self) -> None:
         """
@@ -232,17 +255,18 @@ class Fetcher:
 
     def chooseMessages(self) -> list[int]:
         """
-        The messages to download, in order: all of them, except (with C{--keep} or
-        C{--since-last}) those the state file lists.  With C{--delete}, those are deleted
-        at once: they were stored by an earlier run.
+        The messages to download, in order: all of them, except those the state file
+        lists (they were stored by an earlier run, perhaps one that was interrupted: a
+        rerun never stores them twice).  With C{--delete}, those are deleted at once.
         """
-        skipOld = self.uids is not None and (self.options.sinceLast or not self.options.delete)
+        skipOld = self.uids is not None
         wanted: list[int] = []
         alreadyStored: list[int] = []
         for number in sorted(self.sizes):
             stored = skipOld and self._uid(number) in self.state.uids
             (alreadyStored if stored else wanted).append(number)
         self.result.skipped = len(alreadyStored)
+        self._wanted = len(wanted)
         if self._progress is not None:
             self._progress.total = len(wanted)
             self._progress.totalOctets = sum(self.sizes[n] for n in wanted)
@@ -329,34 +353,53 @@ class Fetcher:
 
     async def commitBatch(self, retrievals: Sequence[_Retrieval]) -> None:
         """
-        Make C{retrievals} durable (see L{Destination.commitBatch}, run in a thread), then
-        record each in the state file and, with C{--delete}, have it deleted.
+        Make C{retrievals} durable (see L{Destination.commitBatch}), then record their
+        UIDLs durably in the state file (L{StateFile.recordAll}), both in a thread; then,
+        with C{--delete}, have them deleted.
         """
         sinks = [retrieval.sink for retrieval in retrievals]
+        uids = [retrieval.uid for retrieval in retrievals if retrieval.uid is not None]
+        stored = False
+
+        def commit() -> None:
+            nonlocal stored
+            try:
+                self.destination.commitBatch(sinks)
+            except OSError as e:
+                raise ExitError(
+                    f"cannot store messages in {self.destination.kind}:"
+                    f"{self.destination.path}: {describeOSError(e)}",
+                    ExitStatus.CANTCREAT,
+                ) from None
+            stored = True
+            try:
+                self.state.recordAll(uids)
+            except OSError as e:
+                raise ExitError(
+                    f"cannot write the state file: {describeOSError(e)}", ExitStatus.CANTCREAT
+                ) from None
+
+        working = self._runInThread(commit)
         try:
-            await self._runInThread(lambda: self.destination.commitBatch(sinks))
-        except OSError as e:
-            raise ExitError(
-                f"cannot store messages: {describeOSError(e)}", ExitStatus.CANTCREAT
-            ) from None
-        for retrieval in retrievals:
-            del self._unstored[retrieval.number]
-            self._record(retrieval)
+            try:
+                await _shielded(working)
+            except CancelledError:
+                # Interrupted: the commit runs on in its thread; wait for it, so that what
+                # it stores is recorded and not removed as unstored.
+                with contextlib.suppress(Exception):
+                    await _shielded(working)
+                raise
+        finally:
+            # Stored, even if the state file could not be written: the clean-up must not
+            # remove them.
+            if stored:
+                for retrieval in retrievals:
+                    del self._unstored[retrieval.number]
+                    self.result.fetched += 1
+                    self.result.octets += retrieval.writer.received
         self.deleteStored(retrievals)
         if self._progress is not None:
             self._progress.update(self.result.fetched, self.result.octets)
-
-    def _record(self, retrieval: _Retrieval) -> None:
-        self.result.fetched += 1
-        self.result.octets += retrieval.writer.received
-        if retrieval.uid is None:
-            return
-        try:
-            self.state.record(retrieval.uid)
-        except OSError as e:
-            raise ExitError(
-                f"cannot write the state file: {describeOSError(e)}", ExitStatus.CANTCREAT
-            ) from None
 
     def deleteStored(self, retrievals: Sequence[_Retrieval]) -> None:
         """
@@ -393,8 +436,31 @@ class Fetcher:
         """
         Something failed: drop the connection without C{QUIT}, so nothing is deleted.
         """
+        self._failed = True
         abortSession(self.client)
         self._silencePending()
+
+    def _tellWhatWasStored(self) -> None:
+        """
+        After a failure or an interrupt: say how many of the messages to download were
+        stored (and recorded, so the next run does not download them again) and that
+        none was deleted.
+        """
+        fetched = self.result.fetched
+        if not fetched:
+            return
+        where = f"{self.destination.kind}:{self.destination.path}"
+        line = f"pop3kit: {fetched} of {self._wanted} messages were stored in {where}"
+        if self.uids is not None:
+            line += f" and recorded in {self.state.path}"
+        if self.options.delete:
+            line += (
+                "; none was deleted on the server: the same command again deletes them "
+                "there without downloading them again"
+            )
+        elif self.uids is not None:
+            line += ": the same command again fetches only the others"
+        self._warnings.write(line + "\n")
 
     def _silencePending(self) -> None:
         # Commands still waiting fail with the lost connection: nobody wants to know.

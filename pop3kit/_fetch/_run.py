@@ -73,14 +73,19 @@ def runInReactor(work: Callable[[Any], Awaitable[object]]) -> int:
     def begin() -> None:
         running.append(ensureDeferred(main()).addBoth(done))
 
-    def interrupted() -> None:
-        # Ctrl-C or SIGTERM: let the coroutine clean up (remove partial files, drop the
-        # connection without QUIT) before the reactor goes.
-        if not outcome:
-            outcome.append(ExitStatus.INTERRUPTED)
-            sys.stderr.write("pop3kit: error: interrupted\n")
-            for d in running:
-                d.cancel()
+    def interrupted() -> Deferred[None] | None:
+        # Ctrl-C or SIGTERM: let the coroutine clean up (let a commit under way finish and
+        # be recorded, remove partial files, drop the connection without QUIT) before the
+        # reactor goes: the reactor waits for the Deferred returned.
+        if outcome:
+            return None
+        outcome.append(ExitStatus.INTERRUPTED)
+        sys.stderr.write("pop3kit: error: interrupted\n")
+        ended: Deferred[None] = Deferred()
+        for d in running:
+            d.addBoth(lambda _: None if ended.called else ended.callback(None))
+            d.cancel()
+        return ended if running else None
 
     reactor.callWhenRunning(begin)  # type: ignore[attr-defined]
     reactor.addSystemEventTrigger("before", "shutdown", interrupted)  # type: ignore[attr-defined]

@@ -33,6 +33,10 @@ class Connector(Protocol):
         cafile: str | None = None,
         hostname: str | None = None,
         timeout: float = 60.0,
+        responseTimeout: float = ...,
+        minimumRate: float = ...,
+        maxListingEntries: int = ...,
+        maxListingOctets: int = ...,
     ) -> Awaitable[POP3Client]: ...
 
 
@@ -66,6 +70,10 @@ async def openSession(
             cafile=options.cafile,
             hostname=account.host,
             timeout=options.timeout,
+            responseTimeout=options.responseTimeout,
+            minimumRate=options.minimumRate,
+            maxListingEntries=options.maxListingEntries,
+            maxListingOctets=options.maxListingOctets,
         )
     except Exception as e:
         raise describeFailure(e, account, Activity.CONNECTING) from None

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import IO
@@ -43,10 +44,12 @@ class StateFile:
     """
     The UIDLs of the messages already delivered from one account to one destination.
 
-    The file holds a comment line, then one UIDL a line.  Each delivered message's UIDL
-    is appended to it as soon as the message is stored (L{record}), so a process killed
+    The file holds a comment line, then one UIDL a line.  The UIDLs of each batch of
+    messages stored are appended to it and synced to disk as soon as the batch is durable
+    and before any of it is deleted on the server (L{recordAll}), so a process killed
     half-way keeps its record; L{save} rewrites it atomically (a temporary file, synced,
-    renamed over the old one) with only the UIDLs that still matter.
+    renamed over the old one) with only the UIDLs that still matter.  A line torn by a
+    crash (no line end) is ignored when the file is read.
 
     @ivar path: The file.
     @ivar uids: The UIDLs known.
@@ -66,6 +69,9 @@ class StateFile:
         try:
             with open(self.path, encoding="ascii", errors="surrogateescape") as f:
                 for line in f:
+                    if not line.endswith("\n"):
+                        # Torn by a crash: its message was not yet known to be stored.
+                        break
                     line = line.strip()
                     if line and not line.startswith("#"):
                         self.uids.add(line)
@@ -79,9 +85,22 @@ class StateFile:
     def record(self, uid: str) -> None:
         """
         Remember C{uid}, appending it to the file at once (flushed to the kernel, not
-        synced: a crash of the machine may lose it, and the message is then fetched again).
+        synced: see L{recordAll}).
         """
-        self.uids.add(uid)
+        self.recordAll([uid], sync=False)
+
+    def recordAll(self, uids: Iterable[str], sync: bool = True) -> None:
+        """
+        Remember C{uids}, appending them to the file at once and (by default) syncing it
+        to disk before returning, with its directory when the file is new: a process
+        killed, or a machine that crashes, afterwards keeps the record, and the messages
+        are not fetched twice.  Called once per batch of messages stored, from a thread.
+
+        @raise OSError: If the file cannot be written or synced.
+        """
+        uids = list(uids)
+        self.uids.update(uids)
+        new = False
         if self._journal is None:
             new = not os.path.exists(self.path)
             os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
@@ -90,8 +109,12 @@ class StateFile:
             )
             if new:
                 self._journal.write(_STATE_MAGIC + "\n")
-        self._journal.write(uid + "\n")
+        self._journal.write("".join(uid + "\n" for uid in uids))
         self._journal.flush()
+        if sync:
+            os.fsync(self._journal.fileno())
+            if new:
+                _maildir._syncDirectory(os.path.dirname(self.path))
 
     def close(self) -> None:
         """
@@ -103,7 +126,8 @@ class StateFile:
 
     def save(self, keep: Iterable[str]) -> None:
         """
-        Rewrite the file atomically with just C{keep}.
+        Rewrite the file atomically with just C{keep}; then remove temporary files that
+        killed runs left in its directory over an hour ago.
         """
         self.close()
         self.uids = set(keep)
@@ -123,3 +147,24 @@ class StateFile:
                 os.unlink(tmp)
             raise
         _maildir._syncDirectory(directory)
+        _removeStaleTemporaries(directory)
+
+
+#: How old a C{.state-*} temporary file must be before it is taken for one a killed run
+#: left behind: an hour, far longer than any rewrite takes.
+STALE_TEMPORARY_AGE = 3600.0
+
+
+def _removeStaleTemporaries(directory: str, now: float | None = None) -> None:
+    """
+    Remove the C{.state-*} temporary files that runs killed while rewriting their state
+    file left in C{directory} (shared by every account's state) over an hour ago.
+    """
+    limit = (time.time() if now is None else now) - STALE_TEMPORARY_AGE
+    with contextlib.suppress(OSError), os.scandir(directory) as entries:
+        for entry in entries:
+            if not entry.name.startswith(".state-"):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_mtime < limit:
+                    os.unlink(entry.path)

@@ -31,7 +31,7 @@ import socket
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Mapping, Sequence
 from typing import BinaryIO
 
 from twisted.cred.portal import IRealm
@@ -39,6 +39,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
+from pop3kit.backends import _retrieval
 from pop3kit.backends._maildirindex import (
     Snapshot,
     directoryStamps,
@@ -53,13 +54,15 @@ from pop3kit.core import (
     isValidUid,
 )
 from pop3kit.errors import MessageUnavailable, PermanentFailure, TemporaryFailure
-from pop3kit.interfaces import IMailbox
+from pop3kit.interfaces import IMailbox, IRetrievalLog
 
 __all__ = [
     "DEFAULT_SIZE_CACHE_ENTRIES",
+    "TMP_MAX_AGE",
     "MaildirMailbox",
     "MaildirRealm",
     "SizeCache",
+    "cleanTmp",
     "deliver",
     "mailboxPath",
 ]
@@ -243,10 +246,13 @@ class SizeCache:
             self._snapshots[maildir] = snapshot
 
 
-@implementer(IMailbox)
+@implementer(IMailbox, IRetrievalLog)
 class MaildirMailbox:
     """
     One user's Maildir as a L{IMailbox}.
+
+    As an L{IRetrievalLog} it keeps when messages were retrieved in the Maildir's
+    C{pop3kit-retrieved} file (see L{pop3kit.backends._retrieval}), for C{EXPIRE n}.
 
     Messages are listed oldest first, by the delivery time at the start of their file
     names.  The mailbox remembers where the last listing found each message and looks again
@@ -490,6 +496,38 @@ class MaildirMailbox:
             )
         return succeed(None)
 
+    def markRetrieved(self, uids: Collection[str], when: float) -> Deferred[None]:
+        """
+        Record in the Maildir's C{pop3kit-retrieved} file that the messages C{uids} were
+        retrieved at C{when}; fails with L{pop3kit.errors.TemporaryFailure} if the record
+        cannot be written.
+        """
+        try:
+            _retrieval.markRetrieved(self._path, uids, when, self._storedUids)
+        except OSError as e:
+            self.log.failure("Cannot record retrievals in {path}", path=self._path)
+            return fail(TemporaryFailure(f"cannot record retrieved messages ({e.strerror})"))
+        return succeed(None)
+
+    def expired(self, before: float) -> Deferred[Collection[str]]:
+        """
+        The messages first retrieved before C{before}, from the Maildir's
+        C{pop3kit-retrieved} file; fails with L{pop3kit.errors.TemporaryFailure} if it
+        cannot be read.
+        """
+        try:
+            uids = _retrieval.expiredUids(self._path, before, self._storedUids)
+        except OSError as e:
+            self.log.failure("Cannot read the retrieval record of {path}", path=self._path)
+            return fail(TemporaryFailure(f"cannot read retrieved messages ({e.strerror})"))
+        return succeed(uids)
+
+    def _storedUids(self) -> Container[str]:
+        """
+        The unique-ids of the messages in the Maildir now, from a new scan.
+        """
+        return _Scan(self._path).byUid()
+
 
 class _Scan:
     """
@@ -548,15 +586,25 @@ _NAME_PUNCTUATION = frozenset(".-_@+=~%")
 def _makeMaildir(path: str, parents: bool) -> None:
     """
     Create the Maildir C{path} and its C{new/}, C{cur/} and C{tmp/} where missing, with
-    mode 0700.
+    mode 0700, and sync the directories that gained an entry.
 
     @param parents: Whether missing parent directories are created too.
     """
-    if parents:
-        os.makedirs(path, 0o700, exist_ok=True)
+    created: list[str] = []
+    if parents and not os.path.isdir(path):
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            os.makedirs(parent, 0o700, exist_ok=True)
     for directory in (path, *(os.path.join(path, sub) for sub in ("new", "cur", "tmp"))):
-        with contextlib.suppress(FileExistsError):
+        try:
             os.mkdir(directory, 0o700)
+        except FileExistsError:
+            continue
+        created.append(directory)
+    # A new directory's entry is durable once its parent is synced: a delivery into a
+    # Maildir created just now must not vanish with it in a crash.
+    for parent in dict.fromkeys(os.path.dirname(os.path.abspath(d)) for d in created):
+        _syncDirectory(parent)
 
 
 @implementer(IRealm)
@@ -615,6 +663,10 @@ class MaildirRealm:
                 raise TemporaryFailure(f"cannot {verb} maildrop ({e.strerror})") from None
         elif not os.path.isdir(path):
             raise PermanentFailure("no maildrop for this user")
+        try:
+            cleanTmp(path)
+        except OSError:
+            self.log.failure("Cannot clean {path}/tmp", path=path)
         return IMailbox, MaildirMailbox(path, self._sizeCache), _noLogout
 
 
@@ -695,6 +747,9 @@ class _Delivery:
     Dovecot's C{,S=<stored size>,W=<CRLF size>}, so listing it needs no reading.
 
     @ivar tmpPath: The path of the file in C{tmp/}.
+    @ivar newPath: The path of the file in C{new/}, once published.
+    @ivar leftover: Why the file could not be removed from C{tmp/} after it was published,
+        if it could not.
     """
 
     def __init__(self, maildir: str, create: bool = True, countWireSize: bool = True) -> None:
@@ -716,6 +771,8 @@ class _Delivery:
         self._file: BinaryIO | None = os.fdopen(fd, "wb")
         self._counter = WireSizeCounter() if countWireSize else None
         self._stored = 0
+        self.newPath: str | None = None
+        self.leftover: OSError | None = None
 
     def write(self, data: bytes) -> None:
         """
@@ -749,7 +806,15 @@ class _Delivery:
                 os.unlink(self.tmpPath)
             raise
         name = self.publish(wireSize)
-        _syncDirectory(os.path.join(self._maildir, "new"))
+        try:
+            _syncDirectory(os.path.join(self._maildir, "new"))
+        except BaseException:
+            # Not known to be durable: take it back, so that the caller's retry does not
+            # deliver it twice.
+            assert self.newPath is not None
+            with contextlib.suppress(OSError):
+                os.unlink(self.newPath)
+            raise
         return name
 
     def closeFile(self) -> None:
@@ -764,7 +829,11 @@ class _Delivery:
     def publish(self, wireSize: int) -> str:
         """
         Link the closed file into C{new/} (the second half of a commit, after the caller
-        made the file durable), without syncing C{new/}.
+        made the file durable), without syncing C{new/}, then remove it from C{tmp/}.
+
+        Once the message is in C{new/}, a failure to remove the file from C{tmp/} does not
+        fail the delivery (failing it would have the message delivered twice): it is kept
+        in L{leftover}, and the file is removed by L{cleanTmp} once it is old.
 
         @return: The new file's name in C{new/}.
         """
@@ -778,9 +847,17 @@ class _Delivery:
             except OSError:
                 # File systems without hard links: rename instead.
                 os.rename(self.tmpPath, newPath)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
+        except BaseException:
+            with contextlib.suppress(OSError):
                 os.unlink(self.tmpPath)
+            raise
+        self.newPath = newPath
+        try:
+            os.unlink(self.tmpPath)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            self.leftover = e
         return name
 
     def abort(self) -> None:
@@ -794,7 +871,9 @@ class _Delivery:
             os.unlink(self.tmpPath)
 
 
-def deliver(maildir: str, message: BinaryIO) -> str:
+def deliver(
+    maildir: str, message: BinaryIO, cleanupFailed: Callable[[OSError], None] | None = None
+) -> str:
     """
     Deliver a message into a Maildir, the Maildir way: write it to C{tmp/}, sync it to
     disk, then link it into C{new/}.
@@ -806,7 +885,10 @@ def deliver(maildir: str, message: BinaryIO) -> str:
     @param maildir: The Maildir.
     @param message: The message as it is to be stored (LF or CRLF line ends), read from its
         current position to its end.
+    @param cleanupFailed: Called with the error if the message is delivered but its file
+        could not be removed from C{tmp/} (which is then no failure).
     @return: The new file's name in C{new/}.
+    @raise OSError: If the message could not be stored durably; then it is not in C{new/}.
     """
     delivery = _Delivery(maildir)
     try:
@@ -815,20 +897,68 @@ def deliver(maildir: str, message: BinaryIO) -> str:
     except BaseException:
         delivery.abort()
         raise
-    return delivery.commit()
+    name = delivery.commit()
+    if delivery.leftover is not None and cleanupFailed is not None:
+        cleanupFailed(delivery.leftover)
+    return name
+
+
+#: The C{errno} values of a directory's C{fsync} that mean the platform cannot sync
+#: directories, not that the data is in danger.
+_NO_DIRECTORY_SYNC = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF})
 
 
 def _syncDirectory(path: str) -> None:
     """
     Make a new directory entry durable, where the platform allows.
+
+    @raise OSError: If the directory cannot be opened, or its sync fails for another
+        reason than the platform not syncing directories (C{EIO}: the entries may not be
+        on disk).
     """
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _O_CLOEXEC)
     try:
         os.fsync(fd)
-    except OSError:
-        pass
+    except OSError as e:
+        if e.errno not in _NO_DIRECTORY_SYNC:
+            raise
     finally:
         os.close(fd)
+
+
+#: How old a file in C{tmp/} must be before L{cleanTmp} removes it: 36 hours, as the
+#: Maildir specification says.
+TMP_MAX_AGE = 36 * 3600
+
+
+def cleanTmp(maildir: str, now: float | None = None, maxAge: float | None = None) -> int:
+    """
+    Remove the files that a crashed delivery left in the C{tmp/} of C{maildir}: those not
+    accessed, modified nor changed for C{maxAge} seconds (36 hours), as Maildir readers
+    do.  A delivery under way touches its file far more often than that.
+
+    @param now: The time; L{time.time} by default.
+    @param maxAge: The age in seconds; L{TMP_MAX_AGE} by default.
+    @return: How many files were removed.
+    @raise OSError: If C{tmp/} cannot be listed (a missing one is no error).
+    """
+    tmp = os.path.join(maildir, "tmp")
+    limit = (time.time() if now is None else now) - (TMP_MAX_AGE if maxAge is None else maxAge)
+    removed = 0
+    try:
+        entries = os.scandir(tmp)
+    except FileNotFoundError:
+        return 0
+    with entries:
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                if max(st.st_atime, st.st_mtime, st.st_ctime) >= limit:
+                    continue
+                os.unlink(entry.path)
+                removed += 1
+            except FileNotFoundError:
+                continue
+    return removed

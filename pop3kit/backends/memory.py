@@ -20,18 +20,21 @@ from pop3kit.core import (
     wireSize,
 )
 from pop3kit.errors import MessageUnavailable, PermanentFailure
-from pop3kit.interfaces import IMailbox
+from pop3kit.interfaces import IMailbox, IRetrievalLog
 
 __all__ = ["MemoryMailbox", "MemoryRealm"]
 
 
-@implementer(IMailbox)
+@implementer(IMailbox, IRetrievalLog)
 class MemoryMailbox:
     """
     A maildrop held in memory.
 
     Each message gets the unique-id C{"m<n>"}, where C{n} counts the messages this mailbox
     has received; unique-ids are never reused, even after an expunge.
+
+    As an L{IRetrievalLog} it remembers when each message was first retrieved
+    (L{retrievedAt}), for as long as the object lives.
     """
 
     def __init__(self, messages: Iterable[bytes] = (), maildropId: str | None = None) -> None:
@@ -43,6 +46,7 @@ class MemoryMailbox:
         """
         self.maildropId = f"memory:{id(self):x}" if maildropId is None else maildropId
         self._messages: dict[str, bytes] = {}
+        self._retrieved: dict[str, float] = {}
         self._delivered = 0
         for message in messages:
             self.deliver(message)
@@ -93,7 +97,31 @@ class MemoryMailbox:
         """
         for uid in uids:
             self._messages.pop(uid, None)
+            self._retrieved.pop(uid, None)
         return succeed(None)
+
+    @property
+    def retrievedAt(self) -> dict[str, float]:
+        """
+        When each stored message was first retrieved, by unique-id (a copy).
+        """
+        return dict(self._retrieved)
+
+    def markRetrieved(self, uids: Collection[str], when: float) -> Deferred[None]:
+        """
+        Record that the messages C{uids} were retrieved at C{when}; a message keeps its
+        first time, and unknown ones are ignored.
+        """
+        for uid in uids:
+            if uid in self._messages:
+                self._retrieved.setdefault(uid, when)
+        return succeed(None)
+
+    def expired(self, before: float) -> Deferred[Collection[str]]:
+        """
+        The unique-ids of the messages first retrieved before C{before}.
+        """
+        return succeed([uid for uid, when in self._retrieved.items() if when < before])
 
 
 def _avatarName(avatarId: object) -> str:

@@ -2,8 +2,11 @@
 """
 A credentials checker for Dovecot's C{passwd-file} format, and tools to edit such files.
 
-Each line of the file is C{user:password:uid:gid:gecos:home:shell:extra_fields}; only the
-first two fields matter here, and a line may stop after the password.  Empty lines and
+Each line of the file is C{user:password:uid:gid:gecos:home:shell:extra_fields}; the
+first two fields matter here, and a line may stop after the password.  The extra fields
+may give a user's own LOGIN-DELAY and EXPIRE (C{pop3kit_login_delay=900
+pop3kit_expire=30}, also with Dovecot's C{userdb_} prefix; see
+L{PasswdFileChecker.userSettings}).  Empty lines and
 lines starting with C{#} are ignored.  The password field is C{{SCHEME}data}; without a
 C{{SCHEME}} prefix it is a C{CRYPT} hash whose kind is recognised by its prefix (C{$6$},
 C{$5$}, C{$2y$}, C{$argon2id$} ...).
@@ -77,8 +80,10 @@ from pop3kit.checkers._schemes import (
     hashPassword,
     verifyPassword,
 )
+from pop3kit.checkers._usersettings import parseUserSettings
+from pop3kit.core import UserSettings
 from pop3kit.cred import NoSuchUser, WrongPassword
-from pop3kit.interfaces import ISCRAMKeySource
+from pop3kit.interfaces import ISCRAMKeySource, IUserSettingsSource
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorThreads
@@ -108,7 +113,7 @@ __all__ = [
 _FAILURE_MESSAGE = "Authentication failed."
 
 
-@implementer(ICredentialsChecker, ISCRAMKeySource)
+@implementer(ICredentialsChecker, ISCRAMKeySource, IUserSettingsSource)
 class PasswdFileChecker:
     """
     Check passwords against a Dovecot C{passwd-file}.
@@ -125,6 +130,9 @@ class PasswdFileChecker:
 
     As an L{ISCRAMKeySource} it serves SASL C{SCRAM-SHA-1} and C{SCRAM-SHA-256} logins:
     see L{scramKeys}.
+
+    As an L{IUserSettingsSource} it gives the LOGIN-DELAY and EXPIRE of the users whose
+    extra fields set them: see L{userSettings}.
 
     The avatar ID is the user name as a L{str}.
     """
@@ -148,6 +156,7 @@ class PasswdFileChecker:
         self._reactor = reactor
         self._signature: object = None
         self._entries: dict[str, _Verifier | None] = {}
+        self._settings: dict[str, UserSettings] = {}
 
     def _reload(self) -> None:
         """
@@ -165,6 +174,7 @@ class PasswdFileChecker:
             return
         self._signature = signature
         self._entries = {}
+        self._settings = {}
         try:
             with open(self._path, "rb") as f:
                 data = f.read()
@@ -176,6 +186,26 @@ class PasswdFileChecker:
             )
             return
         self._entries = self._parse(data)
+        self._settings = parseUserSettings(data, self._badSetting)
+
+    def _badSetting(self, lineNumber: int, user: str, problem: str) -> None:
+        self.log.warn(
+            "passwd-file {path}: line {lineNumber}: user {user!r}: {problem}",
+            path=self._path,
+            lineNumber=lineNumber,
+            user=user,
+            problem=problem,
+        )
+
+    def userSettings(self, avatarId: str) -> Deferred[UserSettings]:
+        """
+        The LOGIN-DELAY and EXPIRE of C{avatarId} from the extra fields of its line:
+        C{pop3kit_login_delay=<seconds>} and C{pop3kit_expire=<days>|NEVER}, each also
+        with Dovecot's C{userdb_} prefix.  A value not given (or not valid, which is
+        logged) is L{None}: the server's.
+        """
+        self._reload()
+        return succeed(self._settings.get(avatarId, UserSettings()))
 
     def _parse(self, data: bytes) -> dict[str, _Verifier | None]:
         entries: dict[str, _Verifier | None] = {}

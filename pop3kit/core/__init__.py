@@ -7,7 +7,7 @@ This package imports only the standard library, so it can be tested and fuzzed w
 sockets or a reactor.
 """
 
-from pop3kit.core._capabilities import NEVER, Capabilities
+from pop3kit.core._capabilities import NEVER, Capabilities, UserSettings
 from pop3kit.core._client import (
     BodyData,
     ClientConnection,
@@ -200,6 +200,7 @@ __all__ = [
     "Top",
     "Uidl",
     "User",
+    "UserSettings",
     "Utf8",
     "WireSizeCounter",
     "isLegal",

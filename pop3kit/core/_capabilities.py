@@ -41,6 +41,10 @@ class Capabilities:
     @ivar respCodes: Extended response codes are sent (RESP-CODES).
     @ivar authRespCode: The AUTH response code is sent (AUTH-RESP-CODE, RFC 3206).
     @ivar pipelining: Commands may be pipelined (PIPELINING).
+    @ivar perUser: LOGIN-DELAY and EXPIRE may differ per user: in AUTHORIZATION they are
+        announced with the C{USER} argument after the server's default (RFC 2449
+        sections 6.5 and 6.7); after login, the user's values replace them
+        (L{forUser}).
     """
 
     user: bool = True
@@ -58,6 +62,7 @@ class Capabilities:
     respCodes: bool = True
     authRespCode: bool = True
     pipelining: bool = True
+    perUser: bool = False
 
     @classmethod
     def fromLines(cls, lines: Iterable[bytes]) -> Capabilities:
@@ -86,6 +91,10 @@ class Capabilities:
             respCodes="RESP-CODES" in tags,
             authRespCode="AUTH-RESP-CODE" in tags,
             pipelining="PIPELINING" in tags,
+            perUser=any(
+                [word.upper() for word in tags.get(tag, [])[1:2]] == ["USER"]
+                for tag in ("LOGIN-DELAY", "EXPIRE")
+            ),
         )
 
     def __post_init__(self) -> None:
@@ -105,6 +114,13 @@ class Capabilities:
         These capabilities once TLS is active: no STLS, and cleartext logins allowed.
         """
         return replace(self, tls=True, stls=False)
+
+    def forUser(self, settings: UserSettings) -> Capabilities:
+        """
+        These capabilities once a user has logged in: the LOGIN-DELAY and EXPIRE values
+        in force for that user.
+        """
+        return replace(self, loginDelay=settings.loginDelay, expire=settings.expire)
 
     @property
     def passwordsAllowed(self) -> bool:
@@ -155,13 +171,33 @@ class Capabilities:
             tags.append("UTF8 USER")
         if self.lang:
             tags.append("LANG")
+        # RFC 2449 sections 6.5 and 6.7: USER only before login.
+        user = " USER" if self.perUser and state is State.AUTHORIZATION else ""
         if self.loginDelay is not None:
-            tags.append(f"LOGIN-DELAY {self.loginDelay}")
+            tags.append(f"LOGIN-DELAY {self.loginDelay}{user}")
         if self.expire is not None:
-            tags.append(f"EXPIRE {self.expire}")
+            tags.append(f"EXPIRE {self.expire}{user}")
         if self.implementation is not None:
             tags.append(f"IMPLEMENTATION {self.implementation}")
         return [tag.encode("utf-8") for tag in tags]
+
+
+@dataclass(frozen=True, slots=True)
+class UserSettings:
+    """
+    The LOGIN-DELAY and EXPIRE values in force for one user, announced by CAPA after
+    login (see L{Capabilities.forUser}) and enforced by the server.
+
+    @ivar loginDelay: Minimum seconds between two logins, or L{None} for no limit.
+    @ivar expire: Days a retrieved message is kept, L{NEVER}, or L{None} to announce
+        nothing; 0 removes retrieved messages at the end of the session.
+    """
+
+    loginDelay: int | None = None
+    expire: int | str | None = None
+
+    def __post_init__(self) -> None:
+        Capabilities(loginDelay=self.loginDelay, expire=self.expire)
 
 
 def _number(words: list[str] | None) -> int | None:

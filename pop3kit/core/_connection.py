@@ -403,8 +403,12 @@ class ServerConnection:
             return None
         self._state = target
         uids = self._view.deletedUids()
-        if self.capabilities.expire == 0:
+        expire = self.capabilities.expire
+        if expire == 0:
             uids |= self._retrieved
+        elif expire is not None:
+            # EXPIRE n or NEVER: the retrieval is recorded, for a later session to expire.
+            return Expunge(uids, frozenset(self._retrieved - uids))
         return Expunge(uids)
 
     # Commands of TRANSACTION, where the maildrop is set.
@@ -478,6 +482,8 @@ class ServerConnection:
 
     def _loginAccepted(self, value: LoginAccepted, target: State) -> bytes:
         self.maildrop = self._view = value.maildrop
+        if value.settings is not None:
+            self.capabilities = self.capabilities.forUser(value.settings)
         self._state = target
         return _summary(value.maildrop)
 

@@ -17,11 +17,15 @@ Values holding secrets (passwords, digests, SASL data) keep them out of C{repr}.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pop3kit.core._errors import POP3Error
 from pop3kit.core._maildrop import MaildropView
 from pop3kit.core._messages import MessageInfo
 from pop3kit.core._replies import Err, Greeting
+
+if TYPE_CHECKING:
+    from pop3kit.core._capabilities import UserSettings
 
 # Events: from the core to the adapter.
 
@@ -125,9 +129,13 @@ class Expunge:
 
     @ivar uids: The unique-ids of the messages marked deleted and, when the server
         announces C{EXPIRE 0}, of the messages retrieved.
+    @ivar retrieved: When the server announces C{EXPIRE} with a number of days or
+        C{NEVER}, the unique-ids of the messages retrieved (RETR) and not removed, whose
+        retrieval the server records; empty otherwise.
     """
 
     uids: frozenset[str]
+    retrieved: frozenset[str] = frozenset()
 
 
 ServerEvent = (
@@ -152,9 +160,12 @@ class LoginAccepted:
     session enters TRANSACTION.
 
     @ivar maildrop: The session's listing.
+    @ivar settings: The LOGIN-DELAY and EXPIRE values in force for the user, which CAPA
+        announces from now on; L{None} to keep the server's.
     """
 
     maildrop: MaildropView
+    settings: UserSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
