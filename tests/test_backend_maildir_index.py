@@ -38,8 +38,8 @@ def listing(mailbox: MaildirMailbox) -> list[MessageInfo]:
     results: list[object] = []
     mailbox.listMessages().addBoth(results.append)
     [result] = results
-    assert isinstance(result, list), result
-    return result
+    assert isinstance(result, (list, tuple)), result
+    return list(result)
 
 
 class IndexTests(SynchronousTestCase):

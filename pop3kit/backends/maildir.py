@@ -303,7 +303,7 @@ class MaildirMailbox:
             )
             return fail(TemporaryFailure(f"cannot read maildrop ({e.strerror})"))
 
-    def _list(self) -> list[MessageInfo]:
+    def _list(self) -> Sequence[MessageInfo]:
         try:
             stamps = directoryStamps(self._path)
         except FileNotFoundError:
@@ -317,7 +317,8 @@ class MaildirMailbox:
             self._uniques = snapshot.uniques
             self._paths = snapshot.paths
             self._sharedPaths = True
-            return list(snapshot.listing)
+            # The same tuple for every session: the core checks and renders it once.
+            return snapshot.listing
         # Taken before the scan: a change during the scan moves the times past these.
         settled = isSettled(stamps)
         listing = self._scan()
