@@ -40,6 +40,13 @@ from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
 from pop3kit.backends import _retrieval
+from pop3kit.backends._maildirindex import (
+    Snapshot,
+    directoryStamps,
+    isSettled,
+    readIndex,
+    writeIndex,
+)
 from pop3kit.backends.memory import _avatarName
 from pop3kit.core import (
     MessageInfo,
@@ -190,6 +197,7 @@ class SizeCache:
         """
         self._maxEntries = maxEntries
         self._maildirs: dict[str, dict[str, _Known]] = {}
+        self._snapshots: dict[str, Snapshot] = {}
         self._entries = 0
 
     def __len__(self) -> int:
@@ -219,6 +227,23 @@ class SizeCache:
         while self._entries > self._maxEntries:
             oldest = next(iter(self._maildirs))
             self._entries -= len(self._maildirs.pop(oldest))
+            self._snapshots.pop(oldest, None)
+
+    def _snapshot(self, maildir: str, stamps: tuple[int, int]) -> Snapshot | None:
+        """
+        The last listing of C{maildir}, if its directories still have these times.
+        """
+        snapshot = self._snapshots.get(maildir)
+        if snapshot is None or snapshot.stamps != stamps:
+            return None
+        return snapshot
+
+    def _keepSnapshot(self, maildir: str, snapshot: Snapshot) -> None:
+        """
+        Remember a listing of C{maildir} that its directory times vouch for.
+        """
+        if len(snapshot.listing) <= self._maxEntries:
+            self._snapshots[maildir] = snapshot
 
 
 @implementer(IMailbox, IRetrievalLog)
@@ -236,19 +261,25 @@ class MaildirMailbox:
 
     log = Logger()
 
-    def __init__(self, path: str, sizeCache: SizeCache | None = None) -> None:
+    def __init__(self, path: str, sizeCache: SizeCache | None = None, index: bool = True) -> None:
         """
         @param path: The Maildir: the directory holding C{new/}, C{cur/} and C{tmp/}.
         @param sizeCache: Where what listing finds out is kept; share one between all
             sessions.  By default this mailbox has a cache of its own.
+        @param index: Whether the listing index file (C{pop3kit-index}, see
+            L{pop3kit.backends._maildirindex}) is read and written.  The index kept in
+            C{sizeCache} is used either way.
         """
         self._path = path
         self.maildropId = os.path.realpath(path)
         self._sizeCache = SizeCache() if sizeCache is None else sizeCache
         # The unique parts of listed messages whose unique-id is something else.
         self._uniques: dict[str, str] = {}
-        # The files of the listed messages, by unique part.
+        # The files of the listed messages, by unique part; shared with the size cache's
+        # snapshot (and copied before a change) while _sharedPaths is true.
         self._paths: dict[str, list[str]] = {}
+        self._sharedPaths = False
+        self._index = index
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._path!r}>"
@@ -272,9 +303,37 @@ class MaildirMailbox:
             )
             return fail(TemporaryFailure(f"cannot read maildrop ({e.strerror})"))
 
-    def _list(self) -> list[MessageInfo]:
-        if not os.path.isdir(self._path):
-            raise FileNotFoundError(errno.ENOENT, "no such Maildir", self._path)
+    def _list(self) -> Sequence[MessageInfo]:
+        try:
+            stamps = directoryStamps(self._path)
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, "no such Maildir", self._path) from None
+        snapshot = self._sizeCache._snapshot(self._path, stamps)
+        if snapshot is None and self._index:
+            snapshot = readIndex(self._path, stamps)
+            if snapshot is not None:
+                self._sizeCache._keepSnapshot(self._path, snapshot)
+        if snapshot is not None:
+            self._uniques = snapshot.uniques
+            self._paths = snapshot.paths
+            self._sharedPaths = True
+            # The same tuple for every session: the core checks and renders it once.
+            return snapshot.listing
+        # Taken before the scan: a change during the scan moves the times past these.
+        settled = isSettled(stamps)
+        listing = self._scan()
+        if settled:
+            snapshot = Snapshot(stamps, tuple(listing), self._uniques, self._paths)
+            self._sizeCache._keepSnapshot(self._path, snapshot)
+            self._sharedPaths = True
+            if self._index:
+                writeIndex(self._path, snapshot)
+        return listing
+
+    def _scan(self) -> list[MessageInfo]:
+        """
+        List the Maildir from its directories.
+        """
         found = _scanMaildir(self._path)
         known = self._sizeCache._knownIn(self._path)
         # The cache keeps the last listing's order, so this list is nearly sorted already
@@ -307,7 +366,17 @@ class MaildirMailbox:
             listing.append(info)
         self._uniques = uniques
         self._paths = found
+        self._sharedPaths = False
         return listing
+
+    def _ownPaths(self) -> dict[str, list[str]]:
+        """
+        The message files by unique part, as this mailbox's own to change.
+        """
+        if self._sharedPaths:
+            self._paths = dict(self._paths)
+            self._sharedPaths = False
+        return self._paths
 
     def _describe(self, unique: str, candidates: list[str]) -> _Known | None:
         """
@@ -366,7 +435,7 @@ class MaildirMailbox:
             return scan.byUid().get(uid, [])
         paths = scan.byUnique.get(unique, [])
         if paths:
-            self._paths[unique] = paths
+            self._ownPaths()[unique] = paths
         return paths
 
     def openMessage(self, uid: str) -> Deferred[BinaryIO]:
@@ -421,7 +490,7 @@ class MaildirMailbox:
                     break
             unique = self._uniqueOf(uid)
             if unique is not None:
-                del self._paths[unique]
+                del self._ownPaths()[unique]
         if problems:
             return fail(
                 TemporaryFailure(f"could not delete {len(problems)} message(s): {problems[0]}")

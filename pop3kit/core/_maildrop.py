@@ -4,10 +4,57 @@ The session's view of a maildrop: message numbers, deletion marks, RSET.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
 from pop3kit.core._errors import NoSuchMessage
 from pop3kit.core._messages import MessageInfo
+
+
+class _Listing:
+    """
+    What is derived from one listing, whoever views it: its checks, its size, and its
+    LIST and UIDL bodies while nothing is marked deleted.
+    """
+
+    __slots__ = ("messages", "scan", "totalOctets", "uids")
+
+    def __init__(self, messages: tuple[MessageInfo, ...]) -> None:
+        uids = {message.uid for message in messages}
+        if len(uids) != len(messages):
+            raise ValueError("unique-ids in a maildrop listing must be unique")
+        self.messages = messages
+        self.totalOctets = sum(message.size for message in messages)
+        self.scan: bytes | None = None
+        self.uids: bytes | None = None
+
+
+#: The listings recently viewed, by the identity of their tuple.  A backend that hands
+#: the same tuple to every session of an unchanged maildrop (as the Maildir backend's
+#: index does) has it checked and rendered once for all of them.
+_RECENT: OrderedDict[int, _Listing] = OrderedDict()
+
+#: How many listings L{_RECENT} keeps.
+_RECENT_LISTINGS = 64
+
+
+def _listingOf(messages: Iterable[MessageInfo]) -> _Listing:
+    """
+    The shared L{_Listing} of C{messages} if it is a tuple seen recently, else a new one.
+    """
+    if not isinstance(messages, tuple):
+        return _Listing(tuple(messages))
+    key = id(messages)
+    found = _RECENT.get(key)
+    # The entry holds the tuple, so its identity cannot have been reused meanwhile.
+    if found is not None and found.messages is messages:
+        _RECENT.move_to_end(key)
+        return found
+    listing = _Listing(messages)
+    _RECENT[key] = listing
+    if len(_RECENT) > _RECENT_LISTINGS:
+        _RECENT.popitem(last=False)
+    return listing
 
 
 class MaildropView:
@@ -19,12 +66,10 @@ class MaildropView:
     """
 
     def __init__(self, messages: Iterable[MessageInfo]) -> None:
-        self._messages = tuple(messages)
-        uids = {message.uid for message in self._messages}
-        if len(uids) != len(self._messages):
-            raise ValueError("unique-ids in a maildrop listing must be unique")
+        self._listing = _listingOf(messages)
+        self._messages = self._listing.messages
         self._deleted: set[int] = set()
-        self._totalOctets = sum(message.size for message in self._messages)
+        self._totalOctets = self._listing.totalOctets
         self._deletedOctets = 0
 
     def __len__(self) -> int:
@@ -64,13 +109,18 @@ class MaildropView:
         deleted, then the terminator.  (No line starts with a dot, so nothing is stuffed.)
         """
         deleted = self._deleted
+        if not deleted and self._listing.scan is not None:
+            return self._listing.scan
         lines = [
-            b"%d %d\r\n" % (index, message.size)
+            f"{index} {message.size}\r\n"
             for index, message in enumerate(self._messages, 1)
             if index not in deleted
         ]
-        lines.append(b".\r\n")
-        return b"".join(lines)
+        lines.append(".\r\n")
+        body = "".join(lines).encode("ascii")
+        if not deleted:
+            self._listing.scan = body
+        return body
 
     def uidListing(self) -> bytes:
         """
@@ -78,6 +128,8 @@ class MaildropView:
         deleted, then the terminator.
         """
         deleted = self._deleted
+        if not deleted and self._listing.uids is not None:
+            return self._listing.uids
         lines = [
             f"{index} {message.uid}\r\n"
             for index, message in enumerate(self._messages, 1)
@@ -85,7 +137,10 @@ class MaildropView:
         ]
         lines.append(".\r\n")
         # Unique-ids are ASCII (see isValidUid); str formatting is the faster path here.
-        return "".join(lines).encode("ascii")
+        body = "".join(lines).encode("ascii")
+        if not deleted:
+            self._listing.uids = body
+        return body
 
     def delete(self, number: int) -> None:
         """
