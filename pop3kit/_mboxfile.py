@@ -1,0 +1,1086 @@
+"""
+mbox files, shared by the mbox backend and C{pop3kit fetch --to mbox:}: locking, parsing,
+all-or-nothing appends, crash recovery and crash-safe rewriting.
+
+B{Locking.}  A writer takes, in this order, the dot-lock C{FILE.lock} and then an C{fcntl}
+write lock on the whole file, as Postfix's C{local} and procmail do (both dot-lock before
+they open the file).  The dot-lock is made the NFS-safe way: a uniquely named file holding
+C{PID:HOST} is hard-linked to C{FILE.lock}, and the link count tells whether it worked.  A
+dot-lock is I{stale}, and is broken, when the process it names is dead on this host, or
+when it is older than L{STALE_AFTER} seconds (Dovecot's C{mbox_dotlock_change_timeout},
+Postfix's C{stale_lock_time}).  It is broken by renaming it aside and checking that what
+was renamed is the lock judged stale, so a lock taken meanwhile by someone else is put
+back, not lost.  The C{fcntl} lock is an open-file-description lock (C{F_OFD_SETLK}) where
+Linux has one, so that closing another descriptor of the file in the same process does not
+drop it; it conflicts with the classic C{fcntl}/C{lockf} locks of other programs.  After
+both are held, the path is checked to still name the file opened: a file renamed over
+meanwhile is opened again.
+
+B{Parsing.}  A message starts with a C{From } line at the start of the file or after an
+empty line (the rule Dovecot and mutt use, which tolerates an unquoted C{From } in a body
+that does not follow an empty line).  The empty line before the next C{From } line is the
+separator, not part of the message.  A valid C{Content-Length:} header (one pointing
+exactly at the end of the file or at an empty line and a C{From } line, as Solaris mail
+writes it) gives the body's length, and a body read that way is not unquoted.  Otherwise
+lines quoted the mboxrd way are unquoted on reading: C{>From }, C{>>From } ... lose one
+C{>}.  Appends quote the mboxrd way, so messages come back exactly as written; a line
+C{>From } that an mboxo writer (Postfix, procmail) left unquoted is read as C{From }.
+
+B{Unique-ids.}  See L{MboxMessage.uid}: a C{X-UIDL:} header that pop3kit wrote as the
+first header line, or else a digest of the C{From } line and the headers (those that mail
+readers rewrite left out), with C{-2}, C{-3} ... for identical messages.  The header is
+stripped on the way out and not counted in sizes.
+
+B{All-or-nothing appends.}  An append seeks to the end and writes; it never reads the
+mbox.  Before writing, it records the file's size, the size after the append and where
+each appended C{From } line will be in a journal C{FILE.pop3kit-append} (synced); after
+the mbox is synced the journal is removed.  Whoever takes the locks next and finds a
+journal cuts the file back to the recorded size (L{recover}): the batch was never
+reported stored, so it is retried as a whole, never torn and never twice.  The cut is
+made only when nothing but the recorded batch lies beyond that size (same file, not
+longer than recorded, C{From } lines only where recorded), so mail another program
+appended after a crash is never cut away.
+
+B{Crash-safe rewriting.}  L{rewrite} (the POP3 expunge) writes the new mailbox to
+C{FILE.pop3kit-new} beside it, under both locks, with everything the file holds at that
+moment (mail delivered during the session included), syncs it, gives it the old file's
+mode, owner and group, and renames it over the mbox: a kill at any point leaves either
+the old file or the new one.  A left-over C{FILE.pop3kit-new} is removed under the locks.
+Renaming changes the file's inode: writers that lock before appending (Postfix and
+procmail dot-lock before they open; Dovecot checks for a replaced file after locking)
+append to the new file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import io
+import mmap
+import os
+import re
+import secrets
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, BinaryIO, Protocol
+
+from twisted.logger import Logger
+
+from pop3kit.core import WireSizeCounter, isValidUid
+
+__all__ = [
+    "STALE_AFTER",
+    "Durability",
+    "LockBusy",
+    "MboxLock",
+    "MboxMessage",
+    "OutgoingMessage",
+    "appendMessages",
+    "lockMbox",
+    "openMessage",
+    "recover",
+    "rewrite",
+    "scanMbox",
+    "tryLockMbox",
+]
+
+_log = Logger(namespace="pop3kit.mbox")
+
+#: Seconds after which a dot-lock is stale whoever holds it.
+STALE_AFTER = 300.0
+
+#: The suffixes of the files pop3kit keeps beside an mbox.
+DOTLOCK_SUFFIX = ".lock"
+JOURNAL_SUFFIX = ".pop3kit-append"
+REWRITE_SUFFIX = ".pop3kit-new"
+
+#: The bookkeeping header pop3kit writes as a message's first header line.
+UIDL_HEADER = b"X-UIDL: "
+
+#: Headers left out of the unique-id digest: those mail readers add or rewrite in place
+#: (mutt's Status, Dovecot's X-UID ...), and pop3kit's own.
+_VOLATILE_HEADERS = frozenset(
+    {
+        b"status",
+        b"x-status",
+        b"x-keywords",
+        b"x-uid",
+        b"x-imap",
+        b"x-imapbase",
+        b"content-length",
+        b"lines",
+        b"x-uidl",
+    }
+)
+
+_CHUNK_SIZE = 256 * 1024
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+#: A body line quoted the mboxrd way: C{>From }, C{>>From } ...
+_QUOTED = re.compile(rb"(^|\n)>(>*From )")
+#: A line to quote the mboxrd way: C{From }, C{>From } ...
+_TO_QUOTE = re.compile(rb"(^|\n)(>*From )")
+#: The start of a partial line that might still become a line to (un)quote.
+_MAYBE_FROM = re.compile(rb">*(F(r(o(m)?)?)?)?\Z")
+_CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d{1,15})[ \t]*\r?$")
+
+
+class Durability(Protocol):
+    """
+    How written files are made durable (L{pop3kit._fetch.DiskSync} is one).
+    """
+
+    def syncFile(self, path: str) -> None:
+        """
+        Write the data of the file at C{path} to disk.
+        """
+
+    def syncDirectory(self, path: str) -> None:
+        """
+        Make the entries of the directory at C{path} durable.
+        """
+
+
+class _Fsync:
+    """
+    The default L{Durability}: C{fsync(2)}.
+    """
+
+    def syncFile(self, path: str) -> None:
+        fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def syncDirectory(self, path: str) -> None:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+FSYNC: Durability = _Fsync()
+
+#: A hook called with the name of each step of an append, recovery or rewrite, before
+#: the step is taken: tests end the process there, or raise, to prove crash safety.
+Checkpoint = Callable[[str], None]
+
+
+def _noCheckpoint(step: str) -> None:
+    """
+    The default L{Checkpoint}: nothing.
+    """
+
+
+class LockBusy(Exception):
+    """
+    Another process holds the mbox's dot-lock or C{fcntl} lock.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Locking
+# ---------------------------------------------------------------------------------------
+
+_F_OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", None) if sys.platform == "linux" else None
+
+
+def _fcntlLock(fd: int, exclusive: bool) -> bool:
+    """
+    Take a non-blocking C{fcntl} lock on the whole file.
+
+    @return: C{False} if another lock conflicts.
+    """
+    kind = fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK
+    try:
+        if _F_OFD_SETLK is not None:
+            # struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks).
+            flock = struct.pack("hhqqi", kind, os.SEEK_SET, 0, 0, 0)
+            flock += b"\0" * 8
+            fcntl.fcntl(fd, _F_OFD_SETLK, flock)
+        else:
+            fcntl.lockf(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+#: The dot-locks this process holds, so that a lock naming this process's id but not
+#: held is recognised as left by an earlier process with the same id.
+_HELD: set[str] = set()
+
+_LOCK_OWNER = re.compile(rb"\s*(\d+)(?::([^\s]+))?")
+
+
+def _hostName() -> str:
+    return socket.gethostname() or "localhost"
+
+
+def _processAlive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _isStale(lockPath: str, content: bytes, mtime: float, staleAfter: float) -> bool:
+    """
+    Whether the dot-lock at C{lockPath} holding C{content} is stale.
+    """
+    if time.time() - mtime > staleAfter:
+        return True
+    owner = _LOCK_OWNER.match(content)
+    if owner is None:
+        return False
+    pid = int(owner.group(1))
+    host = owner.group(2)
+    if host is not None and host.decode("utf-8", "replace") != _hostName():
+        return False
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return lockPath not in _HELD
+    return not _processAlive(pid)
+
+
+def _breakStale(lockPath: str, staleAfter: float) -> bool:
+    """
+    Remove the dot-lock at C{lockPath} if it is stale.
+
+    It is renamed aside first and what was renamed is checked to be the lock that was
+    judged stale; a lock taken meanwhile by someone else is put back.
+
+    @return: Whether a stale lock was removed (or the lock vanished meanwhile).
+    """
+    try:
+        with open(lockPath, "rb") as f:
+            before = os.fstat(f.fileno())
+            content = f.read(256)
+    except FileNotFoundError:
+        return True
+    if not _isStale(lockPath, content, before.st_mtime, staleAfter):
+        return False
+    aside = f"{lockPath}.stale.{os.getpid()}.{secrets.token_hex(4)}"
+    try:
+        os.rename(lockPath, aside)
+    except FileNotFoundError:
+        return True
+    moved = os.stat(aside)
+    if (moved.st_dev, moved.st_ino) != (before.st_dev, before.st_ino):
+        # Someone took the lock between the check and the rename: give it back.
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, lockPath)
+        os.unlink(aside)
+        return False
+    os.unlink(aside)
+    _log.warn(
+        "Broke the stale dot-lock {lock} (held by {owner!r})",
+        lock=lockPath,
+        owner=content.decode("utf-8", "replace").strip(),
+    )
+    return True
+
+
+def _tryDotlock(path: str, staleAfter: float) -> bool:
+    """
+    Create the dot-lock of the mbox C{path}, breaking a stale one.
+
+    @return: Whether the lock is now held.
+    """
+    lockPath = path + DOTLOCK_SUFFIX
+    temporary = f"{lockPath}.{os.getpid()}.{secrets.token_hex(6)}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o600)
+    try:
+        try:
+            os.write(fd, f"{os.getpid()}:{_hostName()}\n".encode())
+        finally:
+            os.close(fd)
+        for _ in range(2):
+            try:
+                os.link(temporary, lockPath)
+                taken = True
+            except FileExistsError:
+                taken = False
+            except OSError:
+                # NFS may report failure for a link that was made: the count tells.
+                taken = os.stat(temporary).st_nlink == 2
+            if taken:
+                _HELD.add(lockPath)
+                return True
+            if not _breakStale(lockPath, staleAfter):
+                return False
+        return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+def _removeDotlock(path: str) -> None:
+    lockPath = path + DOTLOCK_SUFFIX
+    _HELD.discard(lockPath)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(lockPath)
+
+
+class MboxLock:
+    """
+    The dot-lock and the C{fcntl} write lock of one mbox file, held.
+
+    @ivar path: The mbox file.
+    @ivar fd: A descriptor of the file, open for reading and writing, which holds the
+        C{fcntl} lock.
+    """
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+    def __enter__(self) -> MboxLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """
+        Close the file (dropping the C{fcntl} lock) and remove the dot-lock.  Releasing
+        twice is harmless.
+        """
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+            _removeDotlock(self.path)
+
+
+def tryLockMbox(
+    path: str,
+    *,
+    create: bool = False,
+    staleAfter: float = STALE_AFTER,
+    checkpoint: Checkpoint = _noCheckpoint,
+) -> MboxLock:
+    """
+    Lock the mbox C{path} without waiting, then recover it from a writer that died (see
+    L{recover}).
+
+    @param create: Create the file (mode 0600) if missing.
+    @raise LockBusy: If another process holds a lock.
+    @raise FileNotFoundError: If the file is missing and C{create} is false.
+    @raise OSError: If the locks cannot be taken for another reason (no permission to
+        create the dot-lock, ...).
+    """
+    if not _tryDotlock(path, staleAfter):
+        raise LockBusy(f"{path} is dot-locked by another process")
+    try:
+        for _ in range(3):
+            flags = os.O_RDWR | _O_CLOEXEC | _O_NOFOLLOW | (os.O_CREAT if create else 0)
+            fd = os.open(path, flags, 0o600)
+            try:
+                if not _fcntlLock(fd, exclusive=True):
+                    raise LockBusy(f"{path} is locked by another process")
+                opened = os.fstat(fd)
+                try:
+                    named = os.stat(path)
+                except FileNotFoundError:
+                    named = None
+                if named is not None and (named.st_dev, named.st_ino) == (
+                    opened.st_dev,
+                    opened.st_ino,
+                ):
+                    lock = MboxLock(path, fd)
+                    break
+            except BaseException:
+                os.close(fd)
+                raise
+            # Replaced while we locked it: lock the new file.
+            os.close(fd)
+        else:
+            raise LockBusy(f"{path} keeps being replaced")
+    except BaseException:
+        _removeDotlock(path)
+        raise
+    try:
+        recover(lock, checkpoint=checkpoint)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def lockMbox(
+    path: str,
+    *,
+    timeout: float = 30.0,
+    create: bool = False,
+    staleAfter: float = STALE_AFTER,
+    sleep: Callable[[float], None] = time.sleep,
+    checkpoint: Checkpoint = _noCheckpoint,
+) -> MboxLock:
+    """
+    Lock the mbox C{path}, waiting up to C{timeout} seconds for another process to let
+    go (blocking: call it from a thread or a command-line tool), then recover it.
+
+    @raise LockBusy: If the locks could not be taken in time.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        try:
+            return tryLockMbox(path, create=create, staleAfter=staleAfter, checkpoint=checkpoint)
+        except LockBusy:
+            if time.monotonic() + delay > deadline:
+                raise
+        sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+# ---------------------------------------------------------------------------------------
+# Parsing
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MboxMessage:
+    """
+    Where one message lies in an mbox file.
+
+    @ivar offset: Where its C{From } line starts.
+    @ivar fromLine: Its C{From } line, line end included.
+    @ivar start: Where its content starts: after the C{From } line and after a
+        C{X-UIDL:} line that pop3kit stored.
+    @ivar end: Where its content ends: before the empty line that separates it from the
+        next message (or the end of the file).
+    @ivar uid: Its unique-id: the value of the C{X-UIDL:} header if pop3kit stored one
+        (as the first header line), otherwise the SHA-1 of its C{From } line and its
+        headers, the headers that mail readers add or rewrite (C{Status}, C{X-UID},
+        C{Content-Length} ...) left out; the second, third ... message with the same
+        digest gets C{-2}, C{-3} ... appended.  A stored value already used by an
+        earlier message is replaced by the digest.
+    @ivar stored: Whether the unique-id was read from a stored header.
+    @ivar size: Its size as POP3 counts it (CRLF line ends, unquoted, without the stored
+        header).
+    @ivar unquote: Whether C{>From } lines are unquoted on reading (not for a message
+        delimited by its C{Content-Length}).
+    """
+
+    offset: int
+    fromLine: bytes
+    start: int
+    end: int
+    uid: str
+    stored: bool
+    size: int
+    unquote: bool
+
+
+def _headerEnd(data: mmap.mmap | bytes, start: int, limit: int) -> int:
+    """
+    Where the header block starting at C{start} ends (after its empty line), or C{limit}.
+    """
+    if data[start : start + 1] == b"\n" or data[start : start + 2] == b"\r\n":
+        return start + (1 if data[start : start + 1] == b"\n" else 2)
+    ends = [data.find(b"\n\n", start, limit), data.find(b"\n\r\n", start, limit)]
+    found = [e for e in ends if e >= 0]
+    if not found:
+        return limit
+    first = min(found)
+    return first + (2 if data[first : first + 2] == b"\n\n" else 3)
+
+
+def _digestHeaders(fromLine: bytes, headers: bytes) -> str:
+    """
+    The SHA-1, in hexadecimal, of a C{From } line and a header block, volatile headers
+    left out.
+    """
+    digest = hashlib.sha1(fromLine.rstrip(b"\r\n"), usedforsecurity=False)
+    keep = True
+    for line in headers.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t"):
+            if keep:
+                digest.update(line)
+            continue
+        name = line.split(b":", 1)[0].strip().lower()
+        keep = name not in _VOLATILE_HEADERS
+        if keep:
+            digest.update(line)
+    return digest.hexdigest()
+
+
+def _firstFrom(data: mmap.mmap | bytes, size: int) -> int:
+    """
+    Where the first C{From } line starts (at the start of any line), or C{size}.
+    """
+    if data[:5] == b"From ":
+        return 0
+    found = data.find(b"\nFrom ")
+    return size if found < 0 else found + 1
+
+
+def _parse(data: mmap.mmap | bytes, size: int) -> list[MboxMessage]:
+    """
+    Find the messages of the mbox whose octets are C{data}.
+    """
+    messages: list[MboxMessage] = []
+    seen: dict[str, int] = {}
+    used: set[str] = set()
+    pos = _firstFrom(data, size)
+    while pos < size:
+        lineEnd = data.find(b"\n", pos, size)
+        if lineEnd < 0:
+            # A From line without its end: a torn tail, not a message.
+            break
+        fromLine = bytes(data[pos : lineEnd + 1])
+        start = lineEnd + 1
+        storedUid: str | None = None
+        if data[start : start + len(UIDL_HEADER)].lower() == UIDL_HEADER.lower():
+            uidEnd = data.find(b"\n", start, size)
+            if uidEnd >= 0:
+                value = bytes(data[start + len(UIDL_HEADER) : uidEnd]).strip()
+                text = value.decode("ascii", "replace")
+                if isValidUid(text):
+                    storedUid = text
+                start = uidEnd + 1
+        separator = data.find(b"\n\nFrom ", start - 1, size)
+        limit = size if separator < 0 else separator + 1
+        headerEnd = _headerEnd(data, start, limit)
+        headers = bytes(data[start:headerEnd])
+        end, following, unquote = _bodyBounds(data, size, headers, headerEnd, separator)
+        content = data[start:end]
+        counter = WireSizeCounter()
+        counter.feed(content)
+        wire = counter.octets
+        if unquote:
+            wire -= len(_QUOTED.findall(content))
+        base = _digestHeaders(fromLine, headers)
+        count = seen.get(base, 0) + 1
+        seen[base] = count
+        derived = base if count == 1 else f"{base}-{count}"
+        stored = storedUid is not None and storedUid not in used
+        uid = storedUid if stored and storedUid is not None else derived
+        suffix = count
+        while uid in used:
+            suffix += 1
+            uid = f"{base}-{suffix}"
+        used.add(uid)
+        messages.append(MboxMessage(pos, fromLine, start, end, uid, stored, wire, unquote))
+        pos = following
+    return messages
+
+
+def _bodyBounds(
+    data: mmap.mmap | bytes, size: int, headers: bytes, headerEnd: int, separator: int
+) -> tuple[int, int, bool]:
+    """
+    Where a message's content ends, where the next message starts, and whether its
+    body is unquoted.
+    """
+    length = _CONTENT_LENGTH.search(headers)
+    if length is not None:
+        target = headerEnd + int(length.group(1))
+        if target == size:
+            return target, size, False
+        if target < size and data[target : target + 6] == b"\nFrom ":
+            return target, target + 1, False
+        if target == size - 1 and data[target:size] == b"\n":
+            return target, size, False
+    if separator >= 0:
+        return separator + 1, separator + 2, True
+    if size >= 2 and data[size - 2 : size] == b"\n\n":
+        return size - 1, size, True
+    return size, size, True
+
+
+def scanMbox(fd: int) -> list[MboxMessage]:
+    """
+    Find the messages of the mbox file open as C{fd} (read through a memory map).
+    """
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return []
+    with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as data:
+        return _parse(data, size)
+
+
+# ---------------------------------------------------------------------------------------
+# Reading a message
+# ---------------------------------------------------------------------------------------
+
+
+class _LineRewriter:
+    """
+    Apply a line-start substitution (quoting or unquoting C{From } lines) to a stream
+    fed in chunks, correct across chunk boundaries.
+    """
+
+    def __init__(self, pattern: re.Pattern[bytes], replacement: bytes) -> None:
+        self._pattern = pattern
+        self._replacement = replacement
+        self._held = b""
+        self._atLineStart = True
+
+    def feed(self, data: bytes) -> bytes:
+        data = self._held + data
+        self._held = b""
+        if not data:
+            return b""
+        last = data.rfind(b"\n")
+        tailStart = last + 1
+        tail = data[tailStart:]
+        tailAtLineStart = last >= 0 or self._atLineStart
+        if tailAtLineStart and _MAYBE_FROM.match(tail) and len(tail) < 1024:
+            self._held = tail
+            data = data[:tailStart]
+        out = self._substitute(data)
+        if data:
+            self._atLineStart = data.endswith(b"\n")
+        return out
+
+    def _substitute(self, data: bytes) -> bytes:
+        if self._atLineStart:
+            return self._pattern.sub(self._replacement, b"\n" + data)[1:]
+        first = data.find(b"\n")
+        if first < 0:
+            return data
+        return data[:first] + self._pattern.sub(self._replacement, data[first:])
+
+    def flush(self) -> bytes:
+        held, self._held = self._held, b""
+        out = self._substitute(held)
+        if held:
+            self._atLineStart = held.endswith(b"\n")
+        return out
+
+
+def unquoter() -> _LineRewriter:
+    """
+    A streaming mboxrd unquoter: C{>From } lines lose one C{>}.
+    """
+    return _LineRewriter(_QUOTED, rb"\1\2")
+
+
+def quoter() -> _LineRewriter:
+    """
+    A streaming mboxrd quoter: C{From }, C{>From } ... lines gain one C{>}.
+    """
+    return _LineRewriter(_TO_QUOTE, rb"\1>\2")
+
+
+class MessageStream:
+    """
+    One message of an mbox, read from an open file: its content unquoted, the stored
+    C{X-UIDL:} line left out.  Closing it closes the file (and drops its lock).
+    """
+
+    def __init__(self, f: BinaryIO, message: MboxMessage) -> None:
+        self._file = f
+        self._remaining = message.end - message.start
+        self._unquoter = unquoter() if message.unquote else None
+        self._buffer = b""
+        self._done = False
+        f.seek(message.start)
+
+    def read(self, size: int = -1) -> bytes:
+        """
+        Read up to C{size} octets (everything if negative).
+        """
+        want = sys.maxsize if size is None or size < 0 else size
+        while len(self._buffer) < want and not self._done:
+            chunk = self._file.read(min(_CHUNK_SIZE, self._remaining))
+            self._remaining -= len(chunk)
+            if not chunk or self._remaining <= 0:
+                self._done = True
+            if self._unquoter is not None:
+                out = self._unquoter.feed(chunk)
+                if self._done:
+                    out += self._unquoter.flush()
+            else:
+                out = chunk
+            self._buffer += out
+        result, self._buffer = self._buffer[:want], self._buffer[want:]
+        return result
+
+    def close(self) -> None:
+        """
+        Close the file.
+        """
+        self._file.close()
+
+    @property
+    def closed(self) -> bool:
+        """
+        Whether the stream is closed.
+        """
+        return self._file.closed
+
+    def __enter__(self) -> MessageStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def openMessage(path: str, message: MboxMessage, identity: tuple[int, int]) -> MessageStream:
+    """
+    Open one listed message for reading, holding an C{fcntl} read lock on the file until
+    the stream is closed (so that a mail reader rewriting the file in place waits).
+
+    @param identity: The C{(st_dev, st_ino)} of the file when it was listed.
+    @raise LockBusy: If a writer holds the file.
+    @raise LookupError: If the file no longer holds the message where it was listed.
+    """
+    fd = os.open(path, os.O_RDONLY | _O_CLOEXEC | _O_NOFOLLOW)
+    f = os.fdopen(fd, "rb")
+    try:
+        if not _fcntlLock(fd, exclusive=False):
+            raise LockBusy(f"{path} is locked by another process")
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != identity or st.st_size < message.end:
+            raise LookupError(message.uid)
+        f.seek(message.offset)
+        if f.read(len(message.fromLine)) != message.fromLine:
+            raise LookupError(message.uid)
+        return MessageStream(f, message)
+    except BaseException:
+        f.close()
+        raise
+
+
+# ---------------------------------------------------------------------------------------
+# Appending
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """
+    A message ready to be appended: its C{From } line, and a file holding its content
+    already quoted (see L{quoter}).
+
+    @ivar fromLine: The C{From } line, line end included.
+    @ivar content: A file holding the quoted content, read from the start.
+    @ivar length: How many octets C{content} holds.
+    @ivar endsWithNewline: Whether the content ends with a line end (if not, one is
+        added).
+    """
+
+    fromLine: bytes
+    content: IO[bytes]
+    length: int
+    endsWithNewline: bool
+
+
+def fromLine(sender: str = "MAILER-DAEMON", when: float | None = None) -> bytes:
+    """
+    A C{From } line as MTAs write it: C{From SENDER Thu Jan  1 00:00:00 1970}.
+    """
+    stamp = time.asctime(time.gmtime(time.time() if when is None else when))
+    return f"From {sender} {stamp}\n".encode()
+
+
+def _separatorFor(fd: int, size: int) -> bytes:
+    """
+    What to write at the end of a file of C{size} octets before a new C{From } line, so
+    that it follows an empty line: the two last octets are read, nothing more.
+    """
+    if size == 0:
+        return b""
+    tail = os.pread(fd, 2, size - 2) if size >= 2 else os.pread(fd, 1, 0)
+    if tail.endswith(b"\n\n") or (size == 1 and tail == b"\n"):
+        return b""
+    if tail.endswith(b"\n"):
+        return b"\n"
+    return b"\n\n"
+
+
+def _writeAll(fd: int, data: bytes, offset: int) -> int:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        offset += written
+        view = view[written:]
+    return offset
+
+
+def appendMessages(
+    lock: MboxLock,
+    messages: Sequence[OutgoingMessage],
+    durability: Durability = FSYNC,
+    checkpoint: Checkpoint = _noCheckpoint,
+) -> None:
+    """
+    Append C{messages} to the locked mbox, all or nothing, and make them durable.
+
+    Costs the same whatever the size of the mbox: it seeks to the end and never reads
+    the file (bar its last two octets).  The journal (see the module's docstring) is
+    written and synced first; the mbox is synced, then the journal removed.  The caller
+    syncs the mbox's directory after releasing the lock, which makes the removal of the
+    journal durable.
+    """
+    if not messages:
+        return
+    fd = lock.fd
+    st = os.fstat(fd)
+    size = st.st_size
+    separator = _separatorFor(fd, size)
+    offsets = []
+    position = size + len(separator)
+    for message in messages:
+        offsets.append(position)
+        position += len(message.fromLine) + message.length
+        position += (0 if message.endsWithNewline else 1) + 1
+    journal = lock.path + JOURNAL_SUFFIX
+    record = (
+        f"pop3kit-append 1\n{st.st_dev} {st.st_ino}\n{size} {position}\n"
+        + " ".join(map(str, offsets))
+        + "\nend\n"
+    ).encode()
+    checkpoint("journal")
+    jfd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_CLOEXEC, 0o600)
+    try:
+        try:
+            _writeAll(jfd, record, 0)
+        finally:
+            os.close(jfd)
+        checkpoint("sync-journal")
+        durability.syncFile(journal)
+        durability.syncDirectory(os.path.dirname(os.path.abspath(lock.path)))
+        offset = _writeAll(fd, separator, size)
+        for message in messages:
+            checkpoint("write")
+            offset = _writeAll(fd, message.fromLine, offset)
+            message.content.seek(0)
+            while chunk := message.content.read(_CHUNK_SIZE):
+                offset = _writeAll(fd, chunk, offset)
+            offset = _writeAll(fd, (b"" if message.endsWithNewline else b"\n") + b"\n", offset)
+        checkpoint("sync")
+        durability.syncFile(lock.path)
+    except BaseException:
+        # Cut back what was written, so the file is as before.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+            os.unlink(journal)
+        raise
+    checkpoint("unjournal")
+    os.unlink(journal)
+
+
+def _readJournal(journal: str) -> tuple[tuple[int, int], int, int, list[int]] | None:
+    """
+    The file identity, old size, new size and C{From } line offsets a journal records,
+    or L{None} if it is incomplete.
+    """
+    try:
+        with open(journal, "rb") as f:
+            lines = f.read().decode("ascii").split("\n")
+        if lines[0] != "pop3kit-append 1" or lines[4] != "end":
+            return None
+        dev, ino = map(int, lines[1].split())
+        old, new = map(int, lines[2].split())
+        offsets = [int(o) for o in lines[3].split()]
+    except (UnicodeDecodeError, ValueError, IndexError):
+        return None
+    return (dev, ino), old, new, offsets
+
+
+def _onlyRecordedFromLines(fd: int, old: int, size: int, offsets: list[int]) -> bool:
+    """
+    Whether every C{From } line in the octets C{old} to C{size} is one the journal
+    recorded.
+    """
+    if size <= old:
+        return True
+    recorded = set(offsets)
+    with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as data:
+        position = old - 1 if old > 0 else 0
+        if old == 0 and data[:5] == b"From " and 0 not in recorded:
+            return False
+        while True:
+            found = data.find(b"\nFrom ", position, size)
+            if found < 0:
+                return True
+            if found + 1 > old and found + 1 not in recorded:
+                return False
+            position = found + 1
+
+
+def recover(lock: MboxLock, checkpoint: Checkpoint = _noCheckpoint) -> None:
+    """
+    Undo what a writer that died left in the locked mbox: cut back an append that its
+    journal records as unfinished (if nothing else was written after it), and remove a
+    left-over rewrite.  Called by L{tryLockMbox}.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(lock.path + REWRITE_SUFFIX)
+    journal = lock.path + JOURNAL_SUFFIX
+    if not os.path.lexists(journal):
+        return
+    record = _readJournal(journal)
+    st = os.fstat(lock.fd)
+    if record is None:
+        # The journal itself was torn: the mbox was not touched yet.
+        checkpoint("recover-unlink")
+        os.unlink(journal)
+        return
+    identity, old, new, offsets = record
+    size = st.st_size
+    if (st.st_dev, st.st_ino) != identity or size < old:
+        _log.warn("{path}: replaced since an unfinished append; left as it is", path=lock.path)
+    elif size > new or not _onlyRecordedFromLines(lock.fd, old, size, offsets):
+        _log.warn(
+            "{path}: mail was added after an unfinished append; the unfinished "
+            "append (from octet {old}) is left as it is",
+            path=lock.path,
+            old=old,
+        )
+    elif size > old:
+        checkpoint("recover-truncate")
+        os.ftruncate(lock.fd, old)
+        os.fsync(lock.fd)
+        _log.info(
+            "{path}: cut back {octets} octets of an unfinished append", path=lock.path,
+            octets=size - old,
+        )
+    checkpoint("recover-unlink")
+    os.unlink(journal)
+    with contextlib.suppress(OSError):
+        FSYNC.syncDirectory(os.path.dirname(os.path.abspath(lock.path)))
+
+
+# ---------------------------------------------------------------------------------------
+# Rewriting
+# ---------------------------------------------------------------------------------------
+
+
+def _copyRange(src: int, dst: int, start: int, end: int, offset: int) -> int:
+    """
+    Copy the octets C{start} to C{end} of C{src} to C{dst} at C{offset}.
+    """
+    while start < end:
+        chunk = os.pread(src, min(_CHUNK_SIZE, end - start), start)
+        if not chunk:
+            raise OSError(errno.EIO, "the mbox shrank while it was copied")
+        offset = _writeAll(dst, chunk, offset)
+        start += len(chunk)
+    return offset
+
+
+def rewrite(
+    lock: MboxLock,
+    removeUids: Collection[str],
+    durability: Durability = FSYNC,
+    checkpoint: Checkpoint = _noCheckpoint,
+) -> list[MboxMessage]:
+    """
+    Remove the messages whose unique-ids are C{removeUids} from the locked mbox, crash-
+    safely: the new file is written beside it, synced and renamed over it.
+
+    The file is read again under the lock, so mail delivered since any earlier listing
+    is kept.  Messages before the first removed one are copied as they are; later ones
+    get their unique-id stored as an C{X-UIDL:} first header line (so that removing an
+    identical earlier message cannot change it).  Nothing is written when no listed
+    message is removed.
+
+    @return: The messages removed.
+    """
+    fd = lock.fd
+    messages = scanMbox(fd)
+    removed = [m for m in messages if m.uid in removeUids]
+    if not removed:
+        return []
+    old = os.fstat(fd)
+    first = removed[0].offset
+    dropped = {m.offset for m in removed}
+    newPath = lock.path + REWRITE_SUFFIX
+    checkpoint("create")
+    out = os.open(newPath, os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_NOFOLLOW, 0o600)
+    try:
+        try:
+            offset = _copyRange(fd, out, 0, first, 0)
+            for message in messages:
+                if message.offset < first or message.offset in dropped:
+                    continue
+                checkpoint("copy")
+                offset = _writeAll(out, message.fromLine, offset)
+                if not message.stored:
+                    offset = _writeAll(out, UIDL_HEADER + message.uid.encode() + b"\n", offset)
+                offset = _copyRange(fd, out, message.start, message.end, offset)
+                last = os.pread(fd, 1, message.end - 1) if message.end > message.start else b"\n"
+                offset = _writeAll(out, (b"" if last == b"\n" else b"\n") + b"\n", offset)
+            checkpoint("owner")
+            os.fchmod(out, old.st_mode & 0o7777)
+            if (old.st_uid, old.st_gid) != (os.getuid(), os.getgid()):
+                try:
+                    os.fchown(out, old.st_uid, old.st_gid)
+                except PermissionError:
+                    raise PermissionError(
+                        errno.EPERM,
+                        f"cannot give the rewritten mbox the owner {old.st_uid}:"
+                        f"{old.st_gid} of the old one",
+                        lock.path,
+                    ) from None
+            checkpoint("sync")
+            durability.syncFile(newPath)
+        finally:
+            os.close(out)
+        checkpoint("rename")
+        os.rename(newPath, lock.path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(newPath)
+        raise
+    checkpoint("sync-directory")
+    durability.syncDirectory(os.path.dirname(os.path.abspath(lock.path)))
+    return removed
+
+
+def iterMessages(path: str) -> Iterator[bytes]:
+    """
+    The contents of the messages of the mbox C{path}, as read back (unquoted, without
+    the stored header), without locking: for tests and tools.
+    """
+    fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
+    try:
+        listing = scanMbox(fd)
+    finally:
+        os.close(fd)
+    for message in listing:
+        with open(path, "rb") as f:
+            yield MessageStream(f, message).read()
+
+
+def quoteMessage(content: bytes) -> bytes:
+    """
+    C{content} quoted the mboxrd way.
+    """
+    q = quoter()
+    return q.feed(content) + q.flush()
+
+
+def outgoing(contents: Iterable[bytes]) -> list[OutgoingMessage]:
+    """
+    L{OutgoingMessage}s for messages held in memory (tests, small tools).
+    """
+    result = []
+    for content in contents:
+        quoted = quoteMessage(content)
+        result.append(
+            OutgoingMessage(
+                fromLine(), io.BytesIO(quoted), len(quoted), not quoted or quoted.endswith(b"\n")
+            )
+        )
+    return result
