@@ -952,7 +952,8 @@ def recover(lock: MboxLock, checkpoint: Checkpoint = _noCheckpoint) -> None:
         os.ftruncate(lock.fd, old)
         os.fsync(lock.fd)
         _log.info(
-            "{path}: cut back {octets} octets of an unfinished append", path=lock.path,
+            "{path}: cut back {octets} octets of an unfinished append",
+            path=lock.path,
             octets=size - old,
         )
     checkpoint("recover-unlink")

@@ -4,7 +4,7 @@ Tests for L{pop3kit.backends.mbox}.
 
 from __future__ import annotations
 
-import mailbox as pythonMailbox
+import mailbox as stdlibmailbox
 import os
 import stat
 import subprocess
@@ -77,7 +77,7 @@ class PythonMboxContractTests(IMailboxContractMixin, TestCase):
 
     def mailboxWithMessages(self, messages: list[bytes]) -> Deferred[IMailbox]:
         path = os.path.abspath(self.mktemp())
-        box = pythonMailbox.mbox(path, create=True)
+        box = stdlibmailbox.mbox(path, create=True)
         box.lock()
         for message in messages:
             box.add(message)
@@ -86,7 +86,7 @@ class PythonMboxContractTests(IMailboxContractMixin, TestCase):
         return succeed(MboxMailbox(path))
 
     def deliverMore(self, mailbox: IMailbox, message: bytes) -> Deferred[None]:
-        box = pythonMailbox.mbox(pathOf(mailbox))
+        box = stdlibmailbox.mbox(pathOf(mailbox))
         box.lock()
         box.add(message)
         box.flush()
@@ -214,7 +214,9 @@ class MboxMailboxTests(TestCase):
         """
         with open(self.path, "wb") as f:
             for subject in (b"one", b"two"):
-                f.write(b"From a Mon Jan  5 10:00:00 2026\nX-UIDL: same\nSubject: %s\n\n\n" % subject)
+                f.write(
+                    b"From a Mon Jan  5 10:00:00 2026\nX-UIDL: same\nSubject: %s\n\n\n" % subject
+                )
         uids = [info.uid for info in await self.listing()]
         self.assertEqual(uids[0], "same")
         self.assertEqual(len(set(uids)), 2)
@@ -255,7 +257,9 @@ class MboxMailboxTests(TestCase):
         await mailbox.expunge([one.uid, two.uid])
         self.assertEqual(list(_mboxfile.iterMessages(self.path)), [b"Subject: 3\n\nlate\n"])
         self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o660)
-        self.assertEqual(sorted(os.listdir(os.path.dirname(self.path))), [os.path.basename(self.path)])
+        self.assertEqual(
+            sorted(os.listdir(os.path.dirname(self.path))), [os.path.basename(self.path)]
+        )
 
     async def test_readAfterForeignRewrite(self) -> None:
         """
@@ -355,4 +359,6 @@ class TemplateTests(SynchronousTestCase):
         assert isinstance(avatar, MboxMailbox)
         self.assertEqual(avatar._path, "/var/mail/alice")
         logout()
-        self.assertRaises(NotImplementedError, MboxRealm("/m/%u").requestAvatar, "a", None, Interface)
+        self.assertRaises(
+            NotImplementedError, MboxRealm("/m/%u").requestAvatar, "a", None, Interface
+        )

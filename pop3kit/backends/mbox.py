@@ -149,7 +149,8 @@ class MboxMailbox:
             st = os.fstat(lock.fd)
             return (st.st_dev, st.st_ino), _mboxfile.scanMbox(lock.fd)
 
-        self._identity, messages = await self._underLock(scan, ((0, 0), []))
+        empty: tuple[tuple[int, int], list[MboxMessage]] = ((0, 0), [])
+        self._identity, messages = await self._underLock(scan, empty)
         self._messages = {m.uid: m for m in messages}
         return [MessageInfo(m.uid, m.size) for m in messages]
 
