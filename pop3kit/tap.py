@@ -19,7 +19,6 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
-from pop3kit.backends.maildir import MaildirRealm
 from pop3kit.checkers.passwdfile import PasswdFileChecker
 from pop3kit.core import (
     DEFAULT_SASL_MECHANISMS,
@@ -31,6 +30,7 @@ from pop3kit.limits import DEFAULT_MAX_PER_CLIENT, DEFAULT_MAX_UNAUTHENTICATED
 from pop3kit.policy import MINIMUM_TIMEOUT, InvalidPolicy, ServerPolicy
 from pop3kit.sasl import SERVER_MECHANISMS
 from pop3kit.server import POP3ServerFactory
+from pop3kit.storage import InvalidStorage, MaildirStorage, Storage, parseStorage
 from pop3kit.tls import (
     HANDSHAKE_TIMEOUT,
     ServerTLS,
@@ -96,6 +96,14 @@ class Options(usage.Options, AuthOptionMixin):
 
     optParameters = [
         ["maildir-root", None, None, "Directory holding one Maildir per user (DIR/alice/)."],
+        [
+            "storage",
+            None,
+            None,
+            "Where the maildrops are: maildir:ROOT (as --maildir-root) or mbox:TEMPLATE, "
+            "one mbox file per user (e.g. mbox:/var/mail/%u; %u user, %n local part, "
+            "%d domain).",
+        ],
         ["data-dir", None, DEFAULT_DATA_DIR, "Base directory of the zero-configuration mode."],
         ["timeout", None, MINIMUM_TIMEOUT, "Inactivity timeout in seconds (at least 600).", float],
         [
@@ -230,11 +238,30 @@ class Options(usage.Options, AuthOptionMixin):
         # The zero-configuration layout is pop3kit's own to create (see prepareDataDir);
         # a --maildir-root given explicitly must exist, so that a typo is not silently
         # served as an empty maildrop.
-        self["create-maildir-root"] = self["maildir-root"] is None
+        storage = self._parseStorage()
+        self["create-maildir-root"] = self["maildir-root"] is None and storage is None
         if self["maildir-root"] is None:
             self["maildir-root"] = maildirRoot(dataDir)
+        self["storage-backend"] = storage or MaildirStorage(self["maildir-root"])
         self.setdefault("credCheckers", [])
         self["zero-config-users"] = not self["credCheckers"]
+
+    def _parseStorage(self) -> Storage | None:
+        """
+        The storage C{--storage} names, or L{None}; C{maildir:ROOT} also sets
+        C{--maildir-root}.
+        """
+        if self["storage"] is None:
+            return None
+        if self["maildir-root"] is not None:
+            raise usage.UsageError("--storage and --maildir-root do not go together")
+        try:
+            storage = parseStorage(self["storage"])
+        except InvalidStorage as e:
+            raise usage.UsageError(f"--storage {e}") from None
+        if isinstance(storage, MaildirStorage):
+            self["maildir-root"] = storage.root
+        return storage
 
     def _loadTLS(self) -> ServerTLS | None:
         certificate, key, clientCA = (
@@ -337,7 +364,8 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     ] or [PasswdFileChecker(passwdPath(options["data-dir"]))]
     if len(checkers) > 1:
         checkers = [ChainedChecker(checkers)]
-    realm = MaildirRealm(options["maildir-root"])
+    storage: Storage = options.get("storage-backend") or MaildirStorage(options["maildir-root"])
+    realm = storage.makeRealm()
     return POP3ServerFactory(Portal(realm, checkers), policy=options["policy"], tls=options["tls"])
 
 
@@ -362,8 +390,10 @@ def makeService(options: Options) -> IService:
         listener.setServiceParent(service)  # type: ignore[no-untyped-call]
     if tls is not None:
         TLSReloadService(tls, reactor).setServiceParent(service)  # type: ignore[arg-type, no-untyped-call]
+    storage: Storage = options.get("storage-backend") or MaildirStorage(options["maildir-root"])
     Logger().info(
-        "pop3kit serving Maildirs under {root} on {listen}",
+        "pop3kit serving {storage} on {listen}",
+        storage=storage.description,
         root=os.path.abspath(options["maildir-root"]),
         listen=", ".join(options["listen"]),
     )
