@@ -773,14 +773,27 @@ class OutgoingMessage:
     @ivar fromLine: The C{From } line, line end included.
     @ivar content: A file holding the quoted content, read from the start.
     @ivar length: How many octets C{content} holds.
-    @ivar endsWithNewline: Whether the content ends with a line end (if not, one is
-        added).
+    @ivar last: The last octet of the content (empty for an empty message): a line end
+        is added after a last line without one (see L{lineEndAfter}).
     """
 
     fromLine: bytes
     content: IO[bytes]
     length: int
-    endsWithNewline: bool
+    last: bytes
+
+
+def lineEndAfter(last: bytes) -> bytes:
+    """
+    What to write after content whose last octet is C{last} so that it ends with a line
+    end, without changing the message POP3 sends: nothing after a line end (or empty
+    content), C{CRLF} after a lone CR (which POP3 sends as C{CR CRLF}), C{LF} otherwise.
+    """
+    if last in (b"", b"\n"):
+        return b""
+    if last == b"\r":
+        return b"\r\n"
+    return b"\n"
 
 
 def fromLine(sender: str = "MAILER-DAEMON", when: float | None = None) -> bytes:
@@ -841,7 +854,7 @@ def appendMessages(
     for message in messages:
         offsets.append(position)
         position += len(message.fromLine) + message.length
-        position += (0 if message.endsWithNewline else 1) + 1
+        position += len(lineEndAfter(message.last)) + 1
     journal = lock.path + JOURNAL_SUFFIX
     record = (
         f"pop3kit-append 1\n{st.st_dev} {st.st_ino}\n{size} {position}\n"
@@ -865,7 +878,7 @@ def appendMessages(
             message.content.seek(0)
             while chunk := message.content.read(_CHUNK_SIZE):
                 offset = _writeAll(fd, chunk, offset)
-            offset = _writeAll(fd, (b"" if message.endsWithNewline else b"\n") + b"\n", offset)
+            offset = _writeAll(fd, lineEndAfter(message.last) + b"\n", offset)
         checkpoint("sync")
         durability.syncFile(lock.path)
     except BaseException:
@@ -1020,8 +1033,8 @@ def rewrite(
                 if not message.stored:
                     offset = _writeAll(out, UIDL_HEADER + message.uid.encode() + b"\n", offset)
                 offset = _copyRange(fd, out, message.start, message.end, offset)
-                last = os.pread(fd, 1, message.end - 1) if message.end > message.start else b"\n"
-                offset = _writeAll(out, (b"" if last == b"\n" else b"\n") + b"\n", offset)
+                last = os.pread(fd, 1, message.end - 1) if message.end > message.start else b""
+                offset = _writeAll(out, lineEndAfter(last) + b"\n", offset)
             checkpoint("owner")
             os.fchmod(out, old.st_mode & 0o7777)
             if (old.st_uid, old.st_gid) != (os.getuid(), os.getgid()):
@@ -1079,9 +1092,5 @@ def outgoing(contents: Iterable[bytes]) -> list[OutgoingMessage]:
     result = []
     for content in contents:
         quoted = quoteMessage(content)
-        result.append(
-            OutgoingMessage(
-                fromLine(), io.BytesIO(quoted), len(quoted), not quoted or quoted.endswith(b"\n")
-            )
-        )
+        result.append(OutgoingMessage(fromLine(), io.BytesIO(quoted), len(quoted), quoted[-1:]))
     return result

@@ -197,7 +197,7 @@ class _MboxSink:
         The closed message, ready to append.
         """
         return _mboxfile.OutgoingMessage(
-            _mboxfile.fromLine(), self._opened(), self._length, self._last in (b"", b"\n")
+            _mboxfile.fromLine(), self._opened(), self._length, self._last
         )
 
     def abort(self) -> None:
