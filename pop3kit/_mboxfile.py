@@ -77,6 +77,7 @@ from pop3kit.core import WireSizeCounter, isValidUid
 __all__ = [
     "STALE_AFTER",
     "Durability",
+    "ListingCache",
     "LockBusy",
     "MboxLock",
     "MboxMessage",
@@ -123,10 +124,10 @@ _CHUNK_SIZE = 256 * 1024
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
-#: A body line quoted the mboxrd way: C{>From }, C{>>From } ...
-_QUOTED = re.compile(rb"(^|\n)>(>*From )")
-#: A line to quote the mboxrd way: C{From }, C{>From } ...
-_TO_QUOTE = re.compile(rb"(^|\n)(>*From )")
+#: A body line quoted the mboxrd way, after a line end: C{>From }, C{>>From } ...
+_QUOTED = re.compile(rb"\n>(>*From )")
+#: A line to quote the mboxrd way, after a line end: C{From }, C{>From } ...
+_TO_QUOTE = re.compile(rb"\n(>*From )")
 #: The start of a partial line that might still become a line to (un)quote.
 _MAYBE_FROM = re.compile(rb">*(F(r(o(m)?)?)?)?\Z")
 _CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d{1,15})[ \t]*\r?$")
@@ -530,14 +531,34 @@ def _firstFrom(data: mmap.mmap | bytes, size: int) -> int:
     return size if found < 0 else found + 1
 
 
-def _parse(data: mmap.mmap | bytes, size: int) -> list[MboxMessage]:
+@dataclass
+class _Numbering:
     """
-    Find the messages of the mbox whose octets are C{data}.
+    What giving unique-ids to later messages needs to know about earlier ones: how many
+    had each digest, and which unique-ids are taken.
+    """
+
+    seen: dict[str, int]
+    used: set[str]
+
+    def copy(self) -> _Numbering:
+        return _Numbering(dict(self.seen), set(self.used))
+
+
+def _parse(
+    data: mmap.mmap | bytes, size: int, pos: int | None = None, numbering: _Numbering | None = None
+) -> list[MboxMessage]:
+    """
+    Find the messages of the mbox whose octets are C{data}: all of them, or those from
+    the C{From } line at C{pos} on, numbered after the earlier ones (C{numbering}, which
+    is updated).
     """
     messages: list[MboxMessage] = []
-    seen: dict[str, int] = {}
-    used: set[str] = set()
-    pos = _firstFrom(data, size)
+    if numbering is None:
+        numbering = _Numbering({}, set())
+    seen, used = numbering.seen, numbering.used
+    if pos is None:
+        pos = _firstFrom(data, size)
     while pos < size:
         lineEnd = data.find(b"\n", pos, size)
         if lineEnd < 0:
@@ -563,8 +584,10 @@ def _parse(data: mmap.mmap | bytes, size: int) -> list[MboxMessage]:
         counter = WireSizeCounter()
         counter.feed(content)
         wire = counter.octets
-        if unquote:
-            wire -= len(_QUOTED.findall(content))
+        if unquote and b">From " in content:
+            wire -= len(_QUOTED.findall(content)) + (
+                _QUOTED.match(b"\n" + content[:80]) is not None
+            )
         base = _digestHeaders(fromLine, headers)
         count = seen.get(base, 0) + 1
         seen[base] = count
@@ -615,6 +638,102 @@ def scanMbox(fd: int) -> list[MboxMessage]:
         return _parse(data, size)
 
 
+@dataclass
+class _Listed:
+    """
+    What L{ListingCache} keeps about one mbox file.
+    """
+
+    identity: tuple[int, int]
+    size: int
+    mtime: int
+    messages: list[MboxMessage]
+    numbering: _Numbering
+
+
+class ListingCache:
+    """
+    The listings of mbox files, shared by the sessions of a server, so that a login reads
+    only what was appended since the last one.
+
+    A listing is reused when the file is the same (device and inode), and either
+    unchanged (size and modification time) or only grown: it ended with an empty line,
+    its octets there are still an empty line, and the C{From } lines of its first and
+    last messages are still where they were.  Anything else (a file rewritten by pop3kit
+    or a mail reader) is read again whole.  At most C{maxMessages} messages are kept,
+    the files listed longest ago forgotten first.
+    """
+
+    def __init__(self, maxMessages: int = 200_000) -> None:
+        self._maxMessages = maxMessages
+        self._files: dict[str, _Listed] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        """
+        The number of messages kept.
+        """
+        return self._count
+
+    def scan(self, path: str, fd: int) -> list[MboxMessage]:
+        """
+        The messages of the mbox C{path}, open (and locked) as C{fd}.
+        """
+        st = os.fstat(fd)
+        identity = (st.st_dev, st.st_ino)
+        known = self._files.pop(path, None)
+        if known is not None:
+            self._count -= len(known.messages)
+        size = st.st_size
+        if size == 0:
+            return []
+        with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as data:
+            if known is not None and self._reusable(known, identity, st, data):
+                if size == known.size:
+                    messages = known.messages
+                    numbering = known.numbering
+                else:
+                    numbering = known.numbering.copy()
+                    messages = known.messages + _parse(data, size, known.size, numbering)
+            else:
+                numbering = _Numbering({}, set())
+                messages = _parse(data, size, None, numbering)
+        self._remember(path, _Listed(identity, size, st.st_mtime_ns, messages, numbering))
+        return messages
+
+    def forget(self, path: str) -> None:
+        """
+        Forget the listing of C{path}.
+        """
+        known = self._files.pop(path, None)
+        if known is not None:
+            self._count -= len(known.messages)
+
+    @staticmethod
+    def _reusable(
+        known: _Listed, identity: tuple[int, int], st: os.stat_result, data: mmap.mmap
+    ) -> bool:
+        if known.identity != identity or st.st_size < known.size:
+            return False
+        if st.st_size == known.size:
+            return st.st_mtime_ns == known.mtime
+        if not known.messages or data[known.size - 2 : known.size] != b"\n\n":
+            return False
+        for message in (known.messages[0], known.messages[-1]):
+            if data[message.offset : message.offset + len(message.fromLine)] != message.fromLine:
+                return False
+        return True
+
+    def _remember(self, path: str, listed: _Listed) -> None:
+        if len(listed.messages) > self._maxMessages:
+            return
+        self._files[path] = listed
+        self._count += len(listed.messages)
+        while self._count > self._maxMessages:
+            oldest = next(iter(self._files))
+            self._count -= len(self._files.pop(oldest).messages)
+
+
 # ---------------------------------------------------------------------------------------
 # Reading a message
 # ---------------------------------------------------------------------------------------
@@ -626,8 +745,9 @@ class _LineRewriter:
     fed in chunks, correct across chunk boundaries.
     """
 
-    def __init__(self, pattern: re.Pattern[bytes], replacement: bytes) -> None:
+    def __init__(self, pattern: re.Pattern[bytes], replacement: bytes, needle: bytes) -> None:
         self._pattern = pattern
+        self._needle = needle
         self._replacement = replacement
         self._held = b""
         self._atLineStart = True
@@ -650,6 +770,8 @@ class _LineRewriter:
         return out
 
     def _substitute(self, data: bytes) -> bytes:
+        if self._needle not in data:
+            return data
         if self._atLineStart:
             return self._pattern.sub(self._replacement, b"\n" + data)[1:]
         first = data.find(b"\n")
@@ -669,14 +791,14 @@ def unquoter() -> _LineRewriter:
     """
     A streaming mboxrd unquoter: C{>From } lines lose one C{>}.
     """
-    return _LineRewriter(_QUOTED, rb"\1\2")
+    return _LineRewriter(_QUOTED, rb"\n\1", b">From ")
 
 
 def quoter() -> _LineRewriter:
     """
     A streaming mboxrd quoter: C{From }, C{>From } ... lines gain one C{>}.
     """
-    return _LineRewriter(_TO_QUOTE, rb"\1>\2")
+    return _LineRewriter(_TO_QUOTE, rb"\n>\1", b"From ")
 
 
 class MessageStream:
@@ -690,27 +812,40 @@ class MessageStream:
         self._remaining = message.end - message.start
         self._unquoter = unquoter() if message.unquote else None
         self._buffer = b""
-        self._done = False
+        self._position = 0
         f.seek(message.start)
 
-    def read(self, size: int = -1) -> bytes:
+    def _fill(self) -> bool:
+        """
+        Read the next chunk into the buffer.
+
+        @return: Whether there was more to read.
+        """
+        if self._remaining <= 0:
+            return False
+        chunk = self._file.read(min(_CHUNK_SIZE, self._remaining))
+        self._remaining = self._remaining - len(chunk) if chunk else 0
+        if self._unquoter is not None:
+            chunk = self._unquoter.feed(chunk)
+            if self._remaining <= 0:
+                chunk += self._unquoter.flush()
+        self._buffer = self._buffer[self._position :] + chunk
+        self._position = 0
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
         """
         Read up to C{size} octets (everything if negative).
         """
-        want = sys.maxsize if size is None or size < 0 else size
-        while len(self._buffer) < want and not self._done:
-            chunk = self._file.read(min(_CHUNK_SIZE, self._remaining))
-            self._remaining -= len(chunk)
-            if not chunk or self._remaining <= 0:
-                self._done = True
-            if self._unquoter is not None:
-                out = self._unquoter.feed(chunk)
-                if self._done:
-                    out += self._unquoter.flush()
-            else:
-                out = chunk
-            self._buffer += out
-        result, self._buffer = self._buffer[:want], self._buffer[want:]
+        if size is None or size < 0:
+            while self._fill():
+                pass
+            size = len(self._buffer) - self._position
+        while len(self._buffer) - self._position < size and self._fill():
+            pass
+        end = self._position + size
+        result = self._buffer[self._position : end]
+        self._position = min(end, len(self._buffer))
         return result
 
     def close(self) -> None:

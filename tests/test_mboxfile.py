@@ -428,3 +428,80 @@ class RewriteCrashTests(SynchronousTestCase):
             self.assertRaises(OSError, self.rewrite, failAt(step))
             self.assertEqual(readBytes(self.path), self.before, name)
             self.assertEqual(os.listdir(os.path.dirname(self.path)), [os.path.basename(self.path)])
+
+
+class ListingCacheTests(SynchronousTestCase):
+    """
+    L{_mboxfile.ListingCache} reads only what was appended, and everything again when
+    the file was changed otherwise.
+    """
+
+    def setUp(self) -> None:
+        self.path = os.path.abspath(self.mktemp())
+        self.cache = _mboxfile.ListingCache()
+        self.append(b"Subject: a\n\n1\n", b"Subject: b\n\n2\n", b"Subject: c\n\n3\n")
+
+    def append(self, *messages: bytes) -> None:
+        with lockMbox(self.path, create=True) as lock:
+            _mboxfile.appendMessages(lock, outgoing(messages))
+
+    def listing(self, cache: _mboxfile.ListingCache | None = None) -> list[_mboxfile.MboxMessage]:
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            if cache is None:
+                return _mboxfile.scanMbox(fd)
+            return cache.scan(self.path, fd)
+        finally:
+            os.close(fd)
+
+    def test_appendedOnlyReadAfterEnd(self) -> None:
+        """
+        After an append only the new messages are read: a change in place before the
+        old end goes unseen (a fresh scan sees it), and the listing is otherwise what a
+        fresh scan gives.
+        """
+        first = self.listing(self.cache)
+        self.assertEqual(len(self.cache), 3)
+        data = readBytes(self.path)
+        with open(self.path, "r+b") as f:
+            f.write(data.replace(b"Subject: b", b"Subject: x"))
+        self.append(b"Subject: d\n\n4\n")
+        cached = self.listing(self.cache)
+        fresh = self.listing()
+        self.assertEqual(cached[:3], first)
+        self.assertEqual(cached[3], fresh[3])
+        self.assertNotEqual(cached[1].uid, fresh[1].uid)
+
+    def test_rewrittenReadAgain(self) -> None:
+        """
+        A file whose messages moved (a mail reader added headers), or that was replaced,
+        or changed in place at the same size, is read again whole.
+        """
+        self.listing(self.cache)
+        data = readBytes(self.path)
+        writeBytes(self.path, data.replace(b"Subject: a\n", b"Subject: a\nStatus: RO\n"))
+        self.assertEqual(self.listing(self.cache), self.listing())
+        with open(self.path, "r+b") as f:
+            f.write(readBytes(self.path).replace(b"Subject: b", b"Subject: y"))
+        stamp = os.stat(self.path).st_mtime_ns + 1_000_000_000
+        os.utime(self.path, ns=(stamp, stamp))
+        self.assertEqual(self.listing(self.cache), self.listing())
+        self.append(b"Subject: e\n\n5\n")
+        with lockMbox(self.path) as lock:
+            _mboxfile.rewrite(lock, {self.listing()[0].uid})
+        self.assertEqual(self.listing(self.cache), self.listing())
+
+    def test_bounded(self) -> None:
+        """
+        Beyond its bound the cache forgets the file listed longest ago.
+        """
+        cache = _mboxfile.ListingCache(maxMessages=4)
+        self.listing(cache)
+        other = self.path
+        self.path = os.path.abspath(self.mktemp())
+        self.append(b"Subject: z\n\n\n", b"Subject: y\n\n\n")
+        self.listing(cache)
+        self.assertEqual(len(cache), 2)
+        cache.forget(self.path)
+        self.assertEqual(len(cache), 0)
+        self.path = other

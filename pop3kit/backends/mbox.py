@@ -7,7 +7,9 @@ C{docs/backend-mbox.rst} for the whole story.  In short:
 
   - Listing takes the mbox's dot-lock and C{fcntl} write lock (waiting, without blocking
     the reactor, for an MTA that holds them), finishes or undoes what a writer that died
-    left, reads the file, and lets go: MTAs deliver during a session.  The session's
+    left, reads the file (only what was appended since the last login, through a
+    L{ListingCache <pop3kit._mboxfile.ListingCache>} shared by the realm's sessions),
+    and lets go: MTAs deliver during a session.  The session's
     exclusive hold on the maildrop is the server's L{pop3kit.interfaces.IMaildropLocker},
     keyed on the mbox's real path (L{MboxMailbox.maildropId}).
   - Reading a message holds an C{fcntl} read lock on the file until the message is read
@@ -37,7 +39,14 @@ from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
 from pop3kit import _mboxfile
-from pop3kit._mboxfile import STALE_AFTER, Durability, LockBusy, MboxLock, MboxMessage
+from pop3kit._mboxfile import (
+    STALE_AFTER,
+    Durability,
+    ListingCache,
+    LockBusy,
+    MboxLock,
+    MboxMessage,
+)
 from pop3kit.backends.maildir import mailboxPath
 from pop3kit.backends.memory import _avatarName
 from pop3kit.core import MessageInfo
@@ -74,6 +83,7 @@ class MboxMailbox:
         lockTimeout: float = DEFAULT_LOCK_TIMEOUT,
         staleAfter: float = STALE_AFTER,
         durability: Durability = _mboxfile.FSYNC,
+        listingCache: ListingCache | None = None,
     ) -> None:
         """
         @param path: The mbox file.
@@ -83,6 +93,9 @@ class MboxMailbox:
             L{pop3kit.errors.TemporaryFailure}.
         @param staleAfter: Seconds after which another program's dot-lock is broken.
         @param durability: Makes rewritten files durable.
+        @param listingCache: Where listings are kept between sessions, so that a login
+            reads only the mail appended since the last; share one between all
+            sessions.  By default this mailbox has a cache of its own.
         """
         self._path = path
         self.maildropId = os.path.realpath(path)
@@ -90,6 +103,7 @@ class MboxMailbox:
         self._lockTimeout = lockTimeout
         self._staleAfter = staleAfter
         self._durability = durability
+        self._cache = ListingCache() if listingCache is None else listingCache
         self._messages: dict[str, MboxMessage] = {}
         self._identity: tuple[int, int] = (0, 0)
 
@@ -147,7 +161,7 @@ class MboxMailbox:
     async def _list(self) -> Sequence[MessageInfo]:
         def scan(lock: MboxLock) -> tuple[tuple[int, int], list[MboxMessage]]:
             st = os.fstat(lock.fd)
-            return (st.st_dev, st.st_ino), _mboxfile.scanMbox(lock.fd)
+            return (st.st_dev, st.st_ino), self._cache.scan(self.maildropId, lock.fd)
 
         empty: tuple[tuple[int, int], list[MboxMessage]] = ((0, 0), [])
         self._identity, messages = await self._underLock(scan, empty)
@@ -302,6 +316,7 @@ class MboxRealm:
         self._clock = clock
         self._lockTimeout = lockTimeout
         self._staleAfter = staleAfter
+        self._cache = ListingCache()
 
     def requestAvatar(
         self, avatarId: bytes | str | tuple[()], mind: object, *interfaces: type[Interface]
@@ -319,7 +334,11 @@ class MboxRealm:
         except ValueError:
             raise PermanentFailure("user name not allowed for a maildrop") from None
         mailbox = MboxMailbox(
-            path, clock=self._clock, lockTimeout=self._lockTimeout, staleAfter=self._staleAfter
+            path,
+            clock=self._clock,
+            lockTimeout=self._lockTimeout,
+            staleAfter=self._staleAfter,
+            listingCache=self._cache,
         )
         return IMailbox, mailbox, _noLogout
 
