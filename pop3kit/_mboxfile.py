@@ -933,7 +933,8 @@ def lineEndAfter(last: bytes) -> bytes:
 
 def fromLine(sender: str = "MAILER-DAEMON", when: float | None = None) -> bytes:
     """
-    A C{From } line as MTAs write it: C{From SENDER Thu Jan  1 00:00:00 1970}.
+    A C{From } line as MTAs write it: C{From}, the sender, and the time in the form of
+    L{time.asctime}, in UTC.
     """
     stamp = time.asctime(time.gmtime(time.time() if when is None else when))
     return f"From {sender} {stamp}\n".encode()
