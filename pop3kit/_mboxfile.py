@@ -580,14 +580,7 @@ def _parse(
         headerEnd = _headerEnd(data, start, limit)
         headers = bytes(data[start:headerEnd])
         end, following, unquote = _bodyBounds(data, size, headers, headerEnd, separator)
-        content = data[start:end]
-        counter = WireSizeCounter()
-        counter.feed(content)
-        wire = counter.octets
-        if unquote and b">From " in content:
-            wire -= len(_QUOTED.findall(content)) + (
-                _QUOTED.match(b"\n" + content[:80]) is not None
-            )
+        wire = _wireSize(data, start, end, unquote)
         base = _digestHeaders(fromLine, headers)
         count = seen.get(base, 0) + 1
         seen[base] = count
@@ -602,6 +595,31 @@ def _parse(
         messages.append(MboxMessage(pos, fromLine, start, end, uid, stored, wire, unquote))
         pos = following
     return messages
+
+
+def _wireSize(data: mmap.mmap | bytes, start: int, end: int, unquote: bool) -> int:
+    """
+    The size POP3 sends for the content from C{start} to C{end}: CRLF line ends, less
+    one octet for each quoted C{From } line if C{unquote}.  Read a chunk at a time, so a
+    large message is never copied whole.
+    """
+    counter = WireSizeCounter()
+    quoted = 0
+    if unquote and _QUOTED.match(b"\n" + data[start : min(start + 1024, end)]):
+        quoted += 1
+    position = start
+    while position < end:
+        stop = min(position + _CHUNK_SIZE, end)
+        chunk = data[position:stop]
+        counter.feed(chunk)
+        if unquote:
+            # Quoted lines whose line end before them is in this chunk; the window runs a
+            # little past the chunk so that a line cut by its end is seen whole.
+            window = chunk if stop == end else data[position : min(stop + 1024, end)]
+            if b">From " in window:
+                quoted += sum(1 for m in _QUOTED.finditer(window) if m.start() < stop - position)
+        position = stop
+    return counter.octets - quoted
 
 
 def _bodyBounds(

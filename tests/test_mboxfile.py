@@ -505,3 +505,32 @@ class ListingCacheTests(SynchronousTestCase):
         cache.forget(self.path)
         self.assertEqual(len(cache), 0)
         self.path = other
+
+
+class SizeTests(SynchronousTestCase):
+    """
+    Listed sizes of large messages, counted a chunk at a time.
+    """
+
+    def test_quotedLinesAcrossChunks(self) -> None:
+        """
+        A message of many C{From } lines, larger than several reading chunks, lists with
+        the size of the message as appended, whatever the chunks cut.
+        """
+        from pop3kit.core import wireSize
+
+        path = os.path.abspath(self.mktemp())
+        messages = [
+            b"Subject: big\n\n"
+            + b"".join(b"%sFrom line %d\n" % (b">" * (i % 3), i) for i in range(n))
+            for n in (50_000, 50_001, 50_007)
+        ]
+        with lockMbox(path, create=True) as lock:
+            _mboxfile.appendMessages(lock, outgoing(messages))
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            listing = _mboxfile.scanMbox(fd)
+        finally:
+            os.close(fd)
+        self.assertEqual([m.size for m in listing], [wireSize(m) for m in messages])
+        self.assertEqual(list(_mboxfile.iterMessages(path)), messages)
