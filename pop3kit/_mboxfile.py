@@ -75,20 +75,34 @@ from twisted.logger import Logger
 from pop3kit.core import WireSizeCounter, isValidUid
 
 __all__ = [
+    "DOTLOCK_SUFFIX",
+    "FSYNC",
+    "JOURNAL_SUFFIX",
+    "REWRITE_SUFFIX",
     "STALE_AFTER",
+    "UIDL_HEADER",
+    "Checkpoint",
     "Durability",
     "ListingCache",
     "LockBusy",
     "MboxLock",
     "MboxMessage",
+    "MessageStream",
     "OutgoingMessage",
     "appendMessages",
+    "fromLine",
+    "iterMessages",
+    "lineEndAfter",
     "lockMbox",
     "openMessage",
+    "outgoing",
+    "quoteMessage",
+    "quoter",
     "recover",
     "rewrite",
     "scanMbox",
     "tryLockMbox",
+    "unquoter",
 ]
 
 _log = Logger(namespace="pop3kit.mbox")

@@ -275,6 +275,19 @@ class MboxMailboxTests(TestCase):
         self.assertEqual(await self.read(mailbox, two.uid), b"Subject: 2\n\nsecond\n")
         await self.assertFailure(mailbox.openMessage(one.uid), MessageUnavailable)
 
+    async def test_readingHoldsReadLock(self) -> None:
+        """
+        While a message is being read, a writer (an MTA, or a mail reader rewriting the
+        file) waits; once the message is closed it can write.
+        """
+        appendTo(self.path, b"Subject: 1\n\n\n")
+        mailbox = MboxMailbox(self.path)
+        [info] = await self.listing(mailbox)
+        stream = await mailbox.openMessage(info.uid)
+        self.assertRaises(_mboxfile.LockBusy, _mboxfile.tryLockMbox, self.path)
+        stream.close()
+        _mboxfile.tryLockMbox(self.path).release()
+
     async def test_staleDotlockBroken(self) -> None:
         """
         A dot-lock left by a process that died is broken at the next login.

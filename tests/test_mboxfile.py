@@ -237,6 +237,27 @@ class LockTests(SynchronousTestCase):
             holder.wait()
         tryLockMbox(self.path).release()
 
+    def test_closingAnotherDescriptorKeepsLock(self) -> None:
+        """
+        Closing another descriptor of the file in the same process (a message read and
+        closed, say) does not drop the C{fcntl} lock, as it would a classic C{lockf}
+        lock: another process still finds the file locked.
+        """
+        probe = (
+            "import fcntl, sys\n"
+            f"f = open({self.path!r}, 'r+')\n"
+            "try:\n"
+            "    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+            "except OSError:\n"
+            "    sys.exit(3)\n"
+        )
+        with tryLockMbox(self.path):
+            os.close(os.open(self.path, os.O_RDONLY))
+            found = subprocess.run([sys.executable, "-c", probe], check=False)
+            self.assertEqual(found.returncode, 3)
+        found = subprocess.run([sys.executable, "-c", probe], check=False)
+        self.assertEqual(found.returncode, 0)
+
     def test_replacedWhileLocking(self) -> None:
         """
         The lock is on the file the path names once locked.
