@@ -134,6 +134,12 @@ _VOLATILE_HEADERS = frozenset(
     }
 )
 
+#: The headers mail stores keep their bookkeeping in, hidden from POP3 clients and not
+#: counted in sizes, as Dovecot hides them (its C{mbox_hide_headers}).
+_HIDDEN_HEADERS = frozenset(
+    {b"content-length", b"status", b"x-imap", b"x-imapbase", b"x-keywords", b"x-status", b"x-uid"}
+)
+
 _CHUNK_SIZE = 256 * 1024
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -490,6 +496,10 @@ class MboxMessage:
         header).
     @ivar unquote: Whether C{>From } lines are unquoted on reading (not for a message
         delimited by its C{Content-Length}).
+    @ivar hidden: The C{(start, end)} of each header line (with its continuation lines)
+        that mail stores keep their bookkeeping in (C{Status}, C{X-Status},
+        C{X-Keywords}, C{X-UID}, C{X-IMAP}, C{X-IMAPbase}, C{Content-Length}): never sent,
+        not counted in the size, as Dovecot hides them.
     """
 
     offset: int
@@ -500,6 +510,19 @@ class MboxMessage:
     stored: bool
     size: int
     unquote: bool
+    hidden: tuple[tuple[int, int], ...] = ()
+
+    def segments(self) -> Iterator[tuple[int, int]]:
+        """
+        The C{(start, end)} of the parts of the content that are sent.
+        """
+        position = self.start
+        for start, end in self.hidden:
+            if start > position:
+                yield position, start
+            position = end
+        if self.end > position:
+            yield position, self.end
 
 
 def _headerEnd(data: mmap.mmap | bytes, start: int, limit: int) -> int:
@@ -516,23 +539,36 @@ def _headerEnd(data: mmap.mmap | bytes, start: int, limit: int) -> int:
     return first + (2 if data[first : first + 2] == b"\n\n" else 3)
 
 
-def _digestHeaders(fromLine: bytes, headers: bytes) -> str:
+def _readHeaders(
+    fromLine: bytes, headers: bytes, offset: int
+) -> tuple[str, tuple[tuple[int, int], ...]]:
     """
-    The SHA-1, in hexadecimal, of a C{From } line and a header block, volatile headers
-    left out.
+    The SHA-1, in hexadecimal, of a C{From } line and a header block (found at
+    C{offset}), volatile headers left out; and where the hidden header lines are.
     """
     digest = hashlib.sha1(fromLine.rstrip(b"\r\n"), usedforsecurity=False)
+    hidden: list[tuple[int, int]] = []
     keep = True
+    hide = False
+    position = offset
     for line in headers.splitlines(keepends=True):
+        lineStart, position = position, position + len(line)
         if line[:1] in (b" ", b"\t"):
             if keep:
                 digest.update(line)
+            if hide:
+                hidden[-1] = (hidden[-1][0], position)
             continue
+        if line in (b"\n", b"\r\n"):
+            break
         name = line.split(b":", 1)[0].strip().lower()
         keep = name not in _VOLATILE_HEADERS
         if keep:
             digest.update(line)
-    return digest.hexdigest()
+        hide = name in _HIDDEN_HEADERS
+        if hide:
+            hidden.append((lineStart, position))
+    return digest.hexdigest(), tuple(hidden)
 
 
 def _firstFrom(data: mmap.mmap | bytes, size: int) -> int:
@@ -590,12 +626,15 @@ def _parse(
                     storedUid = text
                 start = uidEnd + 1
         separator = data.find(b"\n\nFrom ", start - 1, size)
-        limit = size if separator < 0 else separator + 1
+        # The empty line before the next From line may end the headers too (a body
+        # that starts with an unquoted From line, delimited by its Content-Length).
+        limit = size if separator < 0 else separator + 2
         headerEnd = _headerEnd(data, start, limit)
         headers = bytes(data[start:headerEnd])
         end, following, unquote = _bodyBounds(data, size, headers, headerEnd, separator)
-        wire = _wireSize(data, start, end, unquote)
-        base = _digestHeaders(fromLine, headers)
+        base, hidden = _readHeaders(fromLine, headers, start)
+        hidden = tuple((a, min(b, end)) for a, b in hidden if a < end)
+        wire = sum(_wireSize(data, a, b, unquote) for a, b in _segmentsOf(start, end, hidden))
         count = seen.get(base, 0) + 1
         seen[base] = count
         derived = base if count == 1 else f"{base}-{count}"
@@ -606,9 +645,18 @@ def _parse(
             suffix += 1
             uid = f"{base}-{suffix}"
         used.add(uid)
-        messages.append(MboxMessage(pos, fromLine, start, end, uid, stored, wire, unquote))
+        messages.append(MboxMessage(pos, fromLine, start, end, uid, stored, wire, unquote, hidden))
         pos = following
     return messages
+
+
+def _segmentsOf(
+    start: int, end: int, hidden: tuple[tuple[int, int], ...]
+) -> Iterator[tuple[int, int]]:
+    """
+    The parts of the content from C{start} to C{end} outside the C{hidden} ranges.
+    """
+    return MboxMessage(0, b"", start, end, "", False, 0, False, hidden).segments()
 
 
 def _wireSize(data: mmap.mmap | bytes, start: int, end: int, unquote: bool) -> int:
@@ -841,11 +889,11 @@ class MessageStream:
 
     def __init__(self, f: BinaryIO, message: MboxMessage) -> None:
         self._file = f
-        self._remaining = message.end - message.start
+        self._segments = list(message.segments())
+        self._remaining = 0
         self._unquoter = unquoter() if message.unquote else None
         self._buffer = b""
         self._position = 0
-        f.seek(message.start)
 
     def _fill(self) -> bool:
         """
@@ -853,15 +901,27 @@ class MessageStream:
 
         @return: Whether there was more to read.
         """
-        if self._remaining <= 0:
-            return False
+        while self._remaining <= 0:
+            if not self._segments:
+                return False
+            start, end = self._segments.pop(0)
+            self._file.seek(start)
+            self._remaining = end - start
         chunk = self._file.read(min(_CHUNK_SIZE, self._remaining))
-        self._remaining = self._remaining - len(chunk) if chunk else 0
+        if chunk:
+            self._remaining -= len(chunk)
+        else:
+            # The file is shorter than listed: what there is, is all.
+            self._remaining = 0
+            self._segments = []
         if self._unquoter is not None:
             chunk = self._unquoter.feed(chunk)
-            if self._remaining <= 0:
+            if self._remaining <= 0 and not self._segments:
                 chunk += self._unquoter.flush()
-        self._buffer = self._buffer[self._position :] + chunk
+        if self._position >= len(self._buffer):
+            self._buffer = chunk
+        else:
+            self._buffer = self._buffer[self._position :] + chunk
         self._position = 0
         return True
 

@@ -179,7 +179,8 @@ class MboxMailboxTests(TestCase):
     async def test_contentLength(self) -> None:
         """
         A valid C{Content-Length:} delimits the body, so an unquoted C{From } line after
-        an empty line inside it does not split the message, and nothing is unquoted.
+        an empty line inside it does not split the message, and nothing is unquoted; the
+        header itself is bookkeeping, not sent.
         """
         body = b"text\n\nFrom the start\n>From kept\n"
         with open(self.path, "wb") as f:
@@ -189,11 +190,38 @@ class MboxMailboxTests(TestCase):
             )
         mailbox = MboxMailbox(self.path)
         first, second = await self.listing(mailbox)
-        self.assertEqual(
-            await self.read(mailbox, first.uid),
-            b"Content-Length: %d\nSubject: s\n\n%s" % (len(body), body),
-        )
+        self.assertEqual(await self.read(mailbox, first.uid), b"Subject: s\n\n%s" % body)
         self.assertEqual(await self.read(mailbox, second.uid), b"Subject: t\n\nsecond\n")
+
+    async def test_dovecotBookkeepingHidden(self) -> None:
+        """
+        An mbox as Dovecot's LDA writes it (no quoting but a C{Content-Length:}, its
+        C{X-IMAPbase}, C{X-UID}, C{Status} and padded C{X-Keywords} headers, a body
+        starting with C{From } right after the headers) lists and reads without Dovecot's
+        headers, as Dovecot's own POP3 server sends it; Dovecot updating them in place
+        changes no unique-id.
+        """
+        dovecot = (
+            b"From bob@example.com  Wed Dec 02 10:14:08 2026\n"
+            b"Subject: from lda\nX-IMAPbase: 1796206448 0000000002\nX-UID: 1\nStatus: \n"
+            b"X-Keywords:" + b" " * 72 + b"\n\t$Junk\nContent-Length: 17\n\nFrom inside\nbody\n\n"
+            b"From carol@example.com  Wed Dec 02 10:14:20 2026\n"
+            b"Subject: second\nX-UID: 2\nStatus: RO\nX-Status: A\nContent-Length: 2\n\nx\n"
+        )
+        with open(self.path, "wb") as f:
+            f.write(dovecot)
+        mailbox = MboxMailbox(self.path)
+        first, second = await self.listing(mailbox)
+        expected = [b"Subject: from lda\n\nFrom inside\nbody\n", b"Subject: second\n\nx\n"]
+        self.assertEqual(
+            [await self.read(mailbox, first.uid), await self.read(mailbox, second.uid)], expected
+        )
+        self.assertEqual([first.size, second.size], [wireSize(m) for m in expected])
+        with open(self.path, "wb") as f:
+            f.write(
+                dovecot.replace(b"0000000002", b"0000000003").replace(b"Status: \n", b"Status: O\n")
+            )
+        self.assertEqual(await self.listing(), [first, second])
 
     async def test_storedUidNeverSent(self) -> None:
         """
