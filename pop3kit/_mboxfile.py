@@ -26,7 +26,7 @@ lines quoted the mboxrd way are unquoted on reading: C{>From }, C{>>From } ... l
 C{>}.  Appends quote the mboxrd way, so messages come back exactly as written; a line
 C{>From } that an mboxo writer (Postfix, procmail) left unquoted is read as C{From }.
 
-B{Unique-ids.}  See L{MboxMessage.uid}: a C{X-UIDL:} header that pop3kit wrote as the
+B{Unique-ids.}  See L{MboxMessage.uid}: a C{X-Pop3kit-UIDL:} header that pop3kit wrote as the
 first header line, or else a digest of the C{From } line and the headers (those that mail
 readers rewrite left out), with C{-2}, C{-3} ... for identical messages.  The header is
 stripped on the way out and not counted in sizes.
@@ -116,7 +116,7 @@ JOURNAL_SUFFIX = ".pop3kit-append"
 REWRITE_SUFFIX = ".pop3kit-new"
 
 #: The bookkeeping header pop3kit writes as a message's first header line.
-UIDL_HEADER = b"X-UIDL: "
+UIDL_HEADER = b"X-Pop3kit-UIDL: "
 
 #: Headers left out of the unique-id digest: those mail readers add or rewrite in place
 #: (mutt's Status, Dovecot's X-UID ...), and pop3kit's own.
@@ -131,6 +131,7 @@ _VOLATILE_HEADERS = frozenset(
         b"content-length",
         b"lines",
         b"x-uidl",
+        b"x-pop3kit-uidl",
     }
 )
 
@@ -482,10 +483,10 @@ class MboxMessage:
     @ivar offset: Where its C{From } line starts.
     @ivar fromLine: Its C{From } line, line end included.
     @ivar start: Where its content starts: after the C{From } line and after a
-        C{X-UIDL:} line that pop3kit stored.
+        C{X-Pop3kit-UIDL:} line that pop3kit stored.
     @ivar end: Where its content ends: before the empty line that separates it from the
         next message (or the end of the file).
-    @ivar uid: Its unique-id: the value of the C{X-UIDL:} header if pop3kit stored one
+    @ivar uid: Its unique-id: the value of the C{X-Pop3kit-UIDL:} header if pop3kit stored one
         (as the first header line), otherwise the SHA-1 of its C{From } line and its
         headers, the headers that mail readers add or rewrite (C{Status}, C{X-UID},
         C{Content-Length} ...) left out; the second, third ... message with the same
@@ -884,7 +885,7 @@ def quoter() -> _LineRewriter:
 class MessageStream:
     """
     One message of an mbox, read from an open file: its content unquoted, the stored
-    C{X-UIDL:} line left out.  Closing it closes the file (and drops its lock).
+    C{X-Pop3kit-UIDL:} line left out.  Closing it closes the file (and drops its lock).
     """
 
     def __init__(self, f: BinaryIO, message: MboxMessage) -> None:
@@ -1233,7 +1234,7 @@ def rewrite(
 
     The file is read again under the lock, so mail delivered since any earlier listing
     is kept.  Messages before the first removed one are copied as they are; later ones
-    get their unique-id stored as an C{X-UIDL:} first header line (so that removing an
+    get their unique-id stored as an C{X-Pop3kit-UIDL:} first header line (so that removing an
     identical earlier message cannot change it).  Nothing is written when no listed
     message is removed.
 

@@ -225,25 +225,40 @@ class MboxMailboxTests(TestCase):
 
     async def test_storedUidNeverSent(self) -> None:
         """
-        The C{X-UIDL:} line pop3kit stores is the unique-id, is not sent and is not
+        The C{X-Pop3kit-UIDL:} line pop3kit stores is the unique-id, is not sent and is not
         counted in the size.
         """
         with open(self.path, "wb") as f:
-            f.write(b"From a Mon Jan  5 10:00:00 2026\nX-UIDL: abc123\nSubject: s\n\nbody\n\n")
+            f.write(
+                b"From a Mon Jan  5 10:00:00 2026\nX-Pop3kit-UIDL: abc123\nSubject: s\n\nbody\n\n"
+            )
         mailbox = MboxMailbox(self.path)
         [info] = await self.listing(mailbox)
         self.assertEqual(info, MessageInfo("abc123", wireSize(b"Subject: s\n\nbody\n")))
         self.assertEqual(await self.read(mailbox, "abc123"), b"Subject: s\n\nbody\n")
 
+    async def test_foreignUidlHeaderSent(self) -> None:
+        """
+        A message whose first header is qpopper's C{X-UIDL:} (not pop3kit's own) is sent
+        whole.
+        """
+        message = b"X-UIDL: 1234\nSubject: s\n\nbody\n"
+        appendTo(self.path, message)
+        mailbox = MboxMailbox(self.path)
+        [info] = await self.listing(mailbox)
+        self.assertNotEqual(info.uid, "1234")
+        self.assertEqual(await self.read(mailbox, info.uid), message)
+
     async def test_spoofedUidNotTrustedTwice(self) -> None:
         """
-        A C{X-UIDL:} value that an earlier message already uses (a sender forging the
+        A C{X-Pop3kit-UIDL:} value that an earlier message already uses (a sender forging the
         header) does not give a second message the same unique-id.
         """
         with open(self.path, "wb") as f:
             for subject in (b"one", b"two"):
                 f.write(
-                    b"From a Mon Jan  5 10:00:00 2026\nX-UIDL: same\nSubject: %s\n\n\n" % subject
+                    b"From a Mon Jan  5 10:00:00 2026\nX-Pop3kit-UIDL: same\nSubject: %s\n\n\n"
+                    % subject
                 )
         uids = [info.uid for info in await self.listing()]
         self.assertEqual(uids[0], "same")

@@ -555,3 +555,50 @@ class SizeTests(SynchronousTestCase):
             os.close(fd)
         self.assertEqual([m.size for m in listing], [wireSize(m) for m in messages])
         self.assertEqual(list(_mboxfile.iterMessages(path)), messages)
+
+
+#: Pieces that random messages are made of: line ends of every kind, C{From } lines
+#: quoted or not, empty lines, dots and 8-bit octets.
+_PIECES = [
+    b"From ",
+    b">",
+    b"From",
+    b"\n",
+    b"\r\n",
+    b"\r",
+    b"x",
+    b" ",
+    b".",
+    b"\xff",
+    b"Subject: s\n",
+]
+
+
+class RoundTripTests(SynchronousTestCase):
+    """
+    Whatever is appended is listed with its size and read back as it was.
+    """
+
+    @given(
+        st.lists(
+            st.lists(st.sampled_from(_PIECES), max_size=30).map(b"".join), min_size=1, max_size=6
+        )
+    )
+    def test_anyMessages(self, messages: list[bytes]) -> None:
+        """
+        Any batch of messages, appended, lists one entry each, with the size POP3 sends
+        for it, and reads back in canonical form.
+        """
+        from pop3kit.core import wireSize
+
+        path = os.path.abspath(self.mktemp())
+        with lockMbox(path, create=True) as lock:
+            _mboxfile.appendMessages(lock, outgoing(messages))
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            listing = _mboxfile.scanMbox(fd)
+        finally:
+            os.close(fd)
+        self.assertEqual([m.size for m in listing], [wireSize(m) for m in messages])
+        self.assertEqual(contents(path), canonical(messages))
+        os.unlink(path)

@@ -14,7 +14,7 @@ C{docs/backend-mbox.rst} for the whole story.  In short:
     keyed on the mbox's real path (L{MboxMailbox.maildropId}).
   - Reading a message holds an C{fcntl} read lock on the file until the message is read
     (as Dovecot does), and checks that the message is still where it was listed.
-  - Unique-ids are stored in an C{X-UIDL:} first header line when the file is rewritten,
+  - Unique-ids are stored in an C{X-Pop3kit-UIDL:} first header line when the file is rewritten,
     and derived from the C{From } line and headers until then (L{MboxMessage.uid
     <pop3kit._mboxfile.MboxMessage.uid>}); the header is never sent and not counted.
   - Expunge rewrites the file beside it and renames it over the old one, under the locks,
