@@ -532,12 +532,12 @@ def _headerEnd(data: mmap.mmap | bytes, start: int, limit: int) -> int:
     """
     if data[start : start + 1] == b"\n" or data[start : start + 2] == b"\r\n":
         return start + (1 if data[start : start + 1] == b"\n" else 2)
-    ends = [data.find(b"\n\n", start, limit), data.find(b"\n\r\n", start, limit)]
-    found = [e for e in ends if e >= 0]
-    if not found:
-        return limit
-    first = min(found)
-    return first + (2 if data[first : first + 2] == b"\n\n" else 3)
+    lf = data.find(b"\n\n", start, limit)
+    # A CRLF empty line counts only if it comes first: look no further than the LF one.
+    crlf = data.find(b"\n\r\n", start, limit if lf < 0 else lf + 2)
+    if crlf >= 0:
+        return crlf + 3
+    return limit if lf < 0 else lf + 2
 
 
 def _readHeaders(
@@ -610,6 +610,7 @@ def _parse(
     seen, used = numbering.seen, numbering.used
     if pos is None:
         pos = _firstFrom(data, size)
+    released = 0
     while pos < size:
         lineEnd = data.find(b"\n", pos, size)
         if lineEnd < 0:
@@ -626,7 +627,7 @@ def _parse(
                 if isValidUid(text):
                     storedUid = text
                 start = uidEnd + 1
-        separator = data.find(b"\n\nFrom ", start - 1, size)
+        separator = _findSeparator(data, start - 1, size)
         # The empty line before the next From line may end the headers too (a body
         # that starts with an unquoted From line, delimited by its Content-Length).
         limit = size if separator < 0 else separator + 2
@@ -648,6 +649,8 @@ def _parse(
         used.add(uid)
         messages.append(MboxMessage(pos, fromLine, start, end, uid, stored, wire, unquote, hidden))
         pos = following
+        if pos - released >= _RELEASE_EVERY:
+            released = _release(data, released, pos)
     return messages
 
 
@@ -658,6 +661,45 @@ def _segmentsOf(
     The parts of the content from C{start} to C{end} outside the C{hidden} ranges.
     """
     return MboxMessage(0, b"", start, end, "", False, 0, False, hidden).segments()
+
+
+#: How many octets of a memory-mapped file are read before their pages are let go.
+_RELEASE_EVERY = 4 * 1024 * 1024
+
+
+def _release(data: mmap.mmap | bytes, start: int, end: int) -> int:
+    """
+    Let go of the pages of a memory-mapped file from C{start} to C{end} (whole pages
+    only), which were read and are not needed again: the file's pages stay in the page
+    cache, but do not swell the process's resident size while a large file is read.
+
+    @return: Where the pages let go end.
+    """
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if not isinstance(data, mmap.mmap) or advice is None:
+        return end
+    first = start - start % mmap.PAGESIZE
+    last = end - end % mmap.PAGESIZE
+    if last > first:
+        data.madvise(advice, first, last - first)
+    return last
+
+
+def _findSeparator(data: mmap.mmap | bytes, start: int, size: int) -> int:
+    """
+    Where the next empty line followed by a C{From } line starts, or -1: searched a
+    window at a time, letting go of the pages searched.
+    """
+    position = start
+    while position < size:
+        stop = min(position + _RELEASE_EVERY, size)
+        found = data.find(b"\n\nFrom ", position, min(stop + 6, size))
+        if found >= 0:
+            return found
+        if stop < size:
+            _release(data, position, stop)
+        position = stop
+    return -1
 
 
 def _wireSize(data: mmap.mmap | bytes, start: int, end: int, unquote: bool) -> int:
@@ -682,6 +724,8 @@ def _wireSize(data: mmap.mmap | bytes, start: int, end: int, unquote: bool) -> i
             if b">From " in window:
                 quoted += sum(1 for m in _QUOTED.finditer(window) if m.start() < stop - position)
         position = stop
+        if end - start > _RELEASE_EVERY:
+            _release(data, position - len(chunk), position)
     return counter.octets - quoted
 
 
