@@ -1,10 +1,13 @@
 """
 Where the maildrops are: the C{--storage SCHEME:ARGUMENT} option of C{twistd pop3kit}.
 
-Each scheme is one entry of L{STORAGE_SCHEMES}: a function that checks the argument
-(raising L{InvalidStorage} with a one-line reason) and returns a L{Storage}, which builds
-the realm when the service is made.  A new backend adds one entry; a URL such as
-C{postgresql://host/db} is C{SCHEME:ARGUMENT} too (its argument is C{//host/db}).
+Each scheme is one entry of L{STORAGE_SCHEMES}: a function that takes the whole
+specification, checks it (raising L{InvalidStorage} with a one-line reason, or
+L{ValueError}) and returns a L{Storage}, which builds the realm when the service is made.
+A new backend adds one entry; a URL such as C{postgresql://host/db} is handed over whole,
+so a backend whose own parser takes the URL plugs in as it is::
+
+    STORAGE_SCHEMES["postgresql"] = postgresql.parseStorageURL
 
   - C{maildir:ROOT}: one Maildir per user under C{ROOT} (what C{--maildir-root} means).
   - C{mbox:TEMPLATE}: one mbox file per user, at C{TEMPLATE} with C{%u} (the user name),
@@ -103,7 +106,15 @@ class MboxStorage:
         return MboxRealm(self.template)
 
 
-def _maildir(argument: str) -> Storage:
+def _argument(spec: str) -> str:
+    """
+    What follows the scheme's colon in C{spec}.
+    """
+    return spec.partition(":")[2]
+
+
+def _maildir(spec: str) -> Storage:
+    argument = _argument(spec)
     if not argument:
         raise InvalidStorage("maildir: needs the directory holding the Maildirs (maildir:ROOT)")
     root = os.path.expanduser(argument)
@@ -112,9 +123,10 @@ def _maildir(argument: str) -> Storage:
     return MaildirStorage(root)
 
 
-def _mbox(argument: str) -> Storage:
+def _mbox(spec: str) -> Storage:
     from pop3kit.backends.mbox import _checkTemplate
 
+    argument = _argument(spec)
     if not argument:
         raise InvalidStorage("mbox: needs a path template, e.g. mbox:/var/mail/%u")
     template = os.path.abspath(os.path.expanduser(argument))
@@ -128,8 +140,8 @@ def _mbox(argument: str) -> Storage:
     return MboxStorage(template)
 
 
-#: The storage schemes, by lower-case name: each checks its argument and returns a
-#: L{Storage}.
+#: The storage schemes, by lower-case name: each checks the whole specification and
+#: returns a L{Storage}.
 STORAGE_SCHEMES: dict[str, Callable[[str], Storage]] = {
     "maildir": _maildir,
     "mbox": _mbox,
@@ -140,11 +152,17 @@ def parseStorage(spec: str) -> Storage:
     """
     Parse C{SCHEME:ARGUMENT} through L{STORAGE_SCHEMES}.
 
-    @raise InvalidStorage: If the scheme is unknown or the argument unusable.
+    @raise InvalidStorage: If the scheme is unknown or the specification unusable (a
+        L{ValueError} of the scheme's parser becomes one).
     """
-    scheme, sep, argument = spec.partition(":")
+    scheme, sep, _ = spec.partition(":")
     parser = STORAGE_SCHEMES.get(scheme.lower()) if sep else None
     if parser is None:
         known = ", ".join(f"{name}:..." for name in STORAGE_SCHEMES)
         raise InvalidStorage(f"unknown storage {spec!r}: use one of {known}")
-    return parser(argument)
+    try:
+        return parser(spec)
+    except InvalidStorage:
+        raise
+    except ValueError as e:
+        raise InvalidStorage(str(e)) from None

@@ -80,20 +80,26 @@ class ParseStorageTests(SynchronousTestCase):
 
     def test_registry(self) -> None:
         """
-        A backend adds a scheme with one entry of L{storage.STORAGE_SCHEMES}; a URL's
-        argument is what follows the scheme's colon.
+        A backend adds a scheme with one entry of L{storage.STORAGE_SCHEMES}, whose parser
+        gets the whole specification (a URL, say); its L{ValueError} is an
+        L{InvalidStorage}.
         """
         seen = []
 
-        def postgresql(argument: str) -> storage.Storage:
-            seen.append(argument)
+        def postgresql(spec: str) -> storage.Storage:
+            seen.append(spec)
+            if "bad" in spec:
+                raise ValueError("not a usable PostgreSQL URL")
             return MboxStorage("/x/%u")
 
         self.patch(
             storage, "STORAGE_SCHEMES", {**storage.STORAGE_SCHEMES, "postgresql": postgresql}
         )
-        parseStorage("postgresql://db.example/mail")
-        self.assertEqual(seen, ["//db.example/mail"])
+        self.assertEqual(parseStorage("postgresql://db.example/mail"), MboxStorage("/x/%u"))
+        with self.assertRaises(InvalidStorage) as caught:
+            parseStorage("postgresql://bad")
+        self.assertEqual(str(caught.exception), "not a usable PostgreSQL URL")
+        self.assertEqual(seen, ["postgresql://db.example/mail", "postgresql://bad"])
 
 
 class StorageOptionTests(TestCase):
