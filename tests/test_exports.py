@@ -56,6 +56,13 @@ PINNED = {
         "DEFAULT_SIZE_CACHE_ENTRIES", "MaildirMailbox", "MaildirRealm", "SizeCache",
         "deliver", "mailboxPath",
     ],
+    "pop3kit.backends.mbox": [
+        "DEFAULT_LOCK_TIMEOUT", "MboxMailbox", "MboxRealm", "expandTemplate",
+    ],
+    "pop3kit.storage": [
+        "STORAGE_SCHEMES", "InvalidStorage", "MaildirStorage", "MboxStorage", "Storage",
+        "parseStorage",
+    ],
     "pop3kit.cred": [
         "APOPCredentials", "CRAMMD5Credentials", "ChainedChecker", "ISASLIdentity",
         "SASLIdentity", "SASLIdentityChecker",
