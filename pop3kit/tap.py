@@ -86,7 +86,7 @@ class Options(usage.Options, AuthOptionMixin):
 
     synopsis = "[options]"
     longdesc = (
-        "Serve POP3 (RFC 1939, RFC 2449) from Maildirs.  With no options, serves "
+        "Serve POP3 (RFC 1939, RFC 2449) from Maildirs or mbox files.  With no options, serves "
         f"./{DEFAULT_DATA_DIR}/: Maildirs under mail/, users in the passwd file there "
         "(add one with: pop3kit user add NAME)."
     )
