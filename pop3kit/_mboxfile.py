@@ -540,19 +540,71 @@ def _headerEnd(data: mmap.mmap | bytes, start: int, limit: int) -> int:
     return limit if lf < 0 else lf + 2
 
 
+def _lines(data: bytes) -> Iterator[bytes]:
+    """
+    The lines of C{data}, each with its LF (a lone CR does not end a line).
+    """
+    position = 0
+    while position < len(data):
+        lineEnd = data.find(b"\n", position)
+        end = len(data) if lineEnd < 0 else lineEnd + 1
+        yield data[position:end]
+        position = end
+
+
+def _headerName(line: bytes) -> bytes | None:
+    """
+    The lower-case name of the header that starts on C{line}, or L{None} if there is no
+    colon on it.
+    """
+    name, colon, _ = line.partition(b":")
+    return name.rstrip(b" \t").lower() if colon else None
+
+
+#: A header line that L{_readHeaders} must look at one by one: a volatile one.
+_SPECIAL_HEADER = re.compile(
+    rb"(?im)^(?:" + b"|".join(re.escape(name) for name in sorted(_VOLATILE_HEADERS)) + rb")[ \t]*:"
+)
+
+
 def _readHeaders(
     fromLine: bytes, headers: bytes, offset: int
 ) -> tuple[str, tuple[tuple[int, int], ...]]:
     """
     The SHA-1, in hexadecimal, of a C{From } line and a header block (found at
     C{offset}), volatile headers left out; and where the hidden header lines are.
+
+    Header blocks without a volatile header (most of them) are digested in one go.
+    """
+    if _SPECIAL_HEADER.search(headers) is None:
+        digest = hashlib.sha1(fromLine.rstrip(b"\r\n"), usedforsecurity=False)
+        digest.update(headers[: _blankLine(headers)])
+        return digest.hexdigest(), ()
+    return _readHeaderLines(fromLine, headers, offset)
+
+
+def _blankLine(headers: bytes) -> int:
+    """
+    Where the first empty line of C{headers} starts, or its length.
+    """
+    if headers[:1] == b"\n" or headers[:2] == b"\r\n":
+        return 0
+    found = [i + 1 for i in (headers.find(b"\n\n"), headers.find(b"\n\r\n")) if i >= 0]
+    return min(found) if found else len(headers)
+
+
+def _readHeaderLines(
+    fromLine: bytes, headers: bytes, offset: int
+) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """
+    What L{_readHeaders} returns, worked out line by line.
     """
     digest = hashlib.sha1(fromLine.rstrip(b"\r\n"), usedforsecurity=False)
     hidden: list[tuple[int, int]] = []
     keep = True
     hide = False
     position = offset
-    for line in headers.splitlines(keepends=True):
+    for line in _lines(headers):
         lineStart, position = position, position + len(line)
         if line[:1] in (b" ", b"\t"):
             if keep:
@@ -562,7 +614,7 @@ def _readHeaders(
             continue
         if line in (b"\n", b"\r\n"):
             break
-        name = line.split(b":", 1)[0].strip().lower()
+        name = _headerName(line)
         keep = name not in _VOLATILE_HEADERS
         if keep:
             digest.update(line)
