@@ -688,7 +688,11 @@ def _parse(
         end, following, unquote = _bodyBounds(data, size, headers, headerEnd, separator)
         base, hidden = _readHeaders(fromLine, headers, start)
         hidden = tuple((a, min(b, end)) for a, b in hidden if a < end)
-        wire = sum(_wireSize(data, a, b, unquote) for a, b in _segmentsOf(start, end, hidden))
+        if hidden:
+            segments = _segmentsOf(start, end, hidden)
+            wire = sum(_wireSize(data, a, b, unquote) for a, b in segments)
+        else:
+            wire = _wireSize(data, start, end, unquote)
         count = seen.get(base, 0) + 1
         seen[base] = count
         derived = base if count == 1 else f"{base}-{count}"
