@@ -115,10 +115,16 @@ class MboxMailbox:
         Call C{attempt} until it does not raise L{LockBusy}, pausing between tries, for
         at most the lock timeout.
         """
+        try:
+            return attempt()
+        except LockBusy:
+            pass
         clock = self._clock if self._clock is not None else _defaultClock()
         deadline = clock.seconds() + self._lockTimeout
         delay = 0.05
         while True:
+            await deferLater(clock, delay, lambda: None)
+            delay = min(delay * 2, 1.0)
             try:
                 return attempt()
             except LockBusy:
@@ -127,8 +133,6 @@ class MboxMailbox:
                     raise TemporaryFailure(
                         "maildrop locked by another program, try again later"
                     ) from None
-            await deferLater(clock, delay, lambda: None)
-            delay = min(delay * 2, 1.0)
 
     async def _underLock(self, work: Callable[[MboxLock], _T], missing: _T) -> _T:
         """
