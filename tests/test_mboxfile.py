@@ -23,6 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from pop3kit import _mboxfile
 from pop3kit._mboxfile import LockBusy, lockMbox, outgoing, tryLockMbox
 from pop3kit.core._dotstuff import canonicalForm
+from tests._tools import requireTool
 
 
 def deadPid() -> int:
@@ -384,6 +385,55 @@ class AppendCrashTests(SynchronousTestCase):
         data = readBytes(self.path)
         self.assertTrue(data.startswith(garbage + b"\n\nFrom MAILER-DAEMON "))
         self.assertTrue(data.endswith(b"\nSubject: s\n\nx\n\n"))
+
+
+class AppendCostTests(SynchronousTestCase):
+    """
+    Appending reads nothing of the mbox but its last two octets, so it costs the same
+    for a 10 GB mbox as for an empty one (traced with strace).
+    """
+
+    def test_readsTwoOctets(self) -> None:
+        """
+        Every read of the mbox during an append, through any system call, adds up to two
+        octets, and the file is never memory-mapped.
+        """
+        strace = requireTool("strace", "strace")
+        path = os.path.abspath(self.mktemp())
+        with lockMbox(path, create=True) as lock:
+            _mboxfile.appendMessages(lock, outgoing(BEFORE))
+        with open(path, "ab") as f:
+            f.truncate(64 * 1024 * 1024)
+            f.seek(0, os.SEEK_END)
+            f.write(b"\n\nFrom b Mon Jan  5 10:00:00 2026\nSubject: last\n\n\n")
+        trace = os.path.abspath(self.mktemp())
+        script = (
+            "from pop3kit import _mboxfile as m\n"
+            f"with m.lockMbox({path!r}) as lock:\n"
+            "    m.appendMessages(lock, m.outgoing([b'Subject: new\\n\\nbody\\n']))\n"
+        )
+        subprocess.run(
+            [
+                strace,
+                "-f",
+                "-y",
+                "-o",
+                trace,
+                "-e",
+                "trace=read,pread64,readv,preadv,preadv2,mmap,sendfile,copy_file_range",
+                sys.executable,
+                "-c",
+                script,
+            ],
+            check=True,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(_mboxfile.__file__))),
+        )
+        with open(trace, encoding="utf-8", errors="replace") as f:
+            calls = [line for line in f if f"<{path}>" in line]
+        self.assertEqual([c for c in calls if " mmap(" in c or "\tmmap(" in c], [])
+        octets = sum(int(line.rsplit("=", 1)[1].split()[0]) for line in calls)
+        self.assertLessEqual(octets, 2)
+        self.assertEqual(contents(path)[-1], canonicalForm(b"Subject: new\n\nbody\n"))
 
 
 class RewriteCrashTests(SynchronousTestCase):
