@@ -230,13 +230,15 @@ class DataSet:
     penalisedUser: str
     unrelatedUser: str
     tls: TLSFiles | None
+    #: C{"maildir"}, or C{"mbox"}: one mbox file per user in L{root}.
+    storage: str = "maildir"
 
 
-def buildData(root: Path, sizes: Sizes, needed: Sequence[str]) -> DataSet:
+def buildData(root: Path, sizes: Sizes, needed: Sequence[str], storage: str = "maildir") -> DataSet:
     """
-    Write the passwd-file and the Maildirs the selected measurements need.
+    Write the passwd-file and the Maildirs (or mbox files) the selected measurements need.
     """
-    mailRoot = root / "mail"
+    mailRoot = root / ("mail" if storage == "maildir" else "spool")
     mailRoot.mkdir(parents=True, exist_ok=True)
     data = DataSet(
         root=mailRoot,
@@ -252,6 +254,7 @@ def buildData(root: Path, sizes: Sizes, needed: Sequence[str]) -> DataSet:
         penalisedUser="penalised0",
         unrelatedUser="unrelated0",
         tls=makePKI(root / "pki") if set(needed) & set(TLS_MEASUREMENTS) else None,
+        storage=storage,
     )
     users = [
         data.sessionUser,
@@ -293,6 +296,15 @@ def buildData(root: Path, sizes: Sizes, needed: Sequence[str]) -> DataSet:
     if "idle-memory" in needed:
         jobs += [(user, small) for user in data.idleUsers + data.warmupUsers]
     started = time.perf_counter()
+    if storage == "mbox":
+        from _mboxdata import deliverMbox
+
+        log(f"appending {len(jobs)} messages to mbox files ...")
+        if "retr-large" in needed:
+            jobs.append((data.largeUser, messageText(sizes.largeMessageSize, 7)))
+        deliverMbox(mailRoot, jobs)
+        log(f"test data ready in {time.perf_counter() - started:.1f} s")
+        return data
     log(f"delivering {len(jobs)} messages with pop3kit.backends.maildir.deliver ...")
     with ThreadPoolExecutor(16) as pool:
         for _ in pool.map(lambda job: deliver(str(mailRoot / job[0]), io.BytesIO(job[1])), jobs):
@@ -379,8 +391,11 @@ class Server:
             "pop3kit",
             "--listen",
             f"tcp:{self.port}:interface={HOST}",
-            "--maildir-root",
-            str(data.root),
+            *(
+                ["--maildir-root", str(data.root)]
+                if data.storage == "maildir"
+                else ["--storage", f"mbox:{data.root}/%u"]
+            ),
             "--auth",
             f"passwd-file:{data.passwd}",
         ]
@@ -1462,6 +1477,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="N",
         help=f"client processes of the TLS session measurements (default {FULL.tlsWorkers})",
     )
+    parser.add_argument(
+        "--storage",
+        choices=["maildir", "mbox"],
+        default="maildir",
+        help="serve Maildirs (default) or one mbox file per user",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     sizes = QUICK if args.quick else FULL
@@ -1478,7 +1499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         workdir = Path(tempfile.mkdtemp(prefix="pop3kit-bench-"))
     results: dict[str, Any] = {}
     try:
-        data = buildData(workdir, sizes, selected)
+        data = buildData(workdir, sizes, selected, args.storage)
         ctx = Context(data, sizes, workdir, args.profile)
         for name in selected:
             log(f"--- {name}")
@@ -1494,6 +1515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(
         f"pop3kit benchmark{' (QUICK: small sizes, figures not comparable)' if args.quick else ''}"
+        f"{' -- mbox files' if args.storage == 'mbox' else ''}"
         f" -- Python {platform.python_version()}, {os.cpu_count()} CPUs, loopback; "
         "clients and server share the CPUs"
     )

@@ -24,7 +24,6 @@ from twisted.python import usage
 
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit._ssooptions import SSO_PARAMETERS, loadGSSAPI, loadOAuth2
-from pop3kit.backends.maildir import MaildirRealm
 from pop3kit.checkers._plaintext import PlaintextSCRAMSource, withSCRAM
 from pop3kit.checkers.passwdfile import PasswdFileChecker
 from pop3kit.core import (
@@ -45,6 +44,7 @@ from pop3kit.policy import MINIMUM_TIMEOUT, InvalidPolicy, ServerPolicy
 from pop3kit.proxy import PROXY_PREFIX, isProxied, proxyEndpointFromString
 from pop3kit.sasl import SERVER_MECHANISMS
 from pop3kit.server import POP3ServerFactory
+from pop3kit.storage import InvalidStorage, MaildirStorage, Storage, parseStorage
 from pop3kit.tls import (
     HANDSHAKE_TIMEOUT,
     ServerTLS,
@@ -126,7 +126,7 @@ class Options(usage.Options, AuthOptionMixin):
 
     synopsis = "[options]"
     longdesc = (
-        "Serve POP3 (RFC 1939, RFC 2449) from Maildirs.  With no options, serves "
+        "Serve POP3 (RFC 1939, RFC 2449) from Maildirs or mbox files.  With no options, serves "
         f"./{DEFAULT_DATA_DIR}/: Maildirs under mail/, users in the passwd file there "
         "(add one with: pop3kit user add NAME)."
     )
@@ -137,6 +137,14 @@ class Options(usage.Options, AuthOptionMixin):
     optParameters = [
         *SSO_PARAMETERS,  # --gssapi-*, --oauth2-*
         ["maildir-root", None, None, "Directory holding one Maildir per user (DIR/alice/)."],
+        [
+            "storage",
+            None,
+            None,
+            "Where the maildrops are: maildir:ROOT (as --maildir-root) or mbox:TEMPLATE, "
+            "one mbox file per user (e.g. mbox:/var/mail/%u; %u user, %n local part, "
+            "%d domain).",
+        ],
         ["data-dir", None, DEFAULT_DATA_DIR, "Base directory of the zero-configuration mode."],
         ["timeout", None, MINIMUM_TIMEOUT, "Inactivity timeout in seconds (at least 600).", float],
         [
@@ -357,9 +365,11 @@ class Options(usage.Options, AuthOptionMixin):
         # The zero-configuration layout is pop3kit's own to create (see prepareDataDir);
         # a --maildir-root given explicitly must exist, so that a typo is not silently
         # served as an empty maildrop.
-        self["create-maildir-root"] = self["maildir-root"] is None
+        storage = self._parseStorage()
+        self["create-maildir-root"] = self["maildir-root"] is None and storage is None
         if self["maildir-root"] is None:
             self["maildir-root"] = maildirRoot(dataDir)
+        self["storage-backend"] = storage or MaildirStorage(self["maildir-root"])
         self.setdefault("credCheckers", [])
         self["zero-config-users"] = not self["credCheckers"]
 
@@ -388,6 +398,23 @@ class Options(usage.Options, AuthOptionMixin):
             return RedisState.fromURL(url, password=password)
         except InvalidStateURL as e:
             raise usage.UsageError(f"--state {e}") from None
+
+    def _parseStorage(self) -> Storage | None:
+        """
+        The storage C{--storage} names, or L{None}; C{maildir:ROOT} also sets
+        C{--maildir-root}.
+        """
+        if self["storage"] is None:
+            return None
+        if self["maildir-root"] is not None:
+            raise usage.UsageError("--storage and --maildir-root do not go together")
+        try:
+            storage = parseStorage(self["storage"])
+        except InvalidStorage as e:
+            raise usage.UsageError(f"--storage {e}") from None
+        if isinstance(storage, MaildirStorage):
+            self["maildir-root"] = storage.root
+        return storage
 
     def _loadTLS(self) -> ServerTLS | None:
         certificate, key, clientCA = (
@@ -521,8 +548,13 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     for extra in ("gssapi", "oauth2"):
         if options.get(extra) is not None:
             checkers = [*checkers, options[extra]]
-    realm = MaildirRealm(options["maildir-root"])
+    storage = _storageOf(options)
+    realm = storage.makeRealm()
     shared: dict[str, object] = {}
+    makeLocker = getattr(storage, "makeLocker", None)
+    if makeLocker is not None:
+        # A backend with a lock of its own (PostgreSQL's advisory locks).
+        shared["locker"] = makeLocker()
     state: RedisState | None = options.get("state-service")
     if state is not None:
         from pop3kit.redisstate import (
@@ -570,10 +602,25 @@ def _knownUsers(portal: Portal) -> Callable[[str], bool] | None:
 
 def _makeLMTPFactory(options: Options, portal: Portal, reactor: IReactorThreads) -> LMTPFactory:
     """
-    The LMTP listener's factory: delivery into the Maildirs the POP3 service serves.
+    The LMTP listener's factory: delivery into the maildrops the POP3 service serves.
     """
-    delivery = MaildirDelivery(options["maildir-root"], reactor, knownUser=_knownUsers(portal))
+    storage = _storageOf(options)
+    makeDelivery = getattr(storage, "makeDelivery", None)
+    if makeDelivery is not None:
+        delivery = makeDelivery(_knownUsers(portal))
+    elif isinstance(storage, MaildirStorage):
+        delivery = MaildirDelivery(storage.root, reactor, knownUser=_knownUsers(portal))
+    else:
+        raise CannotStart(f"--lmtp cannot deliver into {storage.description}")
     return LMTPFactory(delivery)
+
+
+def _storageOf(options: Options) -> Storage:
+    """
+    The storage the options name: C{--storage}, else the Maildirs of C{--maildir-root}.
+    """
+    storage: Storage | None = options.get("storage-backend")
+    return storage or MaildirStorage(options["maildir-root"])
 
 
 def _checkDirectory(option: str, path: str, mustExist: bool) -> None:
@@ -600,6 +647,8 @@ def checkLayout(options: Options) -> None:
     """
     if _usesDataDir(options):
         _checkDirectory("--data-dir", options["data-dir"], mustExist=False)
+    if not isinstance(_storageOf(options), MaildirStorage):
+        return
     option = "--data-dir" if options["create-maildir-root"] else "--maildir-root"
     _checkDirectory(option, options["maildir-root"], not options["create-maildir-root"])
 
@@ -643,8 +692,8 @@ class _Announcement(Service):
     Logs what the server serves, once every listener of its parent has bound its port.
     """
 
-    def __init__(self, root: str, listeners: Sequence[_Listener]) -> None:
-        self._root = root
+    def __init__(self, storage: str, listeners: Sequence[_Listener]) -> None:
+        self._storage = storage
         self._listeners = listeners
 
     def startService(self) -> None:
@@ -657,8 +706,8 @@ class _Announcement(Service):
                 host = listener.port.getHost()
                 addresses.append(f"{getattr(host, 'host', '')}:{getattr(host, 'port', '')}")
         Logger().info(
-            "pop3kit serving Maildirs under {root} on {listen}",
-            root=os.path.abspath(self._root),
+            "pop3kit serving {storage} on {listen}",
+            storage=self._storage,
             listen=", ".join(addresses),
         )
 
@@ -752,5 +801,5 @@ def makeService(options: Options) -> IService:
         TLSReloadService(tls, reactor).setServiceParent(service)  # type: ignore[arg-type, no-untyped-call]
     if options["metrics"] is not None:
         _metricsService(factory, options["metrics"]).setServiceParent(service)  # type: ignore[no-untyped-call]
-    _Announcement(options["maildir-root"], listeners).setServiceParent(service)  # type: ignore[no-untyped-call]
+    _Announcement(_storageOf(options).description, listeners).setServiceParent(service)  # type: ignore[no-untyped-call]
     return service

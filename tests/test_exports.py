@@ -57,6 +57,13 @@ PINNED = {
         "DEFAULT_SIZE_CACHE_ENTRIES", "MaildirMailbox", "MaildirRealm", "SizeCache",
         "TMP_MAX_AGE", "cleanTmp", "deliver", "mailboxPath",
     ],
+    "pop3kit.backends.mbox": [
+        "DEFAULT_LOCK_TIMEOUT", "MboxMailbox", "MboxRealm", "expandTemplate",
+    ],
+    "pop3kit.storage": [
+        "STORAGE_SCHEMES", "InvalidStorage", "MaildirStorage", "MboxStorage", "Storage",
+        "parseStorage",
+    ],
     "pop3kit.cred": [
         "APOPCredentials", "CRAMMD5Credentials", "ChainedChecker", "ISASLIdentity",
         "NoSuchUser", "SASLIdentity", "SASLIdentityChecker", "WrongPassword",

@@ -13,6 +13,8 @@ import errno
 import io
 import mailbox
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, BinaryIO, cast
@@ -592,6 +594,38 @@ class _RecordingSync(DiskSync):
         super().syncDirectory(path)
 
 
+class _FailingMboxSync(DiskSync):
+    """
+    A L{DiskSync} whose sync of one file fails with EIO.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    def syncFile(self, path: str) -> None:
+        if path == self._path:
+            raise OSError(errno.EIO, "Input/output error", path)
+        super().syncFile(path)
+
+
+def _writeFile(path: str, content: bytes) -> os.stat_result:
+    """
+    Write C{content} to a new file at C{path}; return its status.
+    """
+    with open(path, "wb") as f:
+        f.write(content)
+    return os.stat(path)
+
+
+def _deadPid() -> int:
+    """
+    The id of a process that has ended.
+    """
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 class _RecordingClient:
     """
     A client that records which RETRs and DELEs it is asked for, and passes everything
@@ -1049,6 +1083,50 @@ class FetchTests(SynchronousTestCase):
         self.assertEqual(self.stored(), [lfForm(m) for m in FIRST_MESSAGES])
         self.assertEqual(self.server.uids(), [])
 
+    def test_mboxRecoversFromKilledRun(self) -> None:
+        """
+        A run killed while appending to an mbox leaves its dot-lock, its journal and a
+        torn message; the next run breaks the lock, cuts the torn message off, and stores
+        every message once.
+        """
+        self.server.deliver(*FIRST_MESSAGES)
+        path = os.path.join(self.base, "inbox.mbox")
+        os.makedirs(self.base)
+        before = b"From x Mon Jan  5 10:00:00 2026\nSubject: old\n\nkept\n\n"
+        st = _writeFile(path, before + b"From MAILER-DAEMON Mon Jan  5 10:00:01 2026\nSubj")
+        with open(path + ".pop3kit-append", "w") as f:
+            f.write(f"pop3kit-append 1\n{st.st_dev} {st.st_ino}\n{len(before)} 999\n")
+            f.write(f"{len(before)}\nend\n")
+        with open(path + ".lock", "w") as f:
+            f.write(f"{_deadPid()}:{os.uname().nodename}\n")
+        result = self.fetch(to=f"mbox:{path}", delete=True)
+        self.assertEqual((result.fetched, result.deleted), (3, 3))
+        box = mailbox.mbox(path)
+        self.assertEqual(
+            [box.get_bytes(key) for key in box.iterkeys()],
+            [b"Subject: old\n\nkept\n"] + [lfForm(m) for m in FIRST_MESSAGES],
+        )
+        self.assertEqual(sorted(os.listdir(self.base)), ["inbox.mbox", "state"])
+
+    def test_mboxSyncFailureStoresNothing(self) -> None:
+        """
+        When the mbox cannot be synced (EIO), the append is cut back, nothing is deleted
+        on the server, no lock or journal is left, and the next run stores everything once.
+        """
+        self.server.deliver(*FIRST_MESSAGES)
+        path = os.path.join(self.base, "inbox.mbox")
+        error = self.fetchFails(to=f"mbox:{path}", delete=True, sync=_FailingMboxSync(path))
+        self.assertEqual(error.status, ExitStatus.CANTCREAT, str(error))
+        self.assertEqual(os.path.getsize(path), 0)
+        self.assertEqual(sorted(os.listdir(self.base)), ["inbox.mbox"])
+        self.assertEqual(len(self.server.uids()), 3)
+        result = self.fetch(to=f"mbox:{path}", delete=True)
+        self.assertEqual(result.fetched, 3)
+        box = mailbox.mbox(path)
+        self.assertEqual(
+            [box.get_bytes(key) for key in box.iterkeys()], [lfForm(m) for m in FIRST_MESSAGES]
+        )
+
     def test_durableBeforeDeleteMbox(self) -> None:
         """
         With C{--delete} into an mbox, no DELE is sent before the mbox file, holding every
@@ -1066,9 +1144,20 @@ class FetchTests(SynchronousTestCase):
         with open(path, "rb") as f:
             content = f.read()
         self.assertEqual(content.count(b"From MAILER-DAEMON"), 3)
+        journal = path + ".pop3kit-append"
+        kept = [event for event in events if event[0] not in ("RETR", "received")]
+        # The journal, recording the size before the append, is durable before the
+        # mbox is touched; the mbox is durable, and the journal gone, before any DELE.
+        self.assertEqual(kept[0][:2], ("syncFile", journal))
+        self.assertIn(b"\n0 %d\n" % len(content), cast(bytes, kept[0][2]))
         self.assertEqual(
-            [event for event in events if event[0] not in ("RETR", "received")],
+            kept[1:],
             [
+                (
+                    "syncDirectory",
+                    self.base,
+                    ["inbox.mbox", "inbox.mbox.lock", "inbox.mbox.pop3kit-append"],
+                ),
                 ("syncFile", path, content),
                 ("syncDirectory", self.base, ["inbox.mbox"]),
                 ("DELE", 1),

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import mailbox
 import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
+from pop3kit import _mboxfile
 from pop3kit._exits import ExitError, ExitStatus, describeOSError
 from pop3kit.backends import maildir as _maildir
 
@@ -198,32 +198,20 @@ class _MaildirSink:
             self._delivery.abort()
 
 
-class _MboxSource:
-    """
-    A binary file that C{mailbox.mbox.add} reads line by line: a plain file object would
-    do, but the stdlib also tries C{.buffer} on it; this exposes only C{readline}.
-    """
-
-    def __init__(self, f: IO[bytes]) -> None:
-        self._f = f
-
-    def readline(self) -> bytes:
-        return self._f.readline()
-
-    def read(self, size: int = -1) -> bytes:
-        return self._f.read(size)
-
-
 class _MboxSink:
     """
-    A message streaming into a temporary file (created on the first write), appended to
-    an mbox by L{appendTo}.
+    A message streaming into a temporary file beside the mbox (created on the first
+    write), quoted the mboxrd way as it comes, appended to the mbox by
+    L{pop3kit._mboxfile.appendMessages}.
     """
 
     def __init__(self, path: str) -> None:
         self._directory = os.path.dirname(os.path.abspath(path)) or "."
         self._spool: IO[bytes] | None = None
         self._closed = False
+        self._quoter = _mboxfile.quoter()
+        self._length = 0
+        self._last = b""
 
     def _opened(self) -> IO[bytes]:
         if self._spool is None:
@@ -233,25 +221,37 @@ class _MboxSink:
             )
         return self._spool
 
+    def _put(self, quoted: bytes) -> None:
+        spool = self._opened()
+        if quoted:
+            spool.write(quoted)
+            self._length += len(quoted)
+            self._last = quoted[-1:]
+
     def write(self, data: bytes) -> None:
-        self._opened().write(data)
+        self._put(self._quoter.feed(data))
 
     def close(self, wireSize: int) -> None:
+        self._put(self._quoter.flush())
         self._opened().flush()
 
-    def appendTo(self, box: mailbox.mbox) -> None:
+    def outgoing(self) -> _mboxfile.OutgoingMessage:
         """
-        Append the message to C{box}, with C{From } lines in its body quoted.
+        The closed message, ready to append.
         """
-        spool = self._opened()
-        spool.seek(0)
-        box.add(_MboxSource(spool))
+        return _mboxfile.OutgoingMessage(
+            _mboxfile.fromLine(), self._opened(), self._length, self._last
+        )
 
     def abort(self) -> None:
         self._closed = True
         spool, self._spool = self._spool, None
         if spool is not None:
             spool.close()
+
+
+#: Seconds C{fetch} waits for another program to let go of an mbox's locks.
+MBOX_LOCK_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -284,9 +284,11 @@ class Destination:
         then each file is linked into C{new/}, and C{new/} is synced; if any of it fails,
         the messages linked are taken back out of C{new/} and the error raised.
 
-        mbox: locked (C{fcntl} and a dot-lock, as L{mailbox.mbox} does), all appended
-        with C{From } lines in bodies quoted as C{>From }, the file synced, unlocked; then
-        its directory is synced (for a file just created).
+        mbox: locked (a dot-lock, broken when stale, and C{fcntl}, as MTAs do), all
+        appended at the end, all or nothing (see L{pop3kit._mboxfile.appendMessages}: a
+        journal is written and synced, the messages are appended with C{From } lines in
+        bodies quoted the mboxrd way, the file synced, the journal removed), unlocked;
+        then its directory is synced.
         """
         if not sinks:
             return
@@ -313,17 +315,20 @@ class Destination:
             raise
 
     def _commitMbox(self, sinks: Sequence[_Sink]) -> None:
-        box = mailbox.mbox(self.path, create=True)
-        box.lock()
         try:
+            lock = _mboxfile.lockMbox(self.path, timeout=MBOX_LOCK_TIMEOUT, create=True)
+        except _mboxfile.LockBusy:
+            raise ExitError(
+                f"{self.path} stayed locked by another program for {MBOX_LOCK_TIMEOUT:.0f} s: "
+                "nothing more was stored; run again later",
+                ExitStatus.TEMPFAIL,
+            ) from None
+        with lock:
+            outgoing = []
             for sink in sinks:
                 assert isinstance(sink, _MboxSink)
-                sink.appendTo(box)
-            box.flush()
-            self.sync.syncFile(self.path)
-        finally:
-            box.unlock()
-            box.close()
+                outgoing.append(sink.outgoing())
+            _mboxfile.appendMessages(lock, outgoing, self.sync)
         self.sync.syncDirectory(os.path.dirname(self.path))
         for sink in sinks:
             sink.abort()
