@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
-from pop3kit.backends.maildir import MaildirRealm
+from pop3kit.backends.maildir import MaildirRealm, maildirLockPath
 from pop3kit.checkers.passwdfile import PasswdFileChecker
 from pop3kit.core import (
     DEFAULT_SASL_MECHANISMS,
@@ -28,6 +28,7 @@ from pop3kit.core import (
 from pop3kit.core._connection import MAX_BAD_COMMANDS, MAX_FAILED_LOGINS, MAX_SASL_LINE
 from pop3kit.cred import ChainedChecker
 from pop3kit.limits import DEFAULT_MAX_PER_CLIENT, DEFAULT_MAX_UNAUTHENTICATED
+from pop3kit.locking import FileLocker
 from pop3kit.policy import MINIMUM_TIMEOUT, InvalidPolicy, ServerPolicy
 from pop3kit.sasl import SERVER_MECHANISMS
 from pop3kit.server import POP3ServerFactory
@@ -338,7 +339,13 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     if len(checkers) > 1:
         checkers = [ChainedChecker(checkers)]
     realm = MaildirRealm(options["maildir-root"])
-    return POP3ServerFactory(Portal(realm, checkers), policy=options["policy"], tls=options["tls"])
+    return POP3ServerFactory(
+        Portal(realm, checkers),
+        policy=options["policy"],
+        tls=options["tls"],
+        # Maildir sessions of every process and host exclude each other.
+        locker=FileLocker(maildirLockPath),
+    )
 
 
 def makeService(options: Options) -> IService:
