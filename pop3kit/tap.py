@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Sequence
 
 from twisted.application import strports
@@ -19,6 +20,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
+from pop3kit._sharedstate import StateKeeperFactory
 from pop3kit.backends.maildir import MaildirRealm, maildirLockPath
 from pop3kit.checkers.passwdfile import PasswdFileChecker
 from pop3kit.core import (
@@ -27,7 +29,8 @@ from pop3kit.core import (
 )
 from pop3kit.core._connection import MAX_BAD_COMMANDS, MAX_FAILED_LOGINS, MAX_SASL_LINE
 from pop3kit.cred import ChainedChecker
-from pop3kit.limits import DEFAULT_MAX_PER_CLIENT, DEFAULT_MAX_UNAUTHENTICATED
+from pop3kit.interfaces import ILoginHistory
+from pop3kit.limits import DEFAULT_MAX_PER_CLIENT, DEFAULT_MAX_UNAUTHENTICATED, ConnectionLimiter
 from pop3kit.locking import FileLocker
 from pop3kit.policy import MINIMUM_TIMEOUT, InvalidPolicy, ServerPolicy
 from pop3kit.sasl import SERVER_MECHANISMS
@@ -40,6 +43,7 @@ from pop3kit.tls import (
     implicitTLSEndpoint,
     isImplicitTLS,
 )
+from pop3kit.workers import DEFAULT_DRAIN_TIMEOUT, WorkerSupervisor, workerCount
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -190,6 +194,20 @@ class Options(usage.Options, AuthOptionMixin):
         ["expire", None, None, "Days mail is kept, or 'never' (announced as EXPIRE)."],
         ["implementation", None, None, "Text announced as IMPLEMENTATION in CAPA."],
         ["apop-host", None, "pop3kit", "Host part of the APOP greeting timestamp."],
+        [
+            "workers",
+            None,
+            "1",
+            "Worker processes serving the listeners, sharing locks, penalties, LOGIN-DELAY "
+            "and connection caps: a number, or auto (one per core).",
+        ],
+        [
+            "drain-timeout",
+            None,
+            DEFAULT_DRAIN_TIMEOUT,
+            "With --workers: seconds the sessions may run after SIGTERM before they are closed.",
+            float,
+        ],
     ]
     optFlags = [
         ["apop", None, "Offer APOP (needs a checker with reversibly stored passwords)."],
@@ -198,6 +216,14 @@ class Options(usage.Options, AuthOptionMixin):
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self["listen"] = []
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse the plugin's command line, keeping it for the worker processes of
+        C{--workers}, which parse it again.
+        """
+        self["arguments"] = list(sys.argv[1:] if options is None else options)
+        super().parseOptions(options)  # type: ignore[no-untyped-call]
 
     def opt_listen(self, description: str) -> None:
         """
@@ -214,6 +240,10 @@ class Options(usage.Options, AuthOptionMixin):
         """
         if self["expire"] is not None:
             self["expire"] = _parseExpire(self["expire"])
+        try:
+            self["workers"] = workerCount(str(self["workers"]))
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
         if self["sasl"] is not None:
             self["sasl"] = [
                 name.strip().upper() for name in self["sasl"].split(",") if name.strip()
@@ -329,9 +359,19 @@ def _bytesCredentials(checker: ICredentialsChecker) -> ICredentialsChecker:
     return checker
 
 
-def makeFactory(options: Options) -> POP3ServerFactory:
+def makeFactory(
+    options: Options,
+    *,
+    factoryType: type[POP3ServerFactory] = POP3ServerFactory,
+    loginHistory: ILoginHistory | None = None,
+    limiter: ConnectionLimiter | None = None,
+) -> POP3ServerFactory:
     """
     Build the server factory the options describe.
+
+    @param factoryType: L{POP3ServerFactory} or a subclass, to build.
+    @param loginHistory: The login history; the factory's own by default.
+    @param limiter: The connection limiter; the factory's own by default.
     """
     checkers: Sequence[ICredentialsChecker] = [
         _bytesCredentials(checker) for checker in options["credCheckers"]
@@ -339,25 +379,33 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     if len(checkers) > 1:
         checkers = [ChainedChecker(checkers)]
     realm = MaildirRealm(options["maildir-root"])
-    return POP3ServerFactory(
+    return factoryType(
         Portal(realm, checkers),
         policy=options["policy"],
         tls=options["tls"],
         # Maildir sessions of every process and host exclude each other.
         locker=FileLocker(maildirLockPath),
+        loginHistory=loginHistory,
+        limiter=limiter,
     )
 
 
 def makeService(options: Options) -> IService:
     """
-    Build the C{twistd pop3kit} service: one listening service per C{--listen}.
+    Build the C{twistd pop3kit} service: one listening service per C{--listen}, or with
+    C{--workers} more than 1, the L{pop3kit.workers.WorkerSupervisor} of the workers that
+    serve them.
     """
-    factory = makeFactory(options)
     service = MultiService()  # type: ignore[no-untyped-call]
     if _usesDataDir(options):
         _DataDirService(options).setServiceParent(service)  # type: ignore[no-untyped-call]
     tls: ServerTLS | None = options["tls"]
     from twisted.internet import reactor
+
+    if options["workers"] > 1:
+        _workersService(options, reactor).setServiceParent(service)  # type: ignore[no-untyped-call]
+        return service
+    factory = makeFactory(options)
 
     for description in options["listen"]:
         if isImplicitTLS(description):
@@ -375,3 +423,29 @@ def makeService(options: Options) -> IService:
         listen=", ".join(options["listen"]),
     )
     return service
+
+
+def _workersService(options: Options, reactor: object) -> IService:
+    """
+    The parent of C{--workers}: it binds the listeners and keeps the state the workers
+    share.
+    """
+    policy: ServerPolicy = options["policy"]
+    Logger().info(
+        "pop3kit serving Maildirs under {root} on {listen} with {count} workers",
+        root=os.path.abspath(options["maildir-root"]),
+        listen=", ".join(options["listen"]),
+        count=options["workers"],
+    )
+    return WorkerSupervisor(
+        reactor,
+        count=options["workers"],
+        listen=options["listen"],
+        arguments=options["arguments"],
+        state=StateKeeperFactory(
+            reactor,  # type: ignore[arg-type]
+            maxUnauthenticated=policy.maxUnauthenticated,
+            maxPerClient=policy.maxPerClient,
+        ),
+        drainTimeout=options["drain-timeout"],
+    )
