@@ -41,7 +41,7 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, gatherResults, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import ProcessDone, ProcessExitedAlready
 from twisted.internet.interfaces import (
@@ -75,6 +75,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_DRAIN_TIMEOUT",
+    "DrainableFactory",
     "WorkerSupervisor",
     "bindingDescription",
     "runWorker",
@@ -393,6 +394,9 @@ class WorkerSupervisor(Service):
             port = bound[0]
             # The parent only holds the socket; the workers accept on it.
             port.stopReading()  # type: ignore[attr-defined]
+            # Closing the parent's copy must not shut the socket down for the workers,
+            # which have theirs (adopted ports are never shut down either).
+            port._shouldShutdown = False  # type: ignore[attr-defined]
             self._ports.append(port)
             self.log.info(
                 "pop3kit listening on {description} ({address}), served by {count} workers",
@@ -500,18 +504,20 @@ class WorkerSupervisor(Service):
         for timer in self._restarts.values():
             timer.cancel()
         self._restarts.clear()
+        # New connections are refused once the workers have closed their copies too.
+        ports, self._ports = self._ports, []
+        closed = [maybeDeferred(port.stopListening) for port in ports]
         ended = [worker.ended for worker in self._workers.values()]
         self._signalAll("TERM")
         killer = self._reactor.callLater(self._drainTimeout + _KILL_GRACE, self._signalAll, "KILL")
 
-        def closePorts(_: object) -> Deferred[Any]:
+        def stopKiller(result: object) -> object:
             if killer.active():
                 killer.cancel()
-            ports, self._ports = self._ports, []
-            return gatherResults([succeed(port.stopListening()) for port in ports])
+            return result
 
-        done: Deferred[Any] = DeferredList(ended)
-        return done.addCallback(closePorts).addCallback(lambda _: None)
+        done: Deferred[Any] = DeferredList([*closed, *ended])
+        return done.addBoth(stopKiller).addCallback(lambda _: None)
 
 
 class _Placeholder(Factory):
