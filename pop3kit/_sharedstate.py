@@ -10,11 +10,17 @@ L{ConnectionLimiter}, as a single process would, and each worker reaches them ov
 AMP connection (L{twisted.protocols.amp}) on a socket pair made when the worker is
 started:
 
-    - L{SharedLoginHistory} is the worker's L{ILoginHistory}: each method is one AMP call
-      answered by the parent's history.
+    - L{SharedLoginHistory} is the worker's L{ILoginHistory}: what needs an answer (the
+      failure count, the last login) is an AMP call answered by the parent's history.
     - L{SharedLimiter} is the worker's L{ConnectionLimiter}: admissions, activity and
-      releases go to the parent's limiter (without waiting for an answer), and the parent
-      tells the worker which of its connections to evict.
+      releases go to the parent's limiter, and the parent tells the worker which of its
+      connections to evict.
+
+What needs no answer (an admission, a release, a cleared count, a login when no
+LOGIN-DELAY is configured) is a I{notice}: the notices of one reactor turn travel
+together in one AMP command (L{Notices}), sent before any call that follows them, so the
+parent applies everything in the order the worker did it.  A session that logs in costs
+two such commands and no round trip; AMP boxes are what the parent spends its time on.
 
 Maildrop locks are not here: L{pop3kit.locking.FileLocker} takes them in the kernel.
 
@@ -26,12 +32,13 @@ never hangs a login on a parent that cannot answer, and never lets a guesser go 
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.protocols import amp
 from twisted.python.failure import Failure
@@ -46,11 +53,17 @@ _DONE = Failure(ConnectionDone())  # type: ignore[no-untyped-call]
 
 __all__ = [
     "CALL_TIMEOUT",
+    "TOUCH_INTERVAL",
     "SharedLimiter",
     "SharedLoginHistory",
     "StateKeeper",
     "StateKeeperFactory",
 ]
+
+#: A worker tells the parent of activity on a connection at most once in this many
+#: seconds: the parent's limiter then orders connections by idleness to within this much,
+#: and a client that logs in within it (nearly all do) costs no message at all.
+TOUCH_INTERVAL = 1.0
 
 #: Seconds a worker waits for the parent to answer before failing the login step with
 #: L{TemporaryFailure}.
@@ -78,15 +91,6 @@ class RecordFailure(amp.Command):
     response = [(b"count", _integer())]
 
 
-class ClearFailures(amp.Command):
-    """
-    L{ILoginHistory.clearFailures}.
-    """
-
-    arguments = [(b"client", _text())]
-    response = []  # type: ignore[var-annotated]
-
-
 class LastLogin(amp.Command):
     """
     L{ILoginHistory.lastLogin}.
@@ -98,37 +102,22 @@ class LastLogin(amp.Command):
 
 class RecordLogin(amp.Command):
     """
-    L{ILoginHistory.recordLogin}.
+    L{ILoginHistory.recordLogin}, answered: with LOGIN-DELAY, the login is recorded
+    before the client hears C{+OK}, as in one process.
     """
 
     arguments = [(b"avatarId", _text()), (b"when", _time())]
     response = []  # type: ignore[var-annotated]
 
 
-class Admit(amp.Command):
+class Notices(amp.Command):
     """
-    L{ConnectionLimiter.admit} of a worker's connection, known by its number.
-    """
-
-    arguments = [(b"session", _integer()), (b"client", _text())]
-    requiresAnswer = False
-
-
-class Touched(amp.Command):
-    """
-    L{ConnectionLimiter.touched}.
+    What a worker did in one reactor turn that needs no answer, in order: a JSON list of
+    C{["admit", number, client]}, C{["touched", number]}, C{["release", number]},
+    C{["clear", client]} and C{["login", avatarId, when]}.
     """
 
-    arguments = [(b"session", _integer())]
-    requiresAnswer = False
-
-
-class Release(amp.Command):
-    """
-    L{ConnectionLimiter.release}.
-    """
-
-    arguments = [(b"session", _integer())]
+    arguments = [(b"notices", _text())]
     requiresAnswer = False
 
 
@@ -181,10 +170,6 @@ class StateKeeper(amp.AMP):
     def _recordFailure(self, client: str) -> Deferred[dict[str, int]]:
         return self._history.recordFailure(client).addCallback(lambda count: {"count": count})
 
-    @ClearFailures.responder
-    def _clearFailures(self, client: str) -> Deferred[dict[str, Any]]:
-        return self._history.clearFailures(client).addCallback(lambda _: {})
-
     @LastLogin.responder
     def _lastLogin(self, avatarId: str) -> Deferred[dict[str, Any]]:
         return self._history.lastLogin(avatarId).addCallback(lambda when: {"when": when})
@@ -193,24 +178,28 @@ class StateKeeper(amp.AMP):
     def _recordLogin(self, avatarId: str, when: float) -> Deferred[dict[str, Any]]:
         return self._history.recordLogin(avatarId, when).addCallback(lambda _: {})
 
-    @Admit.responder
-    def _admit(self, session: int, client: str) -> dict[str, Any]:
-        remote = self._sessions[session] = _RemoteSession(self, session)
-        self._limiter.admit(remote, client)
-        return {}
-
-    @Touched.responder
-    def _touched(self, session: int) -> dict[str, Any]:
-        remote = self._sessions.get(session)
-        if remote is not None:
-            self._limiter.touched(remote)
-        return {}
-
-    @Release.responder
-    def _release(self, session: int) -> dict[str, Any]:
-        remote = self._sessions.pop(session, None)
-        if remote is not None:
-            self._limiter.release(remote)
+    @Notices.responder
+    def _notices(self, notices: str) -> dict[str, Any]:
+        for notice in json.loads(notices):
+            kind = notice[0]
+            if kind == "admit":
+                admitted = self._sessions[notice[1]] = _RemoteSession(self, notice[1])
+                self._limiter.admit(admitted, notice[2])
+            elif kind in ("touched", "release"):
+                remote = self._sessions.get(notice[1])
+                if remote is None:
+                    continue  # Evicted meanwhile.
+                if kind == "touched":
+                    self._limiter.touched(remote)
+                else:
+                    del self._sessions[notice[1]]
+                    self._limiter.release(remote)
+            elif kind == "clear":
+                self._history.clearFailures(notice[1])
+            elif kind == "login":
+                self._history.recordLogin(notice[1], notice[2])
+            else:
+                self.log.error("Unknown notice from a worker: {notice!r}", notice=notice)
         return {}
 
     def _evict(self, remote: _RemoteSession) -> None:
@@ -280,6 +269,8 @@ class WorkerState(amp.AMP):
         self._onLost = onLost
         self.connected = False
         self._evict: Callable[[int], None] = lambda number: None
+        self._notices: list[list[Any]] = []
+        self._flushing: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         """
@@ -293,6 +284,10 @@ class WorkerState(amp.AMP):
         The parent is gone: calls fail from now on.
         """
         wasConnected, self.connected = self.connected, False
+        self._notices = []
+        if self._flushing is not None and self._flushing.active():
+            self._flushing.cancel()
+        self._flushing = None
         super().connectionLost(reason)  # type: ignore[no-untyped-call]
         if wasConnected:
             self._onLost()
@@ -304,6 +299,7 @@ class WorkerState(amp.AMP):
         """
         if not self.connected:
             return fail(TemporaryFailure())
+        self.flush()
         result: Deferred[dict[str, Any]] = self.callRemote(  # type: ignore[no-untyped-call]
             command, **arguments
         )
@@ -320,12 +316,31 @@ class WorkerState(amp.AMP):
         )
         return Failure(TemporaryFailure())  # type: ignore[no-untyped-call]
 
-    def tell(self, command: type[amp.Command], **arguments: Any) -> None:
+    def notify(self, *notice: Any) -> None:
         """
-        Send the parent a command that needs no answer, if it is there.
+        Tell the parent something that needs no answer (see L{Notices}), at the end of
+        this reactor turn or before the next call, whichever comes first; nothing if the
+        parent is gone.
         """
-        if self.connected:
-            self.callRemote(command, **arguments)  # type: ignore[no-untyped-call]
+        if not self.connected:
+            return
+        self._notices.append(list(notice))
+        if self._flushing is None:
+            self._flushing = self._clock.callLater(0, self.flush)
+
+    def flush(self) -> None:
+        """
+        Send the notices waiting, if any.
+        """
+        if self._flushing is not None:
+            if self._flushing.active():
+                self._flushing.cancel()
+            self._flushing = None
+        notices, self._notices = self._notices, []
+        if notices and self.connected:
+            self.callRemote(  # type: ignore[no-untyped-call]
+                Notices, notices=json.dumps(notices, separators=(",", ":"))
+            )
 
     def onEvict(self, evict: Callable[[int], None]) -> None:
         """
@@ -346,11 +361,15 @@ class SharedLoginHistory:
     L{TemporaryFailure} when the parent cannot answer.
     """
 
-    def __init__(self, state: WorkerState) -> None:
+    def __init__(self, state: WorkerState, *, loginsRead: bool = True) -> None:
         """
         @param state: The connection to the parent.
+        @param loginsRead: Whether anything reads the last logins (LOGIN-DELAY is
+            configured): then L{recordLogin} waits for the parent to have recorded the
+            login; otherwise it only tells the parent.
         """
         self._state = state
+        self._loginsRead = loginsRead
 
     def recordFailure(self, client: str) -> Deferred[int]:
         """
@@ -362,9 +381,13 @@ class SharedLoginHistory:
 
     def clearFailures(self, client: str) -> Deferred[None]:
         """
-        Forget the failed logins of C{client}, for all workers.
+        Forget the failed logins of C{client}, for all workers: the parent is told, and
+        the answer does not wait for it.
         """
-        return self._state.call(ClearFailures, client=client).addCallback(lambda _: None)
+        if not self._state.connected:
+            return fail(TemporaryFailure())
+        self._state.notify("clear", client)
+        return succeed(None)
 
     def lastLogin(self, avatarId: str) -> Deferred[float | None]:
         """
@@ -378,6 +401,11 @@ class SharedLoginHistory:
         """
         Remember a login of C{avatarId} at C{when}, for all workers.
         """
+        if not self._loginsRead:
+            if not self._state.connected:
+                return fail(TemporaryFailure())
+            self._state.notify("login", avatarId, when)
+            return succeed(None)
         return self._state.call(RecordLogin, avatarId=avatarId, when=when).addCallback(
             lambda _: None
         )
@@ -412,6 +440,8 @@ class SharedLimiter(ConnectionLimiter):
         self._numbers = itertools.count(1)
         self._byNumber: dict[int, UnauthenticatedSession] = {}
         self._byClientSession: dict[UnauthenticatedSession, tuple[int, str]] = {}
+        self._lastTold: dict[int, float] = {}
+        self._clock = clock
         state.onEvict(self._evicted)
 
     @property
@@ -437,15 +467,20 @@ class SharedLimiter(ConnectionLimiter):
         number = next(self._numbers)
         self._byNumber[number] = session
         self._byClientSession[session] = (number, client)
-        self._state.tell(Admit, session=number, client=client)
+        self._lastTold[number] = self._clock.seconds()
+        self._state.notify("admit", number, client)
 
     def touched(self, session: UnauthenticatedSession) -> None:
         """
         Note activity on C{session}, in the parent's limiter.
         """
         known = self._byClientSession.get(session)
-        if known is not None:
-            self._state.tell(Touched, session=known[0])
+        if known is None:
+            return
+        number, now = known[0], self._clock.seconds()
+        if now - self._lastTold[number] >= TOUCH_INTERVAL:
+            self._lastTold[number] = now
+            self._state.notify("touched", number)
 
     def release(self, session: UnauthenticatedSession) -> None:
         """
@@ -455,13 +490,15 @@ class SharedLimiter(ConnectionLimiter):
         if known is None:
             return
         del self._byNumber[known[0]]
-        self._state.tell(Release, session=known[0])
+        del self._lastTold[known[0]]
+        self._state.notify("release", known[0])
 
     def _evicted(self, number: int) -> None:
         session = self._byNumber.pop(number, None)
         if session is None:
             return
         del self._byClientSession[session]
+        del self._lastTold[number]
         try:
             session.evict()
         except Exception:

@@ -601,7 +601,7 @@ def runWorker(argv: Sequence[str]) -> int:
     factory = makeFactory(
         options,
         factoryType=DrainableFactory,
-        loginHistory=SharedLoginHistory(state),
+        loginHistory=SharedLoginHistory(state, loginsRead=policy.loginDelay is not None),
         limiter=limiter,
     )
     assert isinstance(factory, DrainableFactory)

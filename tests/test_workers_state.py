@@ -12,6 +12,7 @@ from zope.interface.verify import verifyObject
 
 from pop3kit._sharedstate import (
     CALL_TIMEOUT,
+    TOUCH_INTERVAL,
     SharedLimiter,
     SharedLoginHistory,
     StateKeeper,
@@ -59,6 +60,7 @@ class _Worker:
         self.lost += 1
 
     def flush(self) -> None:
+        self.state.flush()
         self.pump.flush()
 
 
@@ -116,6 +118,7 @@ class SharedStateTests(SynchronousTestCase):
         self.one.flush()
         self.two.limiter.admit(second, "192.0.2.1")
         self.two.flush()
+        self.clock.advance(TOUCH_INTERVAL)
         self.one.limiter.touched(first)
         self.one.flush()
         self.two.limiter.admit(third, "192.0.2.1")
@@ -123,6 +126,43 @@ class SharedStateTests(SynchronousTestCase):
         self.one.flush()
         self.assertEqual([s.evicted for s in (first, second, third)], [False, True, False])
         self.assertEqual(self.parent.limiter.perClient("192.0.2.1"), 2)
+
+    def test_touchesThrottled(self) -> None:
+        """
+        Activity within L{TOUCH_INTERVAL} of the admission (or of the last activity told)
+        is not told to the parent: its order of idleness is that of the admissions.
+        """
+        first, second, third = _Session("a"), _Session("b"), _Session("c")
+        self.one.limiter.admit(first, "192.0.2.1")
+        self.two.limiter.admit(second, "192.0.2.1")
+        self.one.limiter.touched(first)
+        self.two.limiter.admit(third, "192.0.2.1")
+        self.one.flush()
+        self.two.flush()
+        self.one.flush()
+        self.assertEqual([s.evicted for s in (first, second, third)], [True, False, False])
+
+    def test_noticesBatched(self) -> None:
+        """
+        What a worker does in one turn reaches the parent in one command, at the end
+        of the turn.
+        """
+        sent: list[str] = []
+        original = self.one.state.callRemote
+
+        def recording(command: type, **arguments: object) -> object:
+            sent.append(command.__name__)
+            return original(command, **arguments)
+
+        self.one.state.callRemote = recording  # type: ignore[method-assign]
+        self.one.limiter.admit(_Session("a"), "192.0.2.1")
+        self.one.limiter.admit(_Session("b"), "192.0.2.2")
+        self.one.history.clearFailures("192.0.2.3")
+        self.assertEqual(sent, [])
+        self.clock.advance(0)
+        self.assertEqual(sent, ["Notices"])
+        self.one.pump.flush()
+        self.assertEqual(self.parent.limiter.unauthenticated, 2)
 
     def test_releaseFrees(self) -> None:
         """
