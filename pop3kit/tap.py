@@ -20,7 +20,6 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
-from pop3kit._sharedstate import StateKeeperFactory
 from pop3kit.backends.maildir import MaildirRealm, maildirLockPath
 from pop3kit.checkers.passwdfile import PasswdFileChecker
 from pop3kit.core import (
@@ -43,7 +42,6 @@ from pop3kit.tls import (
     implicitTLSEndpoint,
     isImplicitTLS,
 )
-from pop3kit.workers import DEFAULT_DRAIN_TIMEOUT, WorkerSupervisor, workerCount
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -204,7 +202,7 @@ class Options(usage.Options, AuthOptionMixin):
         [
             "drain-timeout",
             None,
-            DEFAULT_DRAIN_TIMEOUT,
+            30.0,
             "With --workers: seconds the sessions may run after SIGTERM before they are closed.",
             float,
         ],
@@ -240,6 +238,8 @@ class Options(usage.Options, AuthOptionMixin):
         """
         if self["expire"] is not None:
             self["expire"] = _parseExpire(self["expire"])
+        from pop3kit.workers import workerCount
+
         try:
             self["workers"] = workerCount(str(self["workers"]))
         except ValueError as e:
@@ -430,6 +430,10 @@ def _workersService(options: Options, reactor: object) -> IService:
     The parent of C{--workers}: it binds the listeners and keeps the state the workers
     share.
     """
+    # Imported here: one process needs none of it.
+    from pop3kit._sharedstate import StateKeeperFactory
+    from pop3kit.workers import WorkerSupervisor
+
     policy: ServerPolicy = options["policy"]
     Logger().info(
         "pop3kit serving Maildirs under {root} on {listen} with {count} workers",

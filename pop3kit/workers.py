@@ -62,15 +62,10 @@ from twisted.logger import (
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from pop3kit._sharedstate import (
-    SharedLimiter,
-    SharedLoginHistory,
-    StateKeeperFactory,
-    WorkerState,
-)
 from pop3kit.server import POP3Server, POP3ServerFactory
 
 if TYPE_CHECKING:
+    from pop3kit._sharedstate import StateKeeperFactory
     from pop3kit.tls import ServerTLS
 
 __all__ = [
@@ -567,6 +562,7 @@ def runWorker(argv: Sequence[str]) -> int:
     from twisted.logger import globalLogBeginner
     from twisted.python import usage
 
+    from pop3kit._sharedstate import SharedLimiter, SharedLoginHistory, WorkerState
     from pop3kit.tap import Options, makeFactory
     from pop3kit.tls import TLSReloadService
 
