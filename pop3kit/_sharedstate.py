@@ -17,10 +17,13 @@ started:
       connections to evict.
 
 What needs no answer (an admission, a release, a cleared count, a login when no
-LOGIN-DELAY is configured) is a I{notice}: the notices of one reactor turn travel
-together in one AMP command (L{Notices}), sent before any call that follows them, so the
-parent applies everything in the order the worker did it.  A session that logs in costs
-two such commands and no round trip; AMP boxes are what the parent spends its time on.
+LOGIN-DELAY is configured) is a I{notice}: a worker keeps its notices for at most
+L{NOTICE_DELAY} and sends them together in one AMP command (L{Notices}), and always
+before a call, so the parent applies everything in the order the worker did it.  A
+connection that logs in within that time is never admitted at the parent at all.  So a
+busy worker sends one AMP command per L{NOTICE_DELAY} for all its sessions, and no login
+waits for a round trip unless it needs an answer (a wrong password, LOGIN-DELAY): AMP
+boxes are what the parent spends its time on.
 
 Maildrop locks are not here: L{pop3kit.locking.FileLocker} takes them in the kernel.
 
@@ -53,6 +56,7 @@ _DONE = Failure(ConnectionDone())  # type: ignore[no-untyped-call]
 
 __all__ = [
     "CALL_TIMEOUT",
+    "NOTICE_DELAY",
     "TOUCH_INTERVAL",
     "SharedLimiter",
     "SharedLoginHistory",
@@ -64,6 +68,12 @@ __all__ = [
 #: seconds: the parent's limiter then orders connections by idleness to within this much,
 #: and a client that logs in within it (nearly all do) costs no message at all.
 TOUCH_INTERVAL = 1.0
+
+#: The longest a worker keeps what it has to tell the parent, so that one AMP command
+#: carries the notices of many sessions; a connection admitted and released (logged in)
+#: within it is never told at all.  The parent's caps count a new connection this much
+#: late at most.
+NOTICE_DELAY = 0.01
 
 #: Seconds a worker waits for the parent to answer before failing the login step with
 #: L{TemporaryFailure}.
@@ -318,15 +328,27 @@ class WorkerState(amp.AMP):
 
     def notify(self, *notice: Any) -> None:
         """
-        Tell the parent something that needs no answer (see L{Notices}), at the end of
-        this reactor turn or before the next call, whichever comes first; nothing if the
+        Tell the parent something that needs no answer (see L{Notices}), within
+        L{NOTICE_DELAY} or before the next call, whichever comes first; nothing if the
         parent is gone.
         """
         if not self.connected:
             return
         self._notices.append(list(notice))
         if self._flushing is None:
-            self._flushing = self._clock.callLater(0, self.flush)
+            self._flushing = self._clock.callLater(NOTICE_DELAY, self.flush)
+
+    def withdraw(self, *notice: Any) -> bool:
+        """
+        Take back a notice not sent yet.
+
+        @return: Whether it was still waiting (and is now withdrawn).
+        """
+        try:
+            self._notices.remove(list(notice))
+        except ValueError:
+            return False
+        return True
 
     def flush(self) -> None:
         """
@@ -489,9 +511,11 @@ class SharedLimiter(ConnectionLimiter):
         known = self._byClientSession.pop(session, None)
         if known is None:
             return
-        del self._byNumber[known[0]]
-        del self._lastTold[known[0]]
-        self._state.notify("release", known[0])
+        number, client = known
+        del self._byNumber[number]
+        del self._lastTold[number]
+        if not self._state.withdraw("admit", number, client):
+            self._state.notify("release", number)
 
     def _evicted(self, number: int) -> None:
         session = self._byNumber.pop(number, None)

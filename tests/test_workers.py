@@ -298,16 +298,18 @@ class WorkersProcessTests(TestCase):
         With one unauthenticated connection allowed per address, a connection to the
         second worker evicts the one waiting on the first.
         """
-        await self._start("--max-per-client", "1")
+        await self._start("--max-per-client", "1", "--failed-login-delay", "0")
 
         def scenario() -> bytes:
             with self.only(1):
                 first = socket.create_connection(("127.0.0.1", self.server.port), 30)
                 first.recv(1024)
-                # Once it has answered a command, the worker has also told the parent of
-                # the connection (written in the same turn as the greeting).
-                first.sendall(b"NOOP\r\n")
-                first.recv(1024)
+                # A wrong password is counted by the parent, after what the worker told
+                # it before (the connection): once it is answered, the parent knows.
+                first.sendall(b"USER alice\r\nPASS wrong\r\n")
+                answers = b""
+                while answers.count(b"\r\n") < 2:
+                    answers += first.recv(1024)
             with self.only(2):
                 second = socket.create_connection(("127.0.0.1", self.server.port), 30)
                 second.recv(1024)

@@ -12,6 +12,7 @@ from zope.interface.verify import verifyObject
 
 from pop3kit._sharedstate import (
     CALL_TIMEOUT,
+    NOTICE_DELAY,
     TOUCH_INTERVAL,
     SharedLimiter,
     SharedLoginHistory,
@@ -152,10 +153,31 @@ class SharedStateTests(SynchronousTestCase):
         self.one.limiter.admit(_Session("b"), "192.0.2.2")
         self.one.history.clearFailures("192.0.2.3")
         self.assertEqual(written, [])
-        self.clock.advance(0)
+        self.clock.advance(NOTICE_DELAY)
         self.assertEqual(b"".join(written).count(b"Notices"), 1)
         self.one.pump.flush()
         self.assertEqual(self.parent.limiter.unauthenticated, 2)
+
+    def test_quickLoginNotTold(self) -> None:
+        """
+        A connection released (logged in) before its admission was sent costs the
+        parent nothing: neither is sent.
+        """
+        written = self.one.pump.clientIO.stream
+        session = _Session("a")
+        self.one.limiter.admit(session, "192.0.2.1")
+        self.one.limiter.release(session)
+        self.clock.advance(NOTICE_DELAY)
+        self.assertEqual(written, [])
+
+    def test_callSendsNoticesFirst(self) -> None:
+        """
+        A call is sent after the notices waiting, so the parent sees them first: a
+        failure counted after a cleared count starts from one.
+        """
+        self._result(self.one, self.one.history.recordFailure("192.0.2.1"))
+        self.one.history.clearFailures("192.0.2.1")
+        self.assertEqual(self._result(self.one, self.one.history.recordFailure("192.0.2.1")), 1)
 
     def test_releaseFrees(self) -> None:
         """
