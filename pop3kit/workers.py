@@ -2,9 +2,12 @@
 All cores of one host: C{twistd pop3kit --workers N}.
 
 The parent process binds every C{--listen} socket once, then starts C{N} worker processes
-and hands each one all the listening sockets (their descriptors, inherited through
-L{IReactorProcess.spawnProcess}'s C{childFDs}); each worker adopts them with
-L{IReactorSocket.adoptStreamPort} and serves POP3 on them, and the kernel spreads the
+and hands each one all the listening sockets: their descriptors are inherited through the
+C{childFDs} of
+L{spawnProcess <twisted.internet.interfaces.IReactorProcess.spawnProcess>}; each worker
+adopts them with
+L{adoptStreamPort <twisted.internet.interfaces.IReactorSocket.adoptStreamPort>} and
+serves POP3 on them, and the kernel spreads the
 connections over the workers.  The parent serves no client; it:
 
     - keeps the login bookkeeping every worker shares, as one process would: failed-login
@@ -334,7 +337,9 @@ class WorkerSupervisor(Service):
     ) -> None:
         """
         @param reactor: Binds, spawns the workers and schedules restarts
-            (L{IReactorProcess}, L{IReactorSocket}, L{IReactorTime}).
+            (L{IReactorProcess <twisted.internet.interfaces.IReactorProcess>},
+            L{IReactorSocket <twisted.internet.interfaces.IReactorSocket>},
+            L{IReactorTime <twisted.internet.interfaces.IReactorTime>}).
         @param count: How many workers to run.
         @param listen: The C{--listen} descriptions.
         @param arguments: The plugin's command line, which each worker parses again.
