@@ -422,10 +422,14 @@ class WorkerSupervisor(Service):
                 self._previousHangup = None
 
     def _hangup(self, number: int, frame: FrameType | None) -> None:
-        self._reactor.callFromThread(self._signalAll, "HUP")
+        self._reactor.callFromThread(self._forwardHangup)
         previous = self._previousHangup
         if callable(previous):
             previous(number, frame)
+
+    def _forwardHangup(self) -> None:
+        self.log.info("SIGHUP: forwarding to {count} workers", count=len(self._workers))
+        self._signalAll("HUP")
 
     def _signalAll(self, name: str) -> None:
         for worker in self._workers.values():
@@ -615,6 +619,14 @@ def runWorker(argv: Sequence[str]) -> int:
     if options["tls"] is not None:
         reload = TLSReloadService(options["tls"], reactor)  # type: ignore[arg-type]
         reload.startService()  # type: ignore[no-untyped-call]
+    elif hasattr(signal, "SIGHUP"):
+        # The parent forwards SIGHUP to every worker; by default it would end this one.
+        def hangup(number: int, frame: FrameType | None) -> None:
+            reactor.callFromThread(  # type: ignore[attr-defined]
+                log.info, "pop3kit worker {index}: SIGHUP, nothing to reload", index=index
+            )
+
+        signal.signal(signal.SIGHUP, hangup)
     drainTimeout = options["drain-timeout"]
 
     def drain() -> Deferred[None]:

@@ -413,6 +413,22 @@ class WorkersProcessTests(TestCase):
             self.assertLess(time.monotonic(), deadline, "the workers outlived their parent")
             await _sleep(0.1)
 
+    async def test_sighupWithoutTLS(self) -> None:
+        """
+        SIGHUP reaches workers without a certificate too, and they keep serving.
+        """
+        server = await self._start("--failed-login-delay", "0")
+        pids = self.workers()
+        assert server.process is not None
+        server.process.send_signal(signal.SIGHUP)
+        await server.waitForLog("SIGHUP, nothing to reload", count=2)
+        client, answer = await deferToThread(self.login, 2)
+        client.quit()
+        client.close()
+        self.assertTrue(answer.startswith("+OK"), answer)
+        self.assertEqual(self.workers(), pids)
+        self.assertNotIn("restarting it", server.log())
+
     async def test_tlsAndSighup(self) -> None:
         """
         Implicit TLS works through the workers, and SIGHUP to the parent reloads the
