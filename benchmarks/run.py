@@ -1189,11 +1189,12 @@ def measureWorkers(ctx: Context) -> dict[str, Any]:
         with runningServer(
             ctx, f"workers-{setting}-messages", workers=setting, backlog=WORKER_BACKLOG
         ) as server:
-            merged, startAt, cpu = _runLoad(ctx, server, WORKER_CLIENTS)
+            clients = min(WORKER_CLIENTS, len(ctx.data.concurrentUsers))
+            merged, startAt, cpu = _runLoad(ctx, server, clients)
             elapsed = merged.end - startAt
             serverCpu = sum(cpu.values())
             figures["messages"] = {
-                "clients": WORKER_CLIENTS,
+                "clients": clients,
                 "messages": merged.messages,
                 "seconds": elapsed,
                 "messages_per_second": merged.messages / elapsed,
@@ -1208,7 +1209,7 @@ def measureWorkers(ctx: Context) -> dict[str, Any]:
         log(
             f"workers {setting}: {sessions['sessions_per_second']:.0f} sessions/s "
             f"({sessions['server_cpu_ms_per_session']:.2f} ms server CPU each), "
-            f"{messages['messages_per_second']:.0f} msgs/s with {WORKER_CLIENTS} clients "
+            f"{messages['messages_per_second']:.0f} msgs/s with {messages['clients']} clients "
             f"({messages['server_cpu_us_per_message']:.0f} us server CPU each); worker shares "
             + ", ".join(f"{share:.0%}" for share in messages["worker_cpu_shares"])
         )
