@@ -274,7 +274,7 @@ class _WorkerProcess(ProcessProtocol):
     def __init__(self, supervisor: WorkerSupervisor, index: int) -> None:
         self.supervisor = supervisor
         self.index = index
-        self.startedAt = time.monotonic()
+        self.startedAt = supervisor._reactor.seconds()
         self.ended: Deferred[None] = Deferred()
         self._buffer = b""
 
@@ -479,7 +479,7 @@ class WorkerSupervisor(Service):
             del self._workers[index]
         if self._stopping:
             return
-        lived = time.monotonic() - worker.startedAt
+        lived = self._reactor.seconds() - worker.startedAt
         if lived < _SHORT_LIFE:
             delay = min(self._delays.get(index, _FIRST_RESTART_DELAY / 2) * 2, _MAX_RESTART_DELAY)
         else:

@@ -17,18 +17,23 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessTerminated
+from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactorClock
 from twisted.internet.threads import deferToThread
 from twisted.python import usage
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from pop3kit.server import POP3ServerFactory
 from pop3kit.tap import Options
 from pop3kit.workers import (
     DrainableFactory,
+    WorkerSupervisor,
     bindingDescription,
     workerCount,
     wrapAdopted,
@@ -474,3 +479,130 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+class _FakeProcess:
+    """
+    The transport of a worker spawned by L{_SpawningReactor}.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.signals: list[str] = []
+
+    def closeStdin(self) -> None:
+        pass
+
+    def signalProcess(self, name: str) -> None:
+        self.signals.append(name)
+
+
+class _SpawningReactor(MemoryReactorClock):
+    """
+    A memory reactor that records the processes spawned, without running any.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spawned: list[tuple[ProcessProtocol, _FakeProcess]] = []
+
+    def spawnProcess(
+        self, protocol: ProcessProtocol, executable: str, args: list[str], **kw: object
+    ) -> _FakeProcess:
+        process = _FakeProcess(1000 + len(self.spawned))
+        protocol.makeConnection(process)  # type: ignore[arg-type]
+        self.spawned.append((protocol, process))
+        return process
+
+    def callFromThread(self, f: Callable[..., object], *args: object, **kw: object) -> None:
+        f(*args, **kw)
+
+
+class SupervisorTests(SynchronousTestCase):
+    """
+    L{WorkerSupervisor}'s restarts and stop, on a memory reactor.
+    """
+
+    def setUp(self) -> None:
+        from pop3kit._sharedstate import StateKeeperFactory
+
+        self.reactor = _SpawningReactor()
+        self.supervisor = WorkerSupervisor(
+            self.reactor,
+            count=2,
+            listen=[],
+            arguments=[],
+            state=StateKeeperFactory(self.reactor, maxUnauthenticated=10, maxPerClient=5),
+            drainTimeout=30,
+            environment={},
+        )
+        self.supervisor.startService()
+        self.addCleanup(self._stop)
+
+    def _stop(self) -> None:
+        if self.supervisor.running:
+            self.supervisor.stopService()
+
+    def _end(self, index: int) -> None:
+        """
+        The latest worker spawned under number C{index} exits.
+        """
+        protocol = next(p for p, _ in reversed(self.reactor.spawned) if p.index == index)  # type: ignore[attr-defined]
+        protocol.processEnded(Failure(ProcessTerminated(signal=signal.SIGKILL)))
+
+    def test_startsWorkers(self) -> None:
+        """
+        Starting runs C{count} workers, each with its own connection to the parent.
+        """
+        self.assertEqual(len(self.reactor.spawned), 2)
+        self.assertEqual(len(self.reactor.adoptedStreamConnections), 2)
+        self.assertEqual(sorted(self.supervisor.workers), [1, 2])
+
+    def test_restartBacksOff(self) -> None:
+        """
+        A worker that keeps dying soon after it starts is restarted after 0.5, 1, 2, ...
+        seconds, up to 30; one that lived long is restarted after 0.5 s again.
+        """
+        delays = []
+        for _ in range(8):
+            self._end(1)
+            spawned = len(self.reactor.spawned)
+            waited = 0.0
+            while len(self.reactor.spawned) == spawned:
+                self.reactor.advance(0.25)
+                waited += 0.25
+            delays.append(waited)
+        self.assertEqual(delays, [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0])
+        self.reactor.advance(60)
+        self._end(1)
+        self.reactor.advance(0.5)
+        self.assertEqual(self.supervisor.workers[1], self.reactor.spawned[-1][1].pid)
+
+    def test_stopDrains(self) -> None:
+        """
+        Stopping sends every worker SIGTERM, SIGKILL to those still there after the
+        drain timeout and a grace period, and is done when all have exited; none is
+        restarted meanwhile.
+        """
+        stopped = self.supervisor.stopService()
+        processes = [process for _, process in self.reactor.spawned]
+        self.assertEqual([p.signals for p in processes], [["TERM"], ["TERM"]])
+        self._end(1)
+        self.reactor.advance(34)
+        self.assertNoResult(stopped)
+        self.assertEqual(processes[1].signals, ["TERM"])
+        self.reactor.advance(1)
+        self.assertEqual(processes[1].signals, ["TERM", "KILL"])
+        self._end(2)
+        self.successResultOf(stopped)
+        self.reactor.advance(60)
+        self.assertEqual(len(self.reactor.spawned), 2)
+
+    def test_hangupForwarded(self) -> None:
+        """
+        SIGHUP to the parent is sent on to every worker.
+        """
+        os.kill(os.getpid(), signal.SIGHUP)
+        self.assertEqual(
+            [process.signals for _, process in self.reactor.spawned], [["HUP"], ["HUP"]]
+        )
