@@ -65,6 +65,7 @@ MEASUREMENTS = (
     "implicit-tls-sessions",
     "penalty-latency",
     "crowd",
+    "workers",
 )
 TLS_MEASUREMENTS = ("stls-sessions", "implicit-tls-sessions")
 
@@ -279,7 +280,7 @@ def buildData(root: Path, sizes: Sizes, needed: Sequence[str], storage: str = "m
     # Every session worker has a maildrop like the sessions measurement's.
     jobs += [(user, messageText(4000, i)) for user in data.tlsUsers for i in range(5)]
     jobs += [(data.unrelatedUser, messageText(4000, i)) for i in range(5)]
-    if "concurrent" in needed:
+    if "concurrent" in needed or "workers" in needed:
         for user in data.concurrentUsers:
             jobs += [
                 (user, messageText(sizes.concurrentMessageSize, i))
@@ -348,6 +349,18 @@ def cpuSecondsOf(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def childrenOf(pid: int) -> list[int]:
+    """
+    The process ids of the children of process C{pid} (the workers of a C{--workers}
+    server).
+    """
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(child) for child in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
 _running: list[subprocess.Popen[bytes]] = []
 
 
@@ -368,12 +381,15 @@ class Server:
         tls: bool = False,
         failedLoginPenalty: bool = False,
         defaults: bool = False,
+        workers: str | None = None,
+        backlog: int | None = None,
     ) -> None:
         """
         @param defaults: Keep pop3kit's default limits on connections waiting to log in
             and its failed-login penalty, instead of lifting them.
         """
         self.port = freePort()
+        self.workers = workers
         self.implicitTLSPort: int | None = None
         self.logPath = workdir / f"server-{name}.log"
         command = [sys.executable]
@@ -390,7 +406,8 @@ class Server:
             "--log-format=text",
             "pop3kit",
             "--listen",
-            f"tcp:{self.port}:interface={HOST}",
+            f"tcp:{self.port}:interface={HOST}"
+            + ("" if backlog is None else f":backlog={backlog}"),
             *(
                 ["--maildir-root", str(data.root)]
                 if data.storage == "maildir"
@@ -421,6 +438,8 @@ class Server:
             ]
         elif not defaults:
             command += ["--failed-login-delay", "0"]
+        if workers is not None:
+            command += ["--workers", workers]
         if tls:
             if data.tls is None:
                 raise BenchmarkError("no certificate was made for this run")
@@ -456,9 +475,16 @@ class Server:
 
     def _waitReady(self) -> None:
         deadline = time.monotonic() + 30
+        expected = 0
+        if self.workers is not None:
+            expected = os.cpu_count() or 1 if self.workers == "auto" else int(self.workers)
+            expected = 0 if expected == 1 else expected
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise BenchmarkError(f"the server exited early; see {self.logPath}")
+            if len(childrenOf(self.pid)) < expected:
+                time.sleep(0.05)
+                continue
             try:
                 with BlockingClient(self.port, timeout=5) as client:
                     client.ok()
@@ -470,7 +496,20 @@ class Server:
         raise BenchmarkError("the server did not start within 30 s")
 
     def cpuSeconds(self) -> float:
-        return cpuSecondsOf(self.pid)
+        """
+        The CPU seconds of the server: its process and, with C{--workers}, its workers.
+        """
+        return sum(self.cpuByProcess().values())
+
+    def cpuByProcess(self) -> dict[int, float]:
+        """
+        The CPU seconds of the server's process and of each of its workers, by process id.
+        """
+        figures = {self.pid: cpuSecondsOf(self.pid)}
+        for child in childrenOf(self.pid):
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                figures[child] = cpuSecondsOf(child)
+        return figures
 
     def memory(self) -> tuple[int, int]:
         return memoryOf(self.pid)
@@ -508,6 +547,8 @@ def runningServer(
     tls: bool = False,
     failedLoginPenalty: bool = False,
     defaults: bool = False,
+    workers: str | None = None,
+    backlog: int | None = None,
 ) -> Iterator[Server]:
     server = Server(
         ctx.data,
@@ -517,6 +558,8 @@ def runningServer(
         tls=tls,
         failedLoginPenalty=failedLoginPenalty,
         defaults=defaults,
+        workers=ctx.workers if workers is None else workers,
+        backlog=backlog,
     )
     try:
         yield server
@@ -530,6 +573,8 @@ class Context:
     sizes: Sizes
     workdir: Path
     profile: Path | None
+    #: The --workers of every server, or None for the server's default (one process).
+    workers: str | None = None
 
 
 class MemorySampler:
@@ -604,61 +649,79 @@ def measureSessions(ctx: Context) -> dict[str, Any]:
 # 2. Concurrent clients.
 
 
+def _runLoad(
+    ctx: Context, server: Server, clients: int
+) -> tuple[LoadResult, float, dict[int, float]]:
+    """
+    Run C{clients} concurrent clients (in two load-generator processes) against
+    C{server} for C{ctx.sizes.concurrentSeconds}.
+
+    @return: The merged client results, the start time, and the CPU seconds each server
+        process (the server, and its workers if any) used meanwhile.
+    """
+    sizes = ctx.sizes
+    mp = multiprocessing.get_context("fork")
+    users = ctx.data.concurrentUsers[:clients]
+    workers = 2
+    startAt = time.time() + 1.0
+    processes = []
+    pipes = []
+    for index in range(workers):
+        parentEnd, childEnd = mp.Pipe(duplex=False)
+        process = mp.Process(
+            target=loadWorker,
+            args=(
+                childEnd,
+                server.port,
+                users[index::workers],
+                PASSWORD,
+                sizes.concurrentMessages,
+                startAt,
+                sizes.concurrentSeconds,
+                10_000,
+            ),
+            daemon=True,
+        )
+        process.start()
+        childEnd.close()
+        processes.append(process)
+        pipes.append(parentEnd)
+    merged = LoadResult()
+    cpuBefore = server.cpuByProcess()
+    try:
+        for pipe in pipes:
+            if not pipe.poll(sizes.concurrentSeconds + 90):
+                raise BenchmarkError("a load generator did not report in time")
+            part: LoadResult = pipe.recv()
+            merged.messages += part.messages
+            merged.sessions += part.sessions
+            merged.octets += part.octets
+            merged.latencies += part.latencies
+            merged.errors += part.errors
+            merged.errorCount += part.errorCount
+            merged.end = max(merged.end, part.end)
+            merged.cpuSeconds += part.cpuSeconds
+        cpuAfter = server.cpuByProcess()
+    finally:
+        for process in processes:
+            process.join(10)
+            if process.is_alive():
+                process.terminate()
+                process.join(5)
+    if merged.errors:
+        raise BenchmarkError(f"{merged.errorCount} client errors, first: {merged.errors[0]}")
+    cpu = {pid: seconds - cpuBefore.get(pid, 0.0) for pid, seconds in cpuAfter.items()}
+    return merged, startAt, cpu
+
+
 def measureConcurrent(ctx: Context) -> dict[str, Any]:
     results: dict[str, Any] = {}
     sizes = ctx.sizes
-    mp = multiprocessing.get_context("fork")
     for clients in sizes.concurrentClients:
-        users = ctx.data.concurrentUsers[:clients]
         with runningServer(ctx, f"concurrent-{clients}") as server:
-            workers = 2
-            startAt = time.time() + 1.0
-            processes = []
-            pipes = []
-            for index in range(workers):
-                parentEnd, childEnd = mp.Pipe(duplex=False)
-                process = mp.Process(
-                    target=loadWorker,
-                    args=(
-                        childEnd,
-                        server.port,
-                        users[index::workers],
-                        PASSWORD,
-                        sizes.concurrentMessages,
-                        startAt,
-                        sizes.concurrentSeconds,
-                        10_000,
-                    ),
-                    daemon=True,
-                )
-                process.start()
-                childEnd.close()
-                processes.append(process)
-                pipes.append(parentEnd)
-            merged = LoadResult()
-            cpuBefore = server.cpuSeconds()
-            try:
-                for pipe in pipes:
-                    if not pipe.poll(sizes.concurrentSeconds + 90):
-                        raise BenchmarkError("a load generator did not report in time")
-                    part: LoadResult = pipe.recv()
-                    merged.messages += part.messages
-                    merged.sessions += part.sessions
-                    merged.octets += part.octets
-                    merged.latencies += part.latencies
-                    merged.errors += part.errors
-                    merged.end = max(merged.end, part.end)
-                    merged.cpuSeconds += part.cpuSeconds
-                cpu = (server.cpuSeconds() - cpuBefore) / (merged.end - startAt)
-            finally:
-                for process in processes:
-                    process.join(10)
-                    if process.is_alive():
-                        process.terminate()
-                        process.join(5)
-        if merged.errors:
-            raise BenchmarkError(f"{merged.errorCount} client errors, first: {merged.errors[0]}")
+            merged, startAt, cpuByProcess = _runLoad(ctx, server, clients)
         elapsed = merged.end - startAt
+        cpu = sum(cpuByProcess.values()) / elapsed
         rate = merged.messages / elapsed
         p50 = percentile(merged.latencies, 0.50) * 1000
         p99 = percentile(merged.latencies, 0.99) * 1000
@@ -1211,6 +1274,165 @@ def measurePenalty(ctx: Context) -> dict[str, Any]:
 # The report.
 
 
+# 9. Worker processes (--workers).
+
+#: The --workers settings compared by the workers measurement; 1 is the one process.
+WORKER_SETTINGS = ("1", "2", "auto")
+
+#: The clients of the workers measurement's message rate.
+WORKER_CLIENTS = 200
+
+#: The listen backlog of the workers measurement's servers.  Its 200 clients connect
+#: within 0.1 s; on a contended machine that overflows Twisted's default of 50, and the
+#: client of a dropped handshake, waiting for the greeting, hears nothing until a SYN-ACK
+#: retransmission finds room (up to 31 s later): a figure of the machine, not the server.
+WORKER_BACKLOG = 1024
+
+
+def _workerShares(cpu: dict[int, float], parent: int) -> dict[str, Any]:
+    """
+    The CPU seconds of the parent and of each worker, and each worker's share of the
+    server's CPU time (parent and workers).
+    """
+    total = sum(cpu.values())
+    workers = {pid: seconds for pid, seconds in cpu.items() if pid != parent}
+    return {
+        "parent_cpu_seconds": cpu.get(parent, 0.0),
+        "worker_cpu_seconds": sorted(workers.values(), reverse=True),
+        "worker_cpu_shares": sorted(
+            (seconds / total if total else 0.0 for seconds in workers.values()), reverse=True
+        ),
+    }
+
+
+def measureWorkers(ctx: Context) -> dict[str, Any]:
+    """
+    Sessions/s and the message rate of 200 clients with --workers 1, 2 and auto, with
+    the server's CPU per session and per message and each worker's CPU time.
+    """
+    results: dict[str, Any] = {}
+    for setting in WORKER_SETTINGS:
+        figures: dict[str, Any] = {"workers": setting}
+        with runningServer(
+            ctx, f"workers-{setting}-sessions", workers=setting, backlog=WORKER_BACKLOG
+        ) as server:
+            before = server.cpuByProcess()
+            rate = _sessionRate(ctx, server, "plain", server.port)
+            after = server.cpuByProcess()
+            cpu = {pid: seconds - before.get(pid, 0.0) for pid, seconds in after.items()}
+            figures["sessions"] = {**rate, **_workerShares(cpu, server.pid)}
+        with runningServer(
+            ctx, f"workers-{setting}-messages", workers=setting, backlog=WORKER_BACKLOG
+        ) as server:
+            clients = min(WORKER_CLIENTS, len(ctx.data.concurrentUsers))
+            merged, startAt, cpu = _runLoad(ctx, server, clients)
+            elapsed = merged.end - startAt
+            serverCpu = sum(cpu.values())
+            figures["messages"] = {
+                "clients": clients,
+                "messages": merged.messages,
+                "seconds": elapsed,
+                "messages_per_second": merged.messages / elapsed,
+                "server_cpu_fraction": serverCpu / elapsed,
+                "server_cpu_us_per_message": serverCpu / merged.messages * 1e6,
+                "clients_cpu_fraction": merged.cpuSeconds / elapsed,
+                "retr_p50_ms": percentile(merged.latencies, 0.50) * 1000,
+                "retr_p99_ms": percentile(merged.latencies, 0.99) * 1000,
+                **_workerShares(cpu, server.pid),
+            }
+        sessions, messages = figures["sessions"], figures["messages"]
+        log(
+            f"workers {setting}: {sessions['sessions_per_second']:.0f} sessions/s "
+            f"({sessions['server_cpu_ms_per_session']:.2f} ms server CPU each), "
+            f"{messages['messages_per_second']:.0f} msgs/s with {messages['clients']} clients "
+            f"({messages['server_cpu_us_per_message']:.0f} us server CPU each); worker shares "
+            + ", ".join(f"{share:.0%}" for share in messages["worker_cpu_shares"])
+        )
+        results[setting] = figures
+    one = results["1"]["messages"]["server_cpu_us_per_message"]
+    for cores in (8, 16):
+        # All cores serving, clients elsewhere: the rate the measured CPU per message allows.
+        results[f"projected_{cores}_cores_messages_per_second"] = {
+            setting: cores / (results[setting]["messages"]["server_cpu_us_per_message"] / 1e6)
+            for setting in WORKER_SETTINGS
+        }
+    results["one_process_cpu_us_per_message"] = one
+    return results
+
+
+def _workerRows(workers: dict[str, Any] | None) -> list[tuple[str, str, str, str, str, str]]:
+    """
+    The table rows of the workers measurement, with the issue's targets.
+    """
+    if not workers:
+        return []
+    rows = []
+    one = workers["1"]
+    for setting in WORKER_SETTINGS:
+        figures = workers[setting]
+        sessions, messages = figures["sessions"], figures["messages"]
+        shares = messages["worker_cpu_shares"]
+        several = setting != "1" and len(shares) > 1
+        rows.append(
+            (
+                f"--workers {setting}: sessions/s (server CPU per session)",
+                f"{sessions['sessions_per_second']:,.0f} "
+                f"({sessions['server_cpu_ms_per_session']:.2f} ms)",
+                "",
+                "",
+                "",
+                "",
+            )
+        )
+        rate = messages["messages_per_second"]
+        rows.append(
+            (
+                f"--workers {setting}: {messages['clients']} clients msgs/s",
+                f"{rate:,.0f}",
+                ">= one process" if several else "",
+                "",
+                "",
+                _verdict(rate >= one["messages"]["messages_per_second"]) if several else "",
+            )
+        )
+        perMessage = messages["server_cpu_us_per_message"]
+        reference = one["messages"]["server_cpu_us_per_message"]
+        rows.append(
+            (
+                f"--workers {setting}: server CPU per message",
+                f"{perMessage:.0f} us ({perMessage / reference - 1:+.0%})",
+                "within 15% of one process" if several else "",
+                "",
+                "",
+                _verdict(perMessage <= reference * 1.15) if several else "",
+            )
+        )
+        if several:
+            rows.append(
+                (
+                    f"--workers {setting}: each worker's share of server CPU",
+                    " / ".join(f"{share:.0%}" for share in shares),
+                    ">= 30% each",
+                    "",
+                    "",
+                    _verdict(min(shares) >= 0.30),
+                )
+            )
+    for cores in (8, 16):
+        projected = workers[f"projected_{cores}_cores_messages_per_second"]
+        rows.append(
+            (
+                f"projected msgs/s on {cores} cores (from CPU per message)",
+                " / ".join(f"{projected[setting]:,.0f}" for setting in WORKER_SETTINGS),
+                "",
+                "",
+                "",
+                "",
+            )
+        )
+    return rows
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -1430,6 +1652,7 @@ def table(results: dict[str, Any], sizes: Sizes) -> str:
                 _verdict(penalty["added_p99_ms"] < 50),
             )
         )
+    rows += _workerRows(results.get("workers"))
     header = ("Measurement", "pop3kit", "Target", "Dovecot 2.3", "twisted.mail", "Met")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [
@@ -1451,6 +1674,7 @@ RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "implicit-tls-sessions": measureImplicitTLSSessions,
     "penalty-latency": measurePenalty,
     "crowd": measureCrowd,
+    "workers": measureWorkers,
 }
 
 
@@ -1483,6 +1707,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="maildir",
         help="serve Maildirs (default) or one mbox file per user",
     )
+    parser.add_argument(
+        "--workers",
+        metavar="N",
+        help="start every server with --workers N (a number or auto; default: one process)",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     sizes = QUICK if args.quick else FULL
@@ -1500,7 +1729,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Any] = {}
     try:
         data = buildData(workdir, sizes, selected, args.storage)
-        ctx = Context(data, sizes, workdir, args.profile)
+        ctx = Context(data, sizes, workdir, args.profile, args.workers)
         for name in selected:
             log(f"--- {name}")
             results[name] = RUNNERS[name](ctx)

@@ -1,24 +1,34 @@
 """
-In-process maildrop locks and login bookkeeping.
+Maildrop locks and login bookkeeping.
 
 L{InProcessLocker} and L{InProcessLoginHistory} keep their state in the memory of one
-server process.  They are the defaults; a deployment that runs several server processes
-against the same storage plugs in implementations of L{IMaildropLocker} and
-L{ILoginHistory} that share their state (a lock file, a database, ...).
+server process.  They are the defaults of an embedded server; a deployment that runs
+several server processes against the same storage plugs in implementations of
+L{IMaildropLocker} and L{ILoginHistory} that share their state.
+
+L{FileLocker} is such a locker for maildrops on a file system: it holds a POSIX record
+lock (C{fcntl}) on a lock file, which the kernel releases when the holding process dies,
+and which NFSv4 (and NFSv3 with the lock manager) carries to the other hosts.
+C{twistd pop3kit} uses it for its Maildirs.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
+from collections.abc import Callable
 from typing import TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 from zope.interface import implementer
 
-from pop3kit.errors import MaildropInUse
+from pop3kit.errors import MaildropInUse, TemporaryFailure
 from pop3kit.interfaces import ILoginHistory, IMaildropLock, IMaildropLocker
 
-__all__ = ["DEFAULT_MAX_ENTRIES", "InProcessLocker", "InProcessLoginHistory"]
+__all__ = ["DEFAULT_MAX_ENTRIES", "FileLocker", "InProcessLocker", "InProcessLoginHistory"]
 
 
 @implementer(IMaildropLock)
@@ -82,6 +92,122 @@ class InProcessLocker:
         """
         if self._held.get(avatarId) is lock:
             del self._held[avatarId]
+
+
+#: The C{errno} values with which a non-blocking C{fcntl} lock is refused because another
+#: process holds a conflicting lock (POSIX allows either).
+_HELD_ELSEWHERE = frozenset({errno.EACCES, errno.EAGAIN})
+
+
+@implementer(IMaildropLock)
+class _FileLock:
+    """
+    A lock handed out by L{FileLocker}: an open lock file with a POSIX write lock on it,
+    and the in-process lock that keeps the other sessions of this process out.
+    """
+
+    def __init__(self, fd: int, inProcess: IMaildropLock, path: str) -> None:
+        self._fd: int | None = fd
+        self._inProcess = inProcess
+        self._path = path
+
+    def __repr__(self) -> str:
+        state = "released" if self._fd is None else "held"
+        return f"<{type(self).__name__} {self._path!r} {state}>"
+
+    def release(self) -> Deferred[None]:
+        """
+        Release the lock: closing the lock file drops the record lock; releasing twice
+        is harmless.
+        """
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            finally:
+                self._inProcess.release()
+        return succeed(None)
+
+
+@implementer(IMaildropLocker)
+class FileLocker:
+    """
+    Exclusive maildrop locks that hold across processes and hosts: a POSIX record lock
+    (C{fcntl.lockf}, that is C{fcntl(F_SETLK)}) on a lock file, taken without waiting.
+
+    Why record locks: the kernel drops them when the process that holds them dies, even
+    by C{SIGKILL}, so no stale lock outlives a crashed server; and they are the locks NFS
+    carries to the server (natively in NFSv4, through C{lockd} in NFSv3), so sessions on
+    different hosts sharing the storage exclude each other.  C{flock} locks are only
+    emulated with record locks over NFS by recent Linux kernels and stay local elsewhere;
+    dot-lock files survive a crash.
+
+    Record locks belong to a process, not to an open file: two sessions of one process
+    would not exclude each other, and closing I{any} descriptor of the lock file drops the
+    process's lock on it.  So each lock is first taken in an in-process table
+    (L{InProcessLocker}), which guarantees that one process opens a lock file at most
+    once at a time, and nothing else in the server opens it.
+
+    Delivery takes no lock: a Maildir is safe to deliver into while it is read.  The lock
+    only keeps two POP3 sessions from serving (and expunging) one maildrop at once.
+
+    Opening and locking the file happen inline, in the reactor thread: both are a single
+    system call that does not wait for another lock holder.  On a hung NFS server they
+    block like any other file access of the session would.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        lockPath: Callable[[str], str],
+        inProcess: IMaildropLocker | None = None,
+    ) -> None:
+        """
+        @param lockPath: Gives the lock file of a maildrop from its
+            L{maildropId <pop3kit.interfaces.IMailbox.maildropId>}; for a Maildir, a file
+            inside it (L{pop3kit.backends.maildir.maildirLockPath}).  The file is created
+            (mode 0600) if missing and never removed: removing it would let a second
+            process lock a new file while the first still holds the old one.
+        @param inProcess: The in-process lock table taken first; a new
+            L{InProcessLocker} by default.
+        """
+        self._lockPath = lockPath
+        self._inProcess = InProcessLocker() if inProcess is None else inProcess
+
+    def acquire(self, avatarId: str) -> Deferred[IMaildropLock]:
+        """
+        Lock the maildrop C{avatarId}, in this process and then in the file system.
+
+        @return: A L{Deferred} firing with the lock, or failing with
+            L{pop3kit.errors.MaildropInUse} when another session, of this or any other
+            process, holds it, or with L{pop3kit.errors.TemporaryFailure} when the lock
+            file cannot be opened or locked.
+        """
+        return self._inProcess.acquire(avatarId).addCallback(self._lockFile, avatarId)
+
+    def _lockFile(self, inProcess: IMaildropLock, avatarId: str) -> IMaildropLock:
+        try:
+            path = self._lockPath(avatarId)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except OSError as e:
+            inProcess.release()
+            self.log.error(
+                "Cannot open the lock file of {maildrop}: {error}",
+                maildrop=avatarId,
+                error=e.strerror,
+            )
+            raise TemporaryFailure(f"cannot lock maildrop ({e.strerror})") from None
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            inProcess.release()
+            if e.errno in _HELD_ELSEWHERE:
+                raise MaildropInUse() from None
+            self.log.error("Cannot lock {path}: {error}", path=path, error=e.strerror or str(e))
+            raise TemporaryFailure(f"cannot lock maildrop ({e.strerror})") from None
+        return _FileLock(fd, inProcess, path)
 
 
 _V = TypeVar("_V")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from twisted.python import usage
 
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit._ssooptions import SSO_PARAMETERS, loadGSSAPI, loadOAuth2
+from pop3kit.backends.maildir import maildirLockPath
 from pop3kit.checkers._plaintext import PlaintextSCRAMSource, withSCRAM
 from pop3kit.checkers.passwdfile import PasswdFileChecker
 from pop3kit.core import (
@@ -33,13 +35,16 @@ from pop3kit.core import (
 from pop3kit.core._connection import MAX_BAD_COMMANDS, MAX_FAILED_LOGINS, MAX_SASL_LINE
 from pop3kit.cred import ChainedChecker
 from pop3kit.delivery import MaildirDelivery
+from pop3kit.interfaces import ILoginHistory
 from pop3kit.limits import (
     DEFAULT_LOGIN_GRACE,
     DEFAULT_LOGIN_WINDOW,
     DEFAULT_MAX_PER_CLIENT,
     DEFAULT_MAX_UNAUTHENTICATED,
+    ConnectionLimiter,
 )
 from pop3kit.lmtp import LMTPFactory
+from pop3kit.locking import FileLocker
 from pop3kit.policy import MINIMUM_TIMEOUT, InvalidPolicy, ServerPolicy
 from pop3kit.proxy import PROXY_PREFIX, isProxied, proxyEndpointFromString
 from pop3kit.sasl import SERVER_MECHANISMS
@@ -288,6 +293,20 @@ class Options(usage.Options, AuthOptionMixin):
             "Serve Prometheus metrics over HTTP on this Twisted endpoint, e.g. "
             "tcp:9110:interface=127.0.0.1.",
         ],
+        [
+            "workers",
+            None,
+            "1",
+            "Worker processes serving the listeners, sharing locks, penalties, LOGIN-DELAY "
+            "and connection caps: a number, or auto (one per core).",
+        ],
+        [
+            "drain-timeout",
+            None,
+            30.0,
+            "With --workers: seconds the sessions may run after SIGTERM before they are closed.",
+            float,
+        ],
     ]
     optFlags = [
         ["apop", None, "Offer APOP (needs a checker with reversibly stored passwords)."],
@@ -312,6 +331,14 @@ class Options(usage.Options, AuthOptionMixin):
 
         print(f"pop3kit {__version__} (Twisted {twisted.__version__})")
         raise SystemExit(0)
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse the plugin's command line, keeping it for the worker processes of
+        C{--workers}, which parse it again.
+        """
+        self["arguments"] = list(sys.argv[1:] if options is None else options)
+        super().parseOptions(options)  # type: ignore[no-untyped-call]
 
     def opt_listen(self, description: str) -> None:
         """
@@ -339,6 +366,12 @@ class Options(usage.Options, AuthOptionMixin):
         self["gssapi"], self["oauth2"] = loadGSSAPI(self), loadOAuth2(self)
         if self["expire"] is not None:
             self["expire"] = _parseExpire(self["expire"])
+        from pop3kit.workers import workerCount
+
+        try:
+            self["workers"] = workerCount(str(self["workers"]))
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
         if self["sasl"] is not None:
             self["sasl"] = [
                 name.strip().upper() for name in self["sasl"].split(",") if name.strip()
@@ -536,9 +569,19 @@ def _bytesCredentials(checker: ICredentialsChecker) -> ICredentialsChecker:
     return checker
 
 
-def makeFactory(options: Options) -> POP3ServerFactory:
+def makeFactory(
+    options: Options,
+    *,
+    factoryType: type[POP3ServerFactory] = POP3ServerFactory,
+    loginHistory: ILoginHistory | None = None,
+    limiter: ConnectionLimiter | None = None,
+) -> POP3ServerFactory:
     """
     Build the server factory the options describe.
+
+    @param factoryType: L{POP3ServerFactory} or a subclass, to build.
+    @param loginHistory: The login history; the factory's own by default.
+    @param limiter: The connection limiter; the factory's own by default.
     """
     checkers: Sequence[ICredentialsChecker] = [
         withSCRAM(_bytesCredentials(checker)) for checker in options["credCheckers"]
@@ -555,6 +598,13 @@ def makeFactory(options: Options) -> POP3ServerFactory:
     if makeLocker is not None:
         # A backend with a lock of its own (PostgreSQL's advisory locks).
         shared["locker"] = makeLocker()
+    elif isinstance(storage, MaildirStorage):
+        # Maildir sessions of every process and host exclude each other.
+        shared["locker"] = FileLocker(maildirLockPath)
+    if loginHistory is not None:
+        shared["loginHistory"] = loginHistory
+    if limiter is not None:
+        shared["limiter"] = limiter
     state: RedisState | None = options.get("state-service")
     if state is not None:
         from pop3kit.redisstate import (
@@ -571,7 +621,7 @@ def makeFactory(options: Options) -> POP3ServerFactory:
         )
     # Implicit-TLS listeners get the certificate from their endpoint, not the factory.
     tls = None if options["no-stls"] else options["tls"]
-    return POP3ServerFactory(
+    return factoryType(
         Portal(realm, checkers),
         policy=options["policy"],
         tls=tls,
@@ -613,6 +663,25 @@ def _makeLMTPFactory(options: Options, portal: Portal, reactor: IReactorThreads)
     else:
         raise CannotStart(f"--lmtp cannot deliver into {storage.description}")
     return LMTPFactory(delivery)
+
+
+def _addLMTPListeners(
+    options: Options, portal: Portal, reactor: IReactorThreads, service: MultiService
+) -> None:
+    """
+    Add a listener to C{service} for each C{--lmtp} endpoint.
+
+    @raise CannotStart: If an endpoint description is not valid.
+    """
+    if not options["lmtp"]:
+        return
+    lmtp = _makeLMTPFactory(options, portal, reactor)
+    for description in options["lmtp"]:
+        try:
+            endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
+        except (ValueError, TypeError, KeyError, IndexError) as e:
+            raise CannotStart(f"--lmtp {description!r} is not a valid endpoint: {e}") from None
+        _Listener(description, endpoint, lmtp).setServiceParent(service)  # type: ignore[no-untyped-call]
 
 
 def _storageOf(options: Options) -> Storage:
@@ -745,23 +814,36 @@ def _withBacklog(description: str, backlog: int) -> str:
 
 def makeService(options: Options) -> IService:
     """
-    Build the C{twistd pop3kit} service: one listening service per C{--listen}.
+    Build the C{twistd pop3kit} service: one listening service per C{--listen}, or with
+    C{--workers} more than 1, the L{pop3kit.workers.WorkerSupervisor} of the workers that
+    serve them.
 
     @raise CannotStart: If a C{--listen} description is not a valid endpoint, or a
         directory is missing or not a directory (see L{checkLayout}); when the service
         starts, if a port cannot be bound.
     """
     checkLayout(options)
-    factory = makeFactory(options)
     service = MultiService()  # type: ignore[no-untyped-call]
     if _usesDataDir(options):
         _DataDirService(options).setServiceParent(service)  # type: ignore[no-untyped-call]
+    tls: ServerTLS | None = options["tls"]
+    from twisted.internet import reactor
+
+    if options["workers"] > 1:
+        if options["metrics"] is not None:
+            raise CannotStart(
+                "--metrics does not work with --workers yet: each worker counts its own "
+                "sessions; run one process, or scrape the workers' JSON logs"
+            )
+        _workersService(options, reactor).setServiceParent(service)  # type: ignore[no-untyped-call]
+        # LMTP needs no workers: the parent delivers.
+        _addLMTPListeners(options, makeFactory(options).portal, reactor, service)  # type: ignore[arg-type]
+        return service
     state: RedisState | None = options.get("state-service")
     if state is not None:
         # Connects when started (after twistd forked), before the listeners.
         state.setServiceParent(service)  # type: ignore[no-untyped-call]
-    tls: ServerTLS | None = options["tls"]
-    from twisted.internet import reactor
+    factory = makeFactory(options)
 
     listeners = []
     for description in options["listen"]:
@@ -789,17 +871,42 @@ def makeService(options: Options) -> IService:
         listener = _Listener(description, endpoint, factory)
         listener.setServiceParent(service)  # type: ignore[no-untyped-call]
         listeners.append(listener)
-    if options["lmtp"]:
-        lmtp = _makeLMTPFactory(options, factory.portal, reactor)  # type: ignore[arg-type]
-        for description in options["lmtp"]:
-            try:
-                endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
-            except (ValueError, TypeError, KeyError, IndexError) as e:
-                raise CannotStart(f"--lmtp {description!r} is not a valid endpoint: {e}") from None
-            _Listener(description, endpoint, lmtp).setServiceParent(service)  # type: ignore[no-untyped-call]
+    _addLMTPListeners(options, factory.portal, reactor, service)  # type: ignore[arg-type]
     if tls is not None:
         TLSReloadService(tls, reactor).setServiceParent(service)  # type: ignore[arg-type, no-untyped-call]
     if options["metrics"] is not None:
         _metricsService(factory, options["metrics"]).setServiceParent(service)  # type: ignore[no-untyped-call]
     _Announcement(_storageOf(options).description, listeners).setServiceParent(service)  # type: ignore[no-untyped-call]
     return service
+
+
+def _workersService(options: Options, reactor: object) -> IService:
+    """
+    The parent of C{--workers}: it binds the listeners and keeps the state the workers
+    share.
+    """
+    # Imported here: one process needs none of it.
+    from pop3kit._sharedstate import StateKeeperFactory
+    from pop3kit.workers import WorkerSupervisor
+
+    policy: ServerPolicy = options["policy"]
+    Logger().info(
+        "pop3kit serving {storage} on {listen} with {count} workers",
+        storage=_storageOf(options).description,
+        listen=", ".join(options["listen"]),
+        count=options["workers"],
+    )
+    return WorkerSupervisor(
+        reactor,
+        count=options["workers"],
+        listen=[_withBacklog(d, policy.maxUnauthenticated) for d in options["listen"]],
+        arguments=options["arguments"],
+        state=StateKeeperFactory(
+            reactor,  # type: ignore[arg-type]
+            maxUnauthenticated=policy.maxUnauthenticated,
+            maxPerClient=policy.maxPerClient,
+            loginGrace=policy.loginGrace,
+            loginWindow=policy.loginWindow,
+        ),
+        drainTimeout=options["drain-timeout"],
+    )

@@ -54,8 +54,15 @@ PINNED = {
     ],
     "pop3kit.backends.memory": ["MemoryMailbox", "MemoryRealm"],
     "pop3kit.backends.maildir": [
-        "DEFAULT_SIZE_CACHE_ENTRIES", "MaildirMailbox", "MaildirRealm", "SizeCache",
-        "TMP_MAX_AGE", "cleanTmp", "deliver", "mailboxPath",
+        "DEFAULT_SIZE_CACHE_ENTRIES", "LOCK_FILE_NAME", "MaildirMailbox", "MaildirRealm",
+        "SizeCache", "TMP_MAX_AGE", "cleanTmp", "deliver", "mailboxPath", "maildirLockPath",
+    ],
+    "pop3kit.locking": [
+        "DEFAULT_MAX_ENTRIES", "FileLocker", "InProcessLocker", "InProcessLoginHistory",
+    ],
+    "pop3kit.workers": [
+        "DEFAULT_DRAIN_TIMEOUT", "DrainableFactory", "WorkerSupervisor", "bindingDescription",
+        "runWorker", "workerCount", "wrapAdopted",
     ],
     "pop3kit.backends.mbox": [
         "DEFAULT_LOCK_TIMEOUT", "MboxMailbox", "MboxRealm", "expandTemplate",

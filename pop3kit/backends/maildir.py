@@ -58,6 +58,7 @@ from pop3kit.interfaces import IMailbox, IRetrievalLog
 
 __all__ = [
     "DEFAULT_SIZE_CACHE_ENTRIES",
+    "LOCK_FILE_NAME",
     "TMP_MAX_AGE",
     "MaildirMailbox",
     "MaildirRealm",
@@ -65,7 +66,22 @@ __all__ = [
     "cleanTmp",
     "deliver",
     "mailboxPath",
+    "maildirLockPath",
 ]
+
+#: The file inside a Maildir on which L{pop3kit.locking.FileLocker} takes its lock (see
+#: L{maildirLockPath}).  Maildir readers ignore files outside C{new/}, C{cur/} and C{tmp/}.
+LOCK_FILE_NAME = "pop3kit.lock"
+
+
+def maildirLockPath(maildropId: str) -> str:
+    """
+    The lock file of the Maildir whose
+    L{maildropId <pop3kit.interfaces.IMailbox.maildropId>} is C{maildropId} (the real
+    path of the Maildir, as L{MaildirMailbox} gives it): C{<maildir>/pop3kit.lock}, for
+    L{pop3kit.locking.FileLocker}.
+    """
+    return os.path.join(maildropId, LOCK_FILE_NAME)
 
 
 #: How many octets are read or written at a time.
