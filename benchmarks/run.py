@@ -650,18 +650,24 @@ def measureSessions(ctx: Context) -> dict[str, Any]:
 
 
 def _runLoad(
-    ctx: Context, server: Server, clients: int
+    server: Server,
+    users: Sequence[str],
+    messages: int,
+    seconds: float,
+    *,
+    crowd: bool = False,
 ) -> tuple[LoadResult, float, dict[int, float]]:
     """
-    Run C{clients} concurrent clients (in two load-generator processes) against
-    C{server} for C{ctx.sizes.concurrentSeconds}.
+    Run one client per user (in two load-generator processes) against C{server} for
+    C{seconds}, each retrieving C{messages} messages per session.
 
+    @param crowd: All clients at once and none giving up after errors (the C{crowd}
+        measurement), where errors are counted; otherwise the clients are staggered, and
+        any error fails the measurement.
     @return: The merged client results, the start time, and the CPU seconds each server
         process (the server, and its workers if any) used meanwhile.
     """
-    sizes = ctx.sizes
     mp = multiprocessing.get_context("fork")
-    users = ctx.data.concurrentUsers[:clients]
     workers = 2
     startAt = time.time() + 1.0
     processes = []
@@ -675,11 +681,13 @@ def _runLoad(
                 server.port,
                 users[index::workers],
                 PASSWORD,
-                sizes.concurrentMessages,
+                messages,
                 startAt,
-                sizes.concurrentSeconds,
+                seconds,
                 10_000,
             ),
+            # A crowd: no staggering, and no giving up after errors.
+            kwargs={"stagger": 0.0, "maxErrors": None} if crowd else {},
             daemon=True,
         )
         process.start()
@@ -690,8 +698,12 @@ def _runLoad(
     cpuBefore = server.cpuByProcess()
     try:
         for pipe in pipes:
-            if not pipe.poll(sizes.concurrentSeconds + 90):
-                raise BenchmarkError("a load generator did not report in time")
+            if not pipe.poll(seconds + 120):
+                if not crowd:
+                    raise BenchmarkError("a load generator did not report in time")
+                merged.errors.append("a load generator did not report in time")
+                merged.errorCount += 1
+                continue
             part: LoadResult = pipe.recv()
             merged.messages += part.messages
             merged.sessions += part.sessions
@@ -699,7 +711,10 @@ def _runLoad(
             merged.latencies += part.latencies
             merged.errors += part.errors
             merged.errorCount += part.errorCount
+            for kind, count in part.errorKinds.items():
+                merged.errorKinds[kind] = merged.errorKinds.get(kind, 0) + count
             merged.end = max(merged.end, part.end)
+            merged.firstSessionSeconds = max(merged.firstSessionSeconds, part.firstSessionSeconds)
             merged.cpuSeconds += part.cpuSeconds
         cpuAfter = server.cpuByProcess()
     finally:
@@ -708,7 +723,7 @@ def _runLoad(
             if process.is_alive():
                 process.terminate()
                 process.join(5)
-    if merged.errors:
+    if merged.errors and not crowd:
         raise BenchmarkError(f"{merged.errorCount} client errors, first: {merged.errors[0]}")
     cpu = {pid: seconds - cpuBefore.get(pid, 0.0) for pid, seconds in cpuAfter.items()}
     return merged, startAt, cpu
@@ -719,7 +734,12 @@ def measureConcurrent(ctx: Context) -> dict[str, Any]:
     sizes = ctx.sizes
     for clients in sizes.concurrentClients:
         with runningServer(ctx, f"concurrent-{clients}") as server:
-            merged, startAt, cpuByProcess = _runLoad(ctx, server, clients)
+            merged, startAt, cpuByProcess = _runLoad(
+                server,
+                ctx.data.concurrentUsers[:clients],
+                sizes.concurrentMessages,
+                sizes.concurrentSeconds,
+            )
         elapsed = merged.end - startAt
         cpu = sum(cpuByProcess.values()) / elapsed
         rate = merged.messages / elapsed
@@ -759,60 +779,12 @@ def measureCrowd(ctx: Context) -> dict[str, Any]:
     """
     results: dict[str, Any] = {}
     sizes = ctx.sizes
-    mp = multiprocessing.get_context("fork")
     for clients in sizes.crowdClients:
         users = ctx.data.crowdUsers[:clients]
         with runningServer(ctx, f"crowd-{clients}", defaults=True) as server:
-            workers = 2
-            startAt = time.time() + 1.0
-            processes = []
-            pipes = []
-            for index in range(workers):
-                parentEnd, childEnd = mp.Pipe(duplex=False)
-                process = mp.Process(
-                    target=loadWorker,
-                    args=(
-                        childEnd,
-                        server.port,
-                        users[index::workers],
-                        PASSWORD,
-                        sizes.crowdMessages,
-                        startAt,
-                        sizes.crowdSeconds,
-                        10_000,
-                    ),
-                    # All at once: no staggering, and no giving up after errors.
-                    kwargs={"stagger": 0.0, "maxErrors": None},
-                    daemon=True,
-                )
-                process.start()
-                childEnd.close()
-                processes.append(process)
-                pipes.append(parentEnd)
-            merged = LoadResult()
-            try:
-                for pipe in pipes:
-                    if not pipe.poll(sizes.crowdSeconds + 120):
-                        merged.errors.append("a load generator did not report in time")
-                        merged.errorCount += 1
-                        continue
-                    part: LoadResult = pipe.recv()
-                    merged.messages += part.messages
-                    merged.sessions += part.sessions
-                    merged.errors += part.errors
-                    merged.errorCount += part.errorCount
-                    for kind, count in part.errorKinds.items():
-                        merged.errorKinds[kind] = merged.errorKinds.get(kind, 0) + count
-                    merged.end = max(merged.end, part.end)
-                    merged.firstSessionSeconds = max(
-                        merged.firstSessionSeconds, part.firstSessionSeconds
-                    )
-            finally:
-                for process in processes:
-                    process.join(10)
-                    if process.is_alive():
-                        process.terminate()
-                        process.join(5)
+            merged, startAt, _ = _runLoad(
+                server, users, sizes.crowdMessages, sizes.crowdSeconds, crowd=True
+            )
         elapsed = max(merged.end - startAt, 1e-9)
         rate = merged.sessions / elapsed
         log(
@@ -1325,7 +1297,12 @@ def measureWorkers(ctx: Context) -> dict[str, Any]:
             ctx, f"workers-{setting}-messages", workers=setting, backlog=WORKER_BACKLOG
         ) as server:
             clients = min(WORKER_CLIENTS, len(ctx.data.concurrentUsers))
-            merged, startAt, cpu = _runLoad(ctx, server, clients)
+            merged, startAt, cpu = _runLoad(
+                server,
+                ctx.data.concurrentUsers[:clients],
+                ctx.sizes.concurrentMessages,
+                ctx.sizes.concurrentSeconds,
+            )
             elapsed = merged.end - startAt
             serverCpu = sum(cpu.values())
             figures["messages"] = {
