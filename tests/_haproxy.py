@@ -6,7 +6,6 @@ loopback ports, the PROXY protocol version 2 to its servers, stopped by its proc
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -16,7 +15,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from tests._redis import freePort
-from tests._tools import requireTool
+from tests._tools import requireTool, stopProcess
 
 
 class HAProxy:
@@ -89,13 +88,7 @@ class HAProxy:
 
     def _stop(self) -> None:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stopProcess(process)
 
     async def start(self) -> None:
         """

@@ -22,7 +22,7 @@ import tempfile
 import time
 import uuid
 
-from tests._tools import missingTool
+from tests._tools import missingTool, stopProcess
 
 #: Where Debian installs the server programs (not on C{PATH}).
 _BINARIES = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
@@ -129,13 +129,7 @@ class PostgreSQLServer:
         Stop the server (fast shutdown, then SIGKILL) by its process id, and remove its
         files.
         """
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stopProcess(self.process, signal.SIGINT, 15)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

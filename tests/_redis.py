@@ -14,7 +14,7 @@ import time
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
-from tests._tools import requireTool
+from tests._tools import requireTool, stopProcess
 
 
 def freePort() -> int:
@@ -99,13 +99,7 @@ class RedisServer:
 
     def _stop(self) -> None:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stopProcess(process)
 
     async def start(self) -> None:
         """

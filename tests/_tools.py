@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 from collections.abc import Callable, Mapping
 from typing import NoReturn
 
@@ -87,3 +89,20 @@ def requireTool(
         if problem is not None:
             missingTool(f"{problem} (Debian package {package})", environ)
     return path
+
+
+def stopProcess(
+    process: subprocess.Popen[bytes] | None, stopSignal: int = signal.SIGTERM, wait: float = 10
+) -> None:
+    """
+    Stop a program the tests started, by its process id: C{stopSignal}, then SIGKILL if it
+    has not exited within C{wait} seconds.  Does nothing for L{None} or an exited process.
+    """
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(stopSignal)
+    try:
+        process.wait(wait)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
