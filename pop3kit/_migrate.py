@@ -6,7 +6,8 @@ them by UIDL) do not download everything again after the move.
 
 Sources and destinations are C{maildir:ROOT} (one Maildir per user under C{ROOT}) and
 C{postgresql://...} (a libpq connection string; the schema must exist: C{pop3kit storage
-init}).  The copy is idempotent and resumable: a message whose UIDL the destination
+init}); C{mbox:TEMPLATE} (one mbox file per user, e.g. C{mbox:/var/mail/%u}) is a
+source.  The copy is idempotent and resumable: a message whose UIDL the destination
 maildrop already holds is skipped, so an interrupted run is simply run again.  Nothing is
 removed from the source.
 
@@ -15,8 +16,10 @@ This is a command, not part of the server: it blocks, and runs without a reactor
 
 from __future__ import annotations
 
+import glob
 import io
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -135,6 +138,63 @@ class _MaildirEnd:
         return renamed
 
 
+class _MboxEnd:
+    """
+    One mbox file per user, at a path template with C{%u} (C{mbox:/var/mail/%u}): a
+    source only.  Its UIDLs are those the mbox backend serves, so clients that read the
+    mbox through pop3kit keep theirs.
+    """
+
+    def __init__(self, template: str) -> None:
+        from pop3kit.backends.mbox import _checkTemplate
+
+        try:
+            _checkTemplate(template)
+        except ValueError as e:
+            raise ExitError(f"mbox:{template}: {e}") from None
+        if "%n" in template or "%d" in template:
+            raise ExitError(f"mbox:{template}: migrate finds users by %u only")
+        self._template = template
+        head, _, tail = template.partition("%u")
+        self._pattern = re.compile(re.escape(head) + r"(?P<user>[^/]+)" + re.escape(tail) + "$")
+        self._glob = glob.escape(head) + "*" + glob.escape(tail)
+        self._mailboxes: dict[str, Any] = {}
+
+    def _mailbox(self, user: str) -> Any:
+        from pop3kit.backends.mbox import MboxMailbox, expandTemplate
+
+        if user not in self._mailboxes:
+            self._mailboxes[user] = MboxMailbox(expandTemplate(self._template, user))
+        return self._mailboxes[user]
+
+    def _now(self, d: Deferred[Any], user: str) -> Any:
+        try:
+            return _result(d)
+        except AssertionError:
+            raise ExitError(
+                f"the mbox of {user} is locked by another program: try again later"
+            ) from None
+
+    def users(self) -> list[str]:
+        users = []
+        for path in sorted(glob.glob(self._glob)):
+            match = self._pattern.match(path)
+            if match is not None and os.path.isfile(path):
+                users.append(match.group("user"))
+        return users
+
+    def listing(self, user: str) -> list[MessageInfo]:
+        return list(self._now(self._mailbox(user).listMessages(), user))
+
+    def read(self, user: str, uid: str) -> bytes:
+        with self._now(self._mailbox(user).openMessage(uid), user) as f:
+            data: bytes = f.read()
+            return data
+
+    def store(self, user: str, messages: list[tuple[str, bytes]]) -> list[tuple[str, str]]:
+        raise ExitError("an mbox is a migration source only: migrate into maildir: or postgresql:")
+
+
 class _PostgreSQLEnd:
     """
     A pop3kit database.
@@ -190,18 +250,25 @@ class _PostgreSQLEnd:
         return []
 
 
-def openEnd(description: str) -> _End:
+def openEnd(description: str, destination: bool = False) -> _End:
     """
     The storage a C{migrate} argument names.
 
-    @raise ExitError: If it names no storage this command knows, or cannot be opened.
+    @param destination: Whether messages are to be written there.
+    @raise ExitError: If it names no storage this command knows (as a destination, if
+        C{destination}), or cannot be opened.
     """
+    if destination and description.startswith("mbox:"):
+        raise ExitError("an mbox is a migration source only: migrate into maildir: or postgresql:")
     if description.startswith("maildir:"):
         return _MaildirEnd(description.removeprefix("maildir:"))
     if description.startswith(("postgresql://", "postgres://")):
         return _PostgreSQLEnd(description)
+    if description.startswith("mbox:"):
+        return _MboxEnd(os.path.abspath(description.removeprefix("mbox:")))
     raise ExitError(
-        f"unknown storage {description!r}: give maildir:ROOT or postgresql://USER@HOST/DB"
+        f"unknown storage {description!r}: give maildir:ROOT, mbox:TEMPLATE (a source) or "
+        "postgresql://USER@HOST/DB"
     )
 
 

@@ -213,7 +213,8 @@ def _storageInit(args: argparse.Namespace) -> int:
 def _migrate(args: argparse.Namespace) -> int:
     from pop3kit._migrate import migrate, openEnd
 
-    report = migrate(openEnd(args.source), openEnd(args.destination), progress=not args.quiet)
+    source = openEnd(args.source)
+    report = migrate(source, openEnd(args.destination, destination=True), progress=not args.quiet)
     print(f"{report.copied} messages copied, {report.skipped} already there")
     for old, new in report.renamed or []:
         print(f"UIDL {old!r} cannot be kept in a Maildir file name; now {new!r}", file=sys.stderr)
@@ -451,7 +452,9 @@ def _makeParser() -> argparse.ArgumentParser:
         "migrate",
         help="copy every maildrop from one store to another, keeping UIDLs (resumable)",
     )
-    migrateCommand.add_argument("source", help="maildir:ROOT or postgresql://...")
+    migrateCommand.add_argument(
+        "source", help="maildir:ROOT, mbox:TEMPLATE (e.g. mbox:/var/mail/%%u) or postgresql://..."
+    )
     migrateCommand.add_argument("destination", help="maildir:ROOT or postgresql://...")
     migrateCommand.add_argument("-q", "--quiet", action="store_true", help="no progress")
     migrateCommand.set_defaults(handler=_migrate)

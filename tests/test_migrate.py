@@ -15,8 +15,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from pop3kit._migrate import migrate, openEnd
 from pop3kit.backends.maildir import MaildirMailbox, deliver
+from pop3kit.backends.mbox import MboxMailbox
 from pop3kit.cli import main
 from tests._postgres import postgresql
+from tests.test_backend_mbox import appendTo
 
 MESSAGES = {
     "alice": [b"Subject: one\n\nfirst\n", b"Subject: two\r\n\r\n.dot\r\n", b""],
@@ -110,9 +112,37 @@ class MigrateTests(SynchronousTestCase):
         self.assertEqual(status, 1)
         self.assertEqual(
             err,
-            "pop3kit: error: unknown storage 'imap://x': give maildir:ROOT or "
-            "postgresql://USER@HOST/DB\n",
+            "pop3kit: error: unknown storage 'imap://x': give maildir:ROOT, mbox:TEMPLATE "
+            "(a source) or postgresql://USER@HOST/DB\n",
         )
+
+    def test_fromMbox(self) -> None:
+        """
+        From mbox files (a source), each user's messages arrive with the UIDLs the mbox
+        backend serves, as delivered, and an mbox is refused as a destination.
+        """
+        spool = self.mktemp()
+        os.makedirs(spool)
+        for user, messages in MESSAGES.items():
+            appendTo(os.path.join(spool, user), *[m for m in messages if m])
+        served: dict[str, list[tuple[str, bytes]]] = {}
+        for user in MESSAGES:
+            mailbox = MboxMailbox(os.path.join(spool, user))
+            listing = migrateResult(mailbox.listMessages())
+            served[user] = [
+                (info.uid, migrateResult(mailbox.openMessage(info.uid)).read()) for info in listing
+            ]
+        status, out, _ = self.run_("migrate", "-q", f"mbox:{spool}/%u", self.dsn)
+        self.assertEqual((status, out), (0, "3 messages copied, 0 already there\n"))
+        database = openEnd(self.dsn)
+        for user, expected in served.items():
+            self.assertEqual(
+                [(info.uid, database.read(user, info.uid)) for info in database.listing(user)],
+                expected,
+            )
+        status, _, err = self.run_("migrate", self.dsn, f"mbox:{spool}/%u")
+        self.assertEqual(status, 1)
+        self.assertIn("an mbox is a migration source only", err)
 
     def test_initAgain(self) -> None:
         """
