@@ -81,6 +81,29 @@ class SessionLog:
     @ivar sessionId: A random identifier of the session, in every event of it.
     """
 
+    __slots__ = (
+        "_clock",
+        "_deleted",
+        "_expunge",
+        "_expungeSeconds",
+        "_firstByte",
+        "_local",
+        "_log",
+        "_loginStarted",
+        "_messages",
+        "_peer",
+        "_publisher",
+        "_retrieveStarted",
+        "_retrieved",
+        "_retrievedOctets",
+        "_retrieving",
+        "_started",
+        "_tls",
+        "_tops",
+        "_user",
+        "sessionId",
+    )
+
     def __init__(
         self,
         publisher: AuditPublisher,

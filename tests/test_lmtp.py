@@ -9,8 +9,10 @@ from __future__ import annotations
 import errno
 import os
 import poplib
+import shutil
 import smtplib
 import sys
+import tempfile
 from typing import BinaryIO, cast
 
 from twisted.application.service import MultiService
@@ -421,7 +423,11 @@ class TwistdLMTPTests(TestCase):
         user the passwd-file does not know is refused.
         """
         server = ServerProcess(self)
-        socketPath = os.path.join(server.directory, "lmtp")
+        # AF_UNIX paths are limited to about 100 octets: not under the trial directory,
+        # whose depth depends on where the checkout is.
+        socketDirectory = tempfile.mkdtemp(prefix="pop3kit-lmtp-")
+        self.addCleanup(shutil.rmtree, socketDirectory, True)
+        socketPath = os.path.join(socketDirectory, "lmtp")
         server.start(
             [sys.executable, "-c", TWISTD, "--nodaemon", "--pidfile=", "--logfile", server.logFile],
             [

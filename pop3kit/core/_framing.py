@@ -27,6 +27,12 @@ class LineFramer:
     @ivar maxLength: The longest line accepted, line end included.
     """
 
+    __slots__ = (
+        "_buffer",
+        "_discarding",
+        "maxLength",
+    )
+
     def __init__(self, maxLength: int = MAX_COMMAND_LINE) -> None:
         self.maxLength = maxLength
         self._buffer = b""
