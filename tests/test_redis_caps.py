@@ -5,6 +5,7 @@ connections across front-ends sharing a private C{redis-server}.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,9 +14,10 @@ from twisted.cred.portal import Portal
 from twisted.internet import reactor
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import capturedLogs
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from pop3kit.backends.memory import MemoryRealm
+from pop3kit.limits import ConnectionLimiter
 from pop3kit.redisstate import RedisConnectionLimiter, RedisState
 from pop3kit.server import POP3ServerFactory
 from pop3kit.testing import ConnectedServer
@@ -217,3 +219,44 @@ class SharedCapTests(TestCase):
         self.assertTrue(out.startswith(b"+OK"), out)
         self.assertIn(b"-ERR [SYS/TEMP]", out)
         self.assertTrue(connection.transport.disconnecting)
+
+
+class TapTests(SynchronousTestCase):
+    """
+    C{--state} caps the connections per address across front-ends.
+    """
+
+    def _parse(self, *arguments: str) -> Any:
+        from pop3kit import tap
+
+        options = tap.Options()
+        root = self.mktemp()
+        os.makedirs(root)
+        options.parseOptions(["--maildir-root", root, "--auth", "memory:alice:secret", *arguments])
+        return options
+
+    def test_limiter(self) -> None:
+        """
+        With C{--state} the factory's limiter is a L{RedisConnectionLimiter} with the
+        policy's caps; a limiter given to C{makeFactory} (the workers' shared one) is
+        kept.
+        """
+        from pop3kit import tap
+
+        options = self._parse(
+            *("--state", "redis://127.0.0.1:6390/2", "--max-per-client", "7"),
+        )
+        factory = tap.makeFactory(options)
+        limiter = factory.limiter
+        assert isinstance(limiter, RedisConnectionLimiter)
+        self.assertIs(limiter._state, options["state-service"])
+        self.assertEqual(limiter.maxPerClient, 7)
+        given = ConnectionLimiter(Clock())
+        self.assertIs(tap.makeFactory(options, limiter=given).limiter, given)
+
+    def test_invalidRefresh(self) -> None:
+        """
+        The refresh interval must be positive.
+        """
+        state = RedisState(clock=Clock())
+        self.assertRaises(ValueError, RedisConnectionLimiter, state, refresh=0)
