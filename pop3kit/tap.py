@@ -269,7 +269,8 @@ class Options(usage.Options, AuthOptionMixin):
             None,
             None,
             "Keep maildrop locks, failed-login counts and LOGIN-DELAY history in Redis, "
-            "shared with other front-ends: redis://HOST:PORT/DB (needs pop3kit[redis]).  "
+            "shared with other front-ends, and hold --max-per-client across them: "
+            "redis://HOST:PORT/DB (needs pop3kit[redis]).  "
             "The password: --state-password-file, or $POP3KIT_STATE_PASSWORD.",
         ],
         [
