@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_redis -*-
 """
 Server state shared by several front-ends through Redis: maildrop locks as leases with
-fencing tokens, failed-login counts and LOGIN-DELAY history.
+fencing tokens, failed-login counts, LOGIN-DELAY history and the per-address cap on idle
+connections waiting to log in (L{RedisConnectionLimiter}).
 
 A L{RedisState} is the connection (a service: it connects when started, disconnects when
 stopped); L{RedisLocker} and L{RedisLoginHistory} are the
@@ -34,6 +35,7 @@ This module needs the C{txredisapi} package: C{pip install 'pop3kit[redis]'}.
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
@@ -47,14 +49,24 @@ from zope.interface import implementer
 
 from pop3kit.errors import MaildropInUse, TemporaryFailure
 from pop3kit.interfaces import IFencedMaildropLock, ILoginHistory, IMaildropLock, IMaildropLocker
+from pop3kit.limits import (
+    DEFAULT_LOGIN_GRACE,
+    DEFAULT_LOGIN_WINDOW,
+    DEFAULT_MAX_PER_CLIENT,
+    DEFAULT_MAX_UNAUTHENTICATED,
+    ConnectionLimiter,
+    UnauthenticatedSession,
+)
 
 __all__ = [
+    "DEFAULT_CAP_REFRESH",
     "DEFAULT_FORGET_FAILURES_AFTER",
     "DEFAULT_FORGET_LOGINS_AFTER",
     "DEFAULT_LEASE",
     "DEFAULT_TIMEOUT",
     "PASSWORD_ENVIRONMENT",
     "InvalidStateURL",
+    "RedisConnectionLimiter",
     "RedisLease",
     "RedisLocker",
     "RedisLoginHistory",
@@ -77,6 +89,11 @@ DEFAULT_FORGET_LOGINS_AFTER = 86400.0
 #: Seconds without a failed login after which a client's failures are forgotten (as in
 #: L{pop3kit.locking.InProcessLoginHistory}).
 DEFAULT_FORGET_FAILURES_AFTER = 900.0
+
+#: Seconds between two reports of a front-end's idle connections to Redis; a report is
+#: valid for three of these, so the connections of a front-end that died stop counting
+#: within that.
+DEFAULT_CAP_REFRESH = 2.0
 
 # KEYS[1]: the lock, KEYS[2]: the token counter; ARGV[1]: the lease in milliseconds.
 _ACQUIRE = """
@@ -110,6 +127,42 @@ _RECORD_FAILURE = """
 local count = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return count
+"""
+
+
+# KEYS[1]: a client address's idle connections, a hash of "COUNT EXPIRES" (milliseconds)
+# by front-end; ARGV[1]: this front-end, ARGV[2]: now in milliseconds.  Drops the expired
+# reports and returns the idle connections the other front-ends hold.
+_IDLE_ELSEWHERE = """
+local reports = redis.call('HGETALL', KEYS[1])
+local total = 0
+for i = 1, #reports, 2 do
+    local count, expires = string.match(reports[i + 1], '^(%d+) (%d+)$')
+    if count == nil or tonumber(expires) <= tonumber(ARGV[2]) then
+        redis.call('HDEL', KEYS[1], reports[i])
+    elseif reports[i] ~= ARGV[1] then
+        total = total + tonumber(count)
+    end
+end
+return total
+"""
+
+# KEYS: client addresses' hashes (as above); ARGV[1]: this front-end, ARGV[2]: when the
+# report expires in milliseconds, ARGV[3]: its lifetime in milliseconds, ARGV[3 + i]: the
+# idle connections of KEYS[i] here (0 removes the report).
+_REPORT_IDLE = """
+for i, key in ipairs(KEYS) do
+    local count = tonumber(ARGV[3 + i])
+    if count > 0 then
+        redis.call('HSET', key, ARGV[1], count .. ' ' .. ARGV[2])
+        if redis.call('PTTL', key) < tonumber(ARGV[3]) then
+            redis.call('PEXPIRE', key, ARGV[3])
+        end
+    else
+        redis.call('HDEL', key, ARGV[1])
+    end
+end
+return #KEYS
 """
 
 
@@ -499,3 +552,189 @@ class RedisLoginHistory:
         return self._state.call("set", key, repr(when), expire=self._forgetLogins).addCallback(
             lambda _: None
         )
+
+
+class RedisConnectionLimiter(ConnectionLimiter):
+    """
+    A L{ConnectionLimiter} whose per-address cap on idle connections also counts the idle
+    connections the other front-ends sharing the Redis hold.
+
+    Each front-end keeps its own limiter, which evicts only connections it holds, and
+    reports to Redis, every C{refresh} seconds while it has connections waiting to log
+    in, how many idle ones it holds per client address (a hash per address, one field per
+    front-end, each report valid for three refreshes: a front-end that dies stops
+    counting within that).  When a connection is admitted, the limiter admits it as
+    L{ConnectionLimiter} does, then asks Redis (without waiting: the reactor goes on) how
+    many idle connections of that address the other front-ends hold, and:
+
+      - if they hold C{maxPerClient} or more, the new connection is turned away
+        (L{UnauthenticatedSession.evict}: C{-ERR [SYS/TEMP]}): a front-end cannot close
+        another's connections, and the address already holds its share of idle ones;
+      - otherwise its own idle connections of that address are evicted, the longest idle
+        first, down to C{maxPerClient} less the others' count.
+
+    Connections making progress are not counted, here as in L{ConnectionLimiter}: a crowd
+    behind one address logs in at once on every front-end.  A connection counts for the
+    other front-ends from the first report after it went idle, so the cap holds across
+    front-ends to within C{refresh} seconds.
+
+    When Redis is out of reach the cap holds per front-end (L{ConnectionLimiter}), no
+    connection is turned away for it, and the limiter says so once on the log.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        state: RedisState,
+        *,
+        maxUnauthenticated: int = DEFAULT_MAX_UNAUTHENTICATED,
+        maxPerClient: int = DEFAULT_MAX_PER_CLIENT,
+        loginGrace: float = DEFAULT_LOGIN_GRACE,
+        loginWindow: float = DEFAULT_LOGIN_WINDOW,
+        refresh: float = DEFAULT_CAP_REFRESH,
+        frontend: str | None = None,
+    ) -> None:
+        """
+        @param state: The connection to Redis; its clock is the limiter's.
+        @param maxUnauthenticated: As for L{ConnectionLimiter}; per front-end.
+        @param maxPerClient: As for L{ConnectionLimiter}, across the front-ends.
+        @param loginGrace: As for L{ConnectionLimiter}.
+        @param loginWindow: As for L{ConnectionLimiter}.
+        @param refresh: Seconds between two reports of this front-end's idle connections.
+        @param frontend: This front-end's name in Redis; a random one by default.
+
+        @raise ValueError: As L{ConnectionLimiter}, or if C{refresh} is not positive.
+        """
+        super().__init__(
+            state.clock,
+            maxUnauthenticated=maxUnauthenticated,
+            maxPerClient=maxPerClient,
+            loginGrace=loginGrace,
+            loginWindow=loginWindow,
+        )
+        if not refresh > 0:
+            raise ValueError(f"refresh must be positive, not {refresh!r}")
+        self._state = state
+        self._refresh = refresh
+        self.frontend = uuid.uuid4().hex if frontend is None else frontend
+        # The addresses whose idle count was last reported as more than 0.
+        self._reported: set[str] = set()
+        self._shared = True
+        # Admission checks Redis has not answered yet.
+        self._checking = 0
+        self._reporting = LoopingCall(self._report)
+        self._reporting.clock = state.clock
+
+    def admit(self, session: UnauthenticatedSession, client: str) -> None:
+        """
+        Admit C{session} as L{ConnectionLimiter.admit} does, then check the address's
+        idle connections on the other front-ends (see the class description).
+        """
+        super().admit(session, client)
+        if not self._reporting.running:
+            self._reporting.start(self._refresh, now=False).addErrback(
+                lambda f: self.log.failure("Reporting idle connections to Redis failed", f)
+            )
+        if session not in self._sessions:
+            return
+        now = int(self._clock.seconds() * 1000)
+        checked = self._state.eval(
+            _IDLE_ELSEWHERE, [self._state.key("idle", client)], [self.frontend, now]
+        )
+        self._checking += 1
+        checked.addBoth(self._checked)
+        checked.addCallbacks(
+            lambda elsewhere: self._capShared(session, client, int(elsewhere)), self._failed
+        )
+        checked.addErrback(
+            lambda f: self.log.failure(
+                "Checking the shared cap of {client} failed", f, client=client
+            )
+        )
+
+    def _checked(self, result: object) -> object:
+        self._checking -= 1
+        return result
+
+    def _capShared(self, session: UnauthenticatedSession, client: str, elsewhere: int) -> None:
+        """
+        Apply the cap with C{elsewhere} idle connections of C{client} on other front-ends.
+        """
+        self._sharedAgain()
+        if session not in self._sessions:
+            # Logged in, lost or evicted meanwhile.
+            return
+        if elsewhere >= self._maxPerClient:
+            self._evict(
+                session,
+                f"{elsewhere} idle unauthenticated connections from {client} on other "
+                f"front-ends, at most {self._maxPerClient} in all",
+            )
+            return
+        room = self._maxPerClient - elsewhere
+        idle = self._idleOf(self._byClient.get(client, ()))
+        for victim in idle[: max(0, len(idle) - room)]:
+            if victim in self._sessions:
+                self._evict(
+                    victim,
+                    f"more than {self._maxPerClient} idle unauthenticated connections from "
+                    f"{client} on all front-ends ({elsewhere} on others)",
+                )
+
+    def _failed(self, failure: Any) -> None:
+        """
+        Redis could not be asked: the cap holds on this front-end only, for now.
+        """
+        failure.trap(TemporaryFailure)
+        if self._shared:
+            self._shared = False
+            self.log.warn(
+                "Redis at {state} is out of reach: the per-address cap on idle "
+                "connections holds per front-end until it is back",
+                state=self._state,
+            )
+
+    def _sharedAgain(self) -> None:
+        if not self._shared:
+            self._shared = True
+            self.log.info(
+                "Redis at {state} answers: the per-address cap on idle connections holds "
+                "across front-ends again",
+                state=self._state,
+            )
+
+    def _report(self) -> Deferred[None] | None:
+        """
+        Tell Redis how many idle connections per address this front-end holds; stop
+        reporting once there is nothing left to tell.
+        """
+        counts = {
+            client: len(self._idleOf(sessions)) for client, sessions in self._byClient.items()
+        }
+        for client in self._reported - counts.keys():
+            counts[client] = 0
+        counts = {client: n for client, n in counts.items() if n or client in self._reported}
+        if not counts:
+            if not self._sessions:
+                self._reporting.stop()
+            return None
+        clients = sorted(counts)
+        lifetime = int(self._refresh * 3 * 1000)
+        expires = int(self._clock.seconds() * 1000) + lifetime
+        reported = self._state.eval(
+            _REPORT_IDLE,
+            [self._state.key("idle", client) for client in clients],
+            [self.frontend, expires, lifetime, *(counts[client] for client in clients)],
+        )
+
+        def done(_: object) -> None:
+            self._sharedAgain()
+            self._reported = {client for client in clients if counts[client]}
+
+        def failed(failure: Any) -> None:
+            # The reports in Redis expire by themselves.
+            self._failed(failure)
+            self._reported = set()
+
+        return reported.addCallbacks(done, failed)

@@ -269,7 +269,8 @@ class Options(usage.Options, AuthOptionMixin):
             None,
             None,
             "Keep maildrop locks, failed-login counts and LOGIN-DELAY history in Redis, "
-            "shared with other front-ends: redis://HOST:PORT/DB (needs pop3kit[redis]).  "
+            "shared with other front-ends, and hold --max-per-client across them: "
+            "redis://HOST:PORT/DB (needs pop3kit[redis]).  "
             "The password: --state-password-file, or $POP3KIT_STATE_PASSWORD.",
         ],
         [
@@ -609,6 +610,7 @@ def makeFactory(
     if state is not None:
         from pop3kit.redisstate import (
             DEFAULT_FORGET_LOGINS_AFTER,
+            RedisConnectionLimiter,
             RedisLocker,
             RedisLoginHistory,
         )
@@ -619,6 +621,16 @@ def makeFactory(
             state,
             forgetLoginsAfter=max(DEFAULT_FORGET_LOGINS_AFTER, policy.loginDelay or 0),
         )
+        if limiter is None:
+            # The per-address cap across front-ends.  Workers keep the limiter they share
+            # through their parent: their cap holds per host.
+            shared["limiter"] = RedisConnectionLimiter(
+                state,
+                maxUnauthenticated=policy.maxUnauthenticated,
+                maxPerClient=policy.maxPerClient,
+                loginGrace=policy.loginGrace,
+                loginWindow=policy.loginWindow,
+            )
     # Implicit-TLS listeners get the certificate from their endpoint, not the factory.
     tls = None if options["no-stls"] else options["tls"]
     return factoryType(

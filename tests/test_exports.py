@@ -123,9 +123,10 @@ PINNED = {
         "isProxied", "proxyEndpoint", "proxyEndpointFromString",
     ],
     "pop3kit.redisstate": [
-        "DEFAULT_FORGET_FAILURES_AFTER", "DEFAULT_FORGET_LOGINS_AFTER", "DEFAULT_LEASE",
-        "DEFAULT_TIMEOUT", "PASSWORD_ENVIRONMENT", "InvalidStateURL", "RedisLease",
-        "RedisLocker", "RedisLoginHistory", "RedisState", "parseStateURL",
+        "DEFAULT_CAP_REFRESH", "DEFAULT_FORGET_FAILURES_AFTER", "DEFAULT_FORGET_LOGINS_AFTER",
+        "DEFAULT_LEASE", "DEFAULT_TIMEOUT", "PASSWORD_ENVIRONMENT", "InvalidStateURL",
+        "RedisConnectionLimiter", "RedisLease", "RedisLocker", "RedisLoginHistory",
+        "RedisState", "parseStateURL",
     ],
     "pop3kit.checkers.checkpassword": [
         "DEFAULT_MAX_PROCESSES", "DEFAULT_SUBPROGRAM", "DEFAULT_TIMEOUT", "MAX_INPUT_LENGTH",
