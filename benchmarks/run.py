@@ -231,8 +231,10 @@ class DataSet:
     penalisedUser: str
     unrelatedUser: str
     tls: TLSFiles | None
-    #: C{"maildir"}, or C{"mbox"}: one mbox file per user in L{root}.
+    #: C{"maildir"}, or C{"mbox"}: one mbox file per user in L{root}, or
+    #: C{"postgresql"}: the database L{dsn} of a private PostgreSQL.
     storage: str = "maildir"
+    dsn: str | None = None
 
 
 def buildData(root: Path, sizes: Sizes, needed: Sequence[str], storage: str = "maildir") -> DataSet:
@@ -304,6 +306,17 @@ def buildData(root: Path, sizes: Sizes, needed: Sequence[str], storage: str = "m
         if "retr-large" in needed:
             jobs.append((data.largeUser, messageText(sizes.largeMessageSize, 7)))
         deliverMbox(mailRoot, jobs)
+        log(f"test data ready in {time.perf_counter() - started:.1f} s")
+        return data
+    if storage == "postgresql":
+        from _pgdata import startPostgreSQL, storePostgreSQL
+
+        log("starting a private PostgreSQL, pop3kit storage init ...")
+        data.dsn = startPostgreSQL()
+        log(f"storing {len(jobs)} messages in PostgreSQL ...")
+        if "retr-large" in needed:
+            jobs.append((data.largeUser, messageText(sizes.largeMessageSize, 7)))
+        storePostgreSQL(data.dsn, jobs)
         log(f"test data ready in {time.perf_counter() - started:.1f} s")
         return data
     log(f"delivering {len(jobs)} messages with pop3kit.backends.maildir.deliver ...")
@@ -411,6 +424,8 @@ class Server:
             *(
                 ["--maildir-root", str(data.root)]
                 if data.storage == "maildir"
+                else ["--storage", data.dsn]
+                if data.dsn is not None
                 else ["--storage", f"mbox:{data.root}/%u"]
             ),
             "--auth",
@@ -1691,9 +1706,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--storage",
-        choices=["maildir", "mbox"],
+        choices=["maildir", "mbox", "postgresql"],
         default="maildir",
-        help="serve Maildirs (default) or one mbox file per user",
+        help="serve Maildirs (default), one mbox file per user, or a private PostgreSQL",
     )
     parser.add_argument(
         "--workers",
@@ -1726,6 +1741,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         stopAll()
+        if args.storage == "postgresql":
+            from _pgdata import stopPostgreSQL
+
+            stopPostgreSQL()
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -1733,6 +1752,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"pop3kit benchmark{' (QUICK: small sizes, figures not comparable)' if args.quick else ''}"
         f"{' -- mbox files' if args.storage == 'mbox' else ''}"
+        f"{' -- PostgreSQL' if args.storage == 'postgresql' else ''}"
         f" -- Python {platform.python_version()}, {os.cpu_count()} CPUs, loopback; "
         "clients and server share the CPUs"
     )

@@ -19,17 +19,28 @@ What an MTA needs from it is an exit status it can act on, from C{sysexits.h}:
 
 A passwd-file is in use when C{--passwd FILE} is given, or when the data directory's
 C{passwd} exists (the zero-configuration layout of C{twistd pop3kit}).
+
+With C{--storage SPEC} (the specifications of C{twistd pop3kit --storage}), a storage that
+takes deliveries (one with C{makeDelivery}, such as C{postgresql://...}) gets the message
+through its L{IMaildropDelivery <pop3kit.interfaces.IMaildropDelivery>}
+(L{deliverToStorage}), with the same statuses: 0 once the storage has it durably (the
+database transaction committed), 65 for an empty message, 67 for a user the passwd-file
+does not list (or the storage refuses as unknown), 73 for a storage that can never take
+the message (an unusable specification, a storage without deliveries), 75 for anything
+temporary (the database unreachable, a quota of messages reached).  C{--storage
+maildir:ROOT} is the Maildir delivery above.
 """
 
 from __future__ import annotations
 
 import errno
 import sys
-from typing import BinaryIO, TextIO, cast
+import tempfile
+from typing import Any, BinaryIO, TextIO, cast
 
-from pop3kit._exits import ExitError, ExitStatus, describeOSError
+from pop3kit._exits import ExitError, ExitStatus, describeOSError, errorText
 
-__all__ = ["PERMANENT_ERRNOS", "deliverMessage"]
+__all__ = ["PERMANENT_ERRNOS", "deliverMessage", "deliverToStorage"]
 
 #: The C{errno} values that a later attempt cannot cure: C{deliver} exits with
 #: L{ExitStatus.CANTCREAT} for them, and with L{ExitStatus.TEMPFAIL} for all others.
@@ -128,3 +139,80 @@ def deliverMessage(
     except OSError as e:
         out.write(f"pop3kit: warning: cannot clean up old files of {path}: {describeOSError(e)}\n")
     return delivered
+
+
+def _spoolMessage(message: BinaryIO) -> BinaryIO:
+    """
+    Copy C{message} into a spooled temporary file (in memory up to 1 MiB), rewound.
+
+    @raise ExitError: With L{ExitStatus.TEMPFAIL} if it cannot be read or spooled,
+        L{ExitStatus.DATAERR} if it is empty.
+    """
+    spool = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # noqa: SIM115
+    try:
+        while chunk := message.read(1 << 20):
+            spool.write(chunk)
+        empty = spool.tell() == 0
+        spool.seek(0)
+    except OSError as e:
+        spool.close()
+        raise ExitError(
+            f"cannot read the message: {describeOSError(e)}", ExitStatus.TEMPFAIL
+        ) from None
+    if empty:
+        spool.close()
+        raise ExitError("empty message on standard input", ExitStatus.DATAERR)
+    return cast(BinaryIO, spool)
+
+
+async def deliverToStorage(
+    storage: Any, name: str, message: BinaryIO, passwd: str | None = None
+) -> str:
+    """
+    Deliver C{message} to C{name} through a storage's delivery (C{pop3kit deliver
+    --storage SPEC}), with the exit statuses described above.  Runs on the reactor the
+    storage uses (the global one).
+
+    @param storage: What L{pop3kit.storage.parseStorage} returned; it must have
+        C{makeDelivery(knownUser)} returning an
+        L{IMaildropDelivery <pop3kit.interfaces.IMaildropDelivery>}.
+    @param name: The user (or a recipient address, resolved as LMTP resolves it).
+    @param message: The message, read to its end.
+    @param passwd: The passwd-file in use, if any: C{name} must be in it.
+    @return: The maildrop the message went to.
+    @raise ExitError: With the exit status for the mail transfer agent.
+    """
+    from pop3kit.delivery import UnknownRecipient
+    from pop3kit.errors import PermanentFailure, TemporaryFailure
+
+    makeDelivery = getattr(storage, "makeDelivery", None)
+    if makeDelivery is None:
+        raise ExitError(f"cannot deliver into {storage.description}", ExitStatus.CANTCREAT)
+    _checkUser(name, passwd)
+    spool = _spoolMessage(message)
+    knownUser = None
+    if passwd is not None:
+        from pop3kit.checkers._editing import listUsers
+
+        knownUser = lambda user: user in listUsers(passwd)  # noqa: E731
+    try:
+        delivery = makeDelivery(knownUser)
+        maildrop: str = await delivery.recipient(name)
+        await delivery.deliver(maildrop, spool)
+    except UnknownRecipient as e:
+        raise ExitError(f"no user {name!r}: {e}", ExitStatus.NOUSER) from None
+    except TemporaryFailure as e:
+        raise ExitError(
+            f"cannot deliver into {storage.description}: {e}", ExitStatus.TEMPFAIL
+        ) from None
+    except PermanentFailure as e:
+        raise ExitError(
+            f"cannot deliver into {storage.description}: {e}", ExitStatus.CANTCREAT
+        ) from None
+    except Exception as e:
+        raise ExitError(
+            f"cannot deliver into {storage.description}: {errorText(e)}", ExitStatus.TEMPFAIL
+        ) from None
+    finally:
+        spool.close()
+    return maildrop

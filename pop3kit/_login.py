@@ -21,7 +21,7 @@ from typing import Any, cast
 from twisted.cred.credentials import ICredentials, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
@@ -206,11 +206,16 @@ class Session:
         self._ended = True
         self._release()
 
-    def _release(self) -> None:
+    def _release(self) -> Deferred[None]:
+        """
+        Release the lock and log the avatar out; the L{Deferred} fires (never fails) once
+        the lock is released.
+        """
         lock, self._lock = self._lock, None
         logout, self._logout = self._logout, None
+        released: Deferred[None] = succeed(None)
         if lock is not None:
-            lock.release().addErrback(
+            released = lock.release().addErrback(
                 lambda f: self.log.failure("Releasing the maildrop lock failed", f)
             )
         if logout is not None:
@@ -218,11 +223,15 @@ class Session:
                 logout()
             except Exception:
                 self.log.failure("Avatar logout failed")
+        return released
 
     def expunge(self, uids: Collection[str], retrieved: Collection[str] = ()) -> Deferred[Goodbye]:
         """
         QUIT: remove the messages with these unique-ids (if any), then end the session.
-        The lock is held until they are gone, even if the client leaves meanwhile.
+        The lock is held until they are gone, even if the client leaves meanwhile; the
+        outcome comes once the lock is released, so a client that logs in again right
+        after QUIT's answer finds the maildrop free (a lock held in a database is
+        released by a round trip).
 
         With C{EXPIRE n} or C{EXPIRE NEVER} (L{expire}) and a mailbox that provides
         L{IRetrievalLog}, the messages C{retrieved} are recorded first; with C{EXPIRE n},
@@ -238,6 +247,18 @@ class Session:
         # over.
         lock, self._lock = self._lock, None
         logout, self._logout = self._logout, None
+        try:
+            goodbye = await self._removeMarked(lock, uids, retrieved)
+        finally:
+            self._lock, self._logout = lock, logout
+            self._ended = True
+            released = self._release()
+        await released
+        return goodbye
+
+    async def _removeMarked(
+        self, lock: IMaildropLock | None, uids: Collection[str], retrieved: Collection[str]
+    ) -> Goodbye:
         log = IRetrievalLog(self.mailbox, None)
         if log is None or self._clock is None or self.expire is None or self.expire == 0:
             retrieved = ()
@@ -255,9 +276,6 @@ class Session:
         except Exception:
             self.log.failure("Removing deleted messages failed")
             return Goodbye(TemporaryFailure())
-        finally:
-            self._lock, self._logout = lock, logout
-            self.end()
         return Goodbye()
 
     async def _expire(

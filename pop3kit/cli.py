@@ -180,6 +180,23 @@ def _deliver(args: argparse.Namespace) -> int:
     passwd: str | None = args.passwd
     if passwd is None and os.path.exists(passwdPath(args.data_dir)):
         passwd = passwdPath(args.data_dir)
+    if args.storage is not None:
+        from pop3kit.storage import InvalidStorage, MaildirStorage, parseStorage
+
+        try:
+            storage = parseStorage(args.storage)
+        except InvalidStorage as e:
+            raise ExitError(str(e), ExitStatus.CANTCREAT) from None
+        if isinstance(storage, MaildirStorage):
+            root = storage.root
+        else:
+            from pop3kit import _fetch
+            from pop3kit._deliver import deliverToStorage
+
+            async def work(reactor: Any) -> None:
+                await deliverToStorage(storage, args.name, sys.stdin.buffer, passwd=passwd)
+
+            return _fetch.runInReactor(work)
     deliverMessage(root, args.name, sys.stdin.buffer, passwd=passwd)
     return 0
 
@@ -433,6 +450,12 @@ def _makeParser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="refuse users this passwd-file does not list, with exit status 67 "
         "(default: DATA_DIR/passwd if it exists)",
+    )
+    deliver.add_argument(
+        "--storage",
+        metavar="SPEC",
+        help="deliver into this storage, as twistd pop3kit --storage takes it "
+        "(e.g. postgresql://...; default: the Maildirs)",
     )
     deliver.set_defaults(handler=_deliver)
 

@@ -460,6 +460,31 @@ class SessionTests(SynchronousTestCase):
         self.assertFalse(harness.locker.isLocked(harness.mailbox.maildropId))
         self.assertEqual(harness.realm.activeSessions, {})
 
+    def test_answerAfterRelease(self) -> None:
+        """
+        QUIT's outcome comes once the lock is released, not before: a client that logs
+        in again on QUIT's answer finds the maildrop free.
+        """
+        harness = Harness()
+        login = harness.login()
+        self.successResultOf(login.start(PasswordLogin("alice", b"secret")))
+        session = login.session
+        assert isinstance(session, Session)
+        releasing: Deferred[None] = Deferred()
+
+        @implementer(IMaildropLock)
+        class SlowRelease:
+            maildrop = "alice"
+
+            def release(self) -> Deferred[None]:
+                return releasing
+
+        session._lock = SlowRelease()
+        d = session.expunge({"uid"})
+        self.assertNoResult(d)
+        releasing.callback(None)
+        self.assertEqual(self.successResultOf(d), Goodbye())
+
     def test_expungeFails(self) -> None:
         """
         A failed removal is the outcome's error; an unexpected one is logged and
