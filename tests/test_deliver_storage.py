@@ -249,3 +249,60 @@ class DeliverCommandTests(CLITestCase):
             "unknown storage 'nosuch:x'",
             ExitStatus.CANTCREAT,
         )
+
+
+class KilledDeliveryTests(CLITestCase):
+    """
+    C{pop3kit deliver --storage postgresql://...} killed at any moment stores the whole
+    message or nothing: the database's transaction is the crash proof of this backend
+    (the file-system call sweep of L{tests._crashproof} has no file to sweep here).
+    """
+
+    def test_killedAtAnyMoment(self) -> None:
+        """
+        Killed with SIGKILL after various delays, the command leaves only whole copies;
+        a last run completes, and adds exactly one.
+        """
+        import signal
+        import time
+
+        from pop3kit.backends.postgresql import migrateSchema
+
+        dsn = postgresql().newDatabase()
+        migrateSchema(dsn)
+        message = b"Subject: big\n\n" + b"".join(
+            b"%07d line of the body\n" % i for i in range(300_000)
+        )
+        command = [sys.executable, "-m", "pop3kit", "--data-dir", self.dataDir]
+        command += ["deliver", "--storage", dsn, "alice"]
+        # From before the database is reached to after the commit (start-up takes most).
+        for delay in [0.1 + 0.03 * step for step in range(12)]:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": _SOURCE},
+            )
+            assert process.stdin is not None
+            try:
+                process.stdin.write(message)
+                process.stdin.close()
+            except BrokenPipeError:
+                pass
+            time.sleep(delay)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            stored = storedBodies(dsn, "alice")
+            self.assertEqual([body == message for body in stored], [True] * len(stored))
+        before = len(storedBodies(dsn, "alice"))
+        done = subprocess.run(
+            command,
+            input=message,
+            capture_output=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "PYTHONPATH": _SOURCE},
+        )
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(storedBodies(dsn, "alice"), [message] * (before + 1))
