@@ -10,20 +10,18 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
 from twisted.cred.checkers import ICredentialsChecker, InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.credentials import IUsernameHashedPassword, IUsernamePassword
 from twisted.cred.portal import Portal
 from twisted.cred.strcred import AuthOptionMixin
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IReactorThreads, IStreamServerEndpoint
-from twisted.internet.protocol import Factory
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from twisted.python import usage
 
 from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
+from pop3kit._listeners import Announcement, CannotStart, Listener, withBacklog
 from pop3kit._ssooptions import SSO_PARAMETERS, loadGSSAPI, loadOAuth2
 from pop3kit.backends.maildir import maildirLockPath
 from pop3kit.checkers._plaintext import PlaintextSCRAMSource, withSCRAM
@@ -96,24 +94,6 @@ _POLICY_OPTIONS = {
     "implementation": "implementation",
     "apop-host": "apopHost",
 }
-
-
-class CannotStart(SystemExit, Exception):
-    """
-    The server cannot start as configured: a C{--listen} description that is not one, a
-    port already in use, a C{--maildir-root} or C{--data-dir} that is not a directory.
-
-    A L{SystemExit} whose code is the one-line message, so that C{twistd} prints that
-    line and exits with status 1 instead of showing a traceback.  An L{Exception} too,
-    so that a daemonizing C{twistd} reports it to the waiting parent process (which
-    otherwise waits for ever) and prints it there.
-    """
-
-    def __init__(self, message: str) -> None:
-        """
-        @param message: What is wrong, naming the option or the path.
-        """
-        super().__init__(f"twistd pop3kit: {message}")
 
 
 def _parseExpire(value: str) -> int | str:
@@ -693,7 +673,7 @@ def _addLMTPListeners(
             endpoint = serverFromString(reactor, description)  # type: ignore[no-untyped-call]
         except (ValueError, TypeError, KeyError, IndexError) as e:
             raise CannotStart(f"--lmtp {description!r} is not a valid endpoint: {e}") from None
-        _Listener(description, endpoint, lmtp).setServiceParent(service)  # type: ignore[no-untyped-call]
+        Listener(description, endpoint, lmtp).setServiceParent(service)  # type: ignore[no-untyped-call]
 
 
 def _storageOf(options: Options) -> Storage:
@@ -734,65 +714,6 @@ def checkLayout(options: Options) -> None:
     _checkDirectory(option, options["maildir-root"], not options["create-maildir-root"])
 
 
-class _Listener(StreamServerEndpointService):
-    """
-    Listens on one C{--listen} endpoint; a port that cannot be bound (in use, not
-    permitted) stops the start-up with a L{CannotStart} naming the description.
-
-    @ivar port: The listening port, once bound.
-    """
-
-    def __init__(self, description: str, endpoint: IStreamServerEndpoint, factory: Factory) -> None:
-        super().__init__(endpoint, factory)  # type: ignore[no-untyped-call]
-        self.description = description
-        self.port: IListeningPort | None = None
-        self._raiseSynchronously = True
-
-    def privilegedStartService(self) -> None:
-        """
-        Bind the port, or raise L{CannotStart}.
-        """
-        try:
-            super().privilegedStartService()  # type: ignore[no-untyped-call]
-        except (CannotListenError, OSError) as e:
-            reason = e.socketError if isinstance(e, CannotListenError) else e
-            text = reason.strerror if isinstance(reason, OSError) else str(reason)
-            # twistd has redirected standard error to its log by now: the line goes there.
-            raise CannotStart(f"cannot listen on {self.description}: {text}") from None
-        waiting = self._waitingForPort
-        if waiting is not None:
-            waiting.addCallback(self._bound)
-
-    def _bound(self, port: IListeningPort) -> IListeningPort:
-        self.port = port
-        return port
-
-
-class _Announcement(Service):
-    """
-    Logs what the server serves, once every listener of its parent has bound its port.
-    """
-
-    def __init__(self, storage: str, listeners: Sequence[_Listener]) -> None:
-        self._storage = storage
-        self._listeners = listeners
-
-    def startService(self) -> None:
-        super().startService()  # type: ignore[no-untyped-call]
-        addresses = []
-        for listener in self._listeners:
-            if listener.port is None:
-                addresses.append(listener.description)
-            else:
-                host = listener.port.getHost()
-                addresses.append(f"{getattr(host, 'host', '')}:{getattr(host, 'port', '')}")
-        Logger().info(
-            "pop3kit serving {storage} on {listen}",
-            storage=self._storage,
-            listen=", ".join(addresses),
-        )
-
-
 def _metricsService(factory: POP3ServerFactory, description: str) -> IService:
     """
     The service serving the metrics of C{factory}'s sessions on C{description}.
@@ -804,24 +725,6 @@ def _metricsService(factory: POP3ServerFactory, description: str) -> IService:
     observer = MetricsObserver()
     factory.auditLog.addObserver(observer)
     return metricsService(reactor, description, observer.registry)  # type: ignore[arg-type]
-
-
-#: The endpoint types whose listen backlog L{_withBacklog} sets.
-_BACKLOG_TYPES = ("tcp", "tcp6", "ssl")
-
-
-def _withBacklog(description: str, backlog: int) -> str:
-    """
-    C{description} with C{backlog=} added, for a TCP or TLS listener that does not give
-    one: Twisted's default of 50 makes the kernel drop connections of a crowd arriving
-    at once (their clients retry after seconds, or hang), so pop3kit listens with a
-    backlog as large as its cap on connections waiting to log in.  The kernel caps it at
-    C{net.core.somaxconn}.
-    """
-    kind = description.split(":", 1)[0].strip().lower()
-    if kind not in _BACKLOG_TYPES or "backlog=" in description:
-        return description
-    return f"{description}:backlog={backlog}"
 
 
 def makeService(options: Options) -> IService:
@@ -860,7 +763,7 @@ def makeService(options: Options) -> IService:
     listeners = []
     for description in options["listen"]:
         # Messages name the description as given; the endpoint gets the backlog.
-        backlogged = _withBacklog(description, options["policy"].maxUnauthenticated)
+        backlogged = withBacklog(description, options["policy"].maxUnauthenticated)
         if isImplicitTLS(description):
             assert tls is not None
             endpoint = implicitTLSEndpoint(reactor, backlogged, tls)  # type: ignore[arg-type]
@@ -880,7 +783,7 @@ def makeService(options: Options) -> IService:
                 raise CannotStart(
                     f"--listen {description!r} is not a valid endpoint: {e}"
                 ) from None
-        listener = _Listener(description, endpoint, factory)
+        listener = Listener(description, endpoint, factory)
         listener.setServiceParent(service)  # type: ignore[no-untyped-call]
         listeners.append(listener)
     _addLMTPListeners(options, factory.portal, reactor, service)  # type: ignore[arg-type]
@@ -888,7 +791,7 @@ def makeService(options: Options) -> IService:
         TLSReloadService(tls, reactor).setServiceParent(service)  # type: ignore[arg-type, no-untyped-call]
     if options["metrics"] is not None:
         _metricsService(factory, options["metrics"]).setServiceParent(service)  # type: ignore[no-untyped-call]
-    _Announcement(_storageOf(options).description, listeners).setServiceParent(service)  # type: ignore[no-untyped-call]
+    Announcement(_storageOf(options).description, listeners).setServiceParent(service)  # type: ignore[no-untyped-call]
     return service
 
 
@@ -911,7 +814,7 @@ def _workersService(options: Options, reactor: object) -> IService:
     return WorkerSupervisor(
         reactor,
         count=options["workers"],
-        listen=[_withBacklog(d, policy.maxUnauthenticated) for d in options["listen"]],
+        listen=[withBacklog(d, policy.maxUnauthenticated) for d in options["listen"]],
         arguments=options["arguments"],
         state=StateKeeperFactory(
             reactor,  # type: ignore[arg-type]

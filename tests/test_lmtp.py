@@ -28,12 +28,13 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
+from pop3kit._listeners import Listener
 from pop3kit.backends.maildir import MaildirRealm
 from pop3kit.delivery import MaildirDelivery, StorageFull, UnknownRecipient
 from pop3kit.errors import TemporaryFailure
 from pop3kit.interfaces import IMaildropDelivery
 from pop3kit.lmtp import LMTPFactory, LMTPServer
-from pop3kit.tap import Options, _knownUsers, _Listener, makeFactory, makeService
+from pop3kit.tap import Options, _knownUsers, makeFactory, makeService
 from tests._oracle import crlfForm, readMaildir
 from tests.test_twistd import TWISTD, ServerProcess
 
@@ -485,7 +486,7 @@ class TapLMTPTests(SynchronousTestCase):
         options = self.options("--lmtp", "unix:/tmp/a", "--lmtp", "tcp:0:interface=127.0.0.1")
         self.assertEqual(options["lmtp"], ["unix:/tmp/a", "tcp:0:interface=127.0.0.1"])
         service = makeService(options)
-        listeners = [s for s in cast(MultiService, service) if isinstance(s, _Listener)]
+        listeners = [s for s in cast(MultiService, service) if isinstance(s, Listener)]
         self.assertEqual(
             [(listener.description, type(listener.factory).__name__) for listener in listeners],
             [

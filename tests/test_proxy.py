@@ -446,6 +446,7 @@ class TapTests(SynchronousTestCase):
         from twisted.application.service import MultiService
 
         from pop3kit import tap
+        from pop3kit._listeners import Listener
         from pop3kit.proxy import _ProxyEndpoint
 
         options = tap.Options()
@@ -459,7 +460,7 @@ class TapTests(SynchronousTestCase):
         )
         service = tap.makeService(options)
         assert isinstance(service, MultiService)
-        (listener,) = [s for s in service if isinstance(s, tap._Listener)]
+        (listener,) = [s for s in service if isinstance(s, Listener)]
         assert isinstance(listener, StreamServerEndpointService)
         self.assertIsInstance(listener.endpoint, _ProxyEndpoint)
 

@@ -28,6 +28,7 @@ from zope.interface import implementer
 
 from pop3kit import tap
 from pop3kit._layout import DEFAULT_DATA_DIR, passwdPath
+from pop3kit._listeners import Listener, withBacklog
 from pop3kit.backends.maildir import deliver, mailboxPath
 from pop3kit.checkers.passwdfile import (
     PasswdFileChecker,
@@ -281,11 +282,11 @@ class MakeServiceTests(TestCase):
         backlogs = [
             getattr(child, "endpoint")._backlog  # noqa: B009
             for child in service
-            if isinstance(child, tap._Listener)
+            if isinstance(child, Listener)
         ]
         self.assertEqual(backlogs, [300, 7])
-        self.assertEqual(tap._withBacklog("unix:/run/pop3.sock", 300), "unix:/run/pop3.sock")
-        self.assertEqual(tap._withBacklog("ssl:995", 300), "ssl:995:backlog=300")
+        self.assertEqual(withBacklog("unix:/run/pop3.sock", 300), "unix:/run/pop3.sock")
+        self.assertEqual(withBacklog("ssl:995", 300), "ssl:995:backlog=300")
 
     def test_factoryOptions(self) -> None:
         """

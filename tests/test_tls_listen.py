@@ -17,6 +17,7 @@ from twisted.python import usage
 from twisted.trial.unittest import TestCase
 
 from pop3kit import tap
+from pop3kit._listeners import Listener
 from pop3kit.backends.maildir import deliver, mailboxPath
 from pop3kit.client import POP3Client, connect
 from pop3kit.tls import ServerTLS, TLSReloadService, certificateFilesOf
@@ -154,7 +155,7 @@ class ListenCertificateTests(TestCase):
         plain, implicit = (
             child.port.getHost().port  # type: ignore[attr-defined]
             for child in cast(MultiService, service)
-            if isinstance(child, tap._Listener) and child.port is not None
+            if isinstance(child, Listener) and child.port is not None
         )
         ca = self.pki.ca.certificate
 
