@@ -26,6 +26,7 @@ disks.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -390,9 +391,9 @@ def appendMessage(
     up to 1 MiB), then the mbox is locked (dot-lock and C{fcntl}, waiting up to
     C{timeout} seconds; a stale dot-lock is broken, an append a killed writer left
     unfinished is cut back) and the message appended by
-    L{pop3kit._mboxfile.appendMessages}; the directory is synced after the locks are
-    released.  The C{From } line names the sender of a C{Return-Path:} first line, else
-    C{MAILER-DAEMON}.
+    L{pop3kit._mboxfile.appendMessages}, and the directory synced, still under the locks
+    (if that fails, the message is cut back: nothing was stored).  The C{From } line
+    names the sender of a C{Return-Path:} first line, else C{MAILER-DAEMON}.
 
     @param message: The message (LF or CRLF line ends), read from its current position.
     @raise LockBusy: If the locks stayed held by another program.
@@ -425,8 +426,17 @@ def appendMessage(
             sender = found.group(1).decode("ascii", "replace")
         outgoing = _mboxfile.OutgoingMessage(_mboxfile.fromLine(sender), spool, length, last)
         with _mboxfile.lockMbox(path, timeout=timeout, create=True, staleAfter=staleAfter) as lock:
+            size = os.fstat(lock.fd).st_size
             _mboxfile.appendMessages(lock, [outgoing], durability)
-    durability.syncDirectory(directory)
+            try:
+                durability.syncDirectory(directory)
+            except BaseException:
+                # The journal's removal may not be durable: cut the message back, so
+                # that the MTA's retry stores it once.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(lock.fd, size)
+                    os.fsync(lock.fd)
+                raise
 
 
 @implementer(IMaildropDelivery)
