@@ -394,11 +394,16 @@ class MboxLock:
     def release(self) -> None:
         """
         Close the file (dropping the C{fcntl} lock) and remove the dot-lock.  Releasing
-        twice is harmless.
+        twice is harmless.  Errors are warnings: what was written under the lock was
+        synced before (an error here would have a delivery retried, and stored twice),
+        and the descriptor is closed whatever C{close} reports.
         """
         fd, self.fd = self.fd, -1
         if fd >= 0:
-            os.close(fd)
+            try:
+                os.close(fd)
+            except OSError as e:
+                _log.warn("Closing {path}: {error}", path=self.path, error=e.strerror or str(e))
             _removeDotlock(self.path)
 
 

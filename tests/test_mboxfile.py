@@ -187,6 +187,17 @@ class LockTests(SynchronousTestCase):
         self.assertEqual(lock.fd, -1)
         self.assertNotIn(self.path + ".lock", _mboxfile._HELD)
 
+    def test_closeFailureIsAWarning(self) -> None:
+        """
+        An error closing the file when the lock is released is a warning; the dot-lock
+        is removed all the same.
+        """
+        lock = tryLockMbox(self.path)
+        os.close(lock.fd)  # so that close() fails with EBADF
+        lock.release()
+        self.assertEqual(lock.fd, -1)
+        self.assertFalse(os.path.exists(self.path + ".lock"))
+
     def test_deadOwnerIsStale(self) -> None:
         """
         A dot-lock naming a dead process of this host is broken.
