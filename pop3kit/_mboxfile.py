@@ -352,10 +352,24 @@ def _tryDotlock(path: str, staleAfter: float) -> bool:
 
 
 def _removeDotlock(path: str) -> None:
+    """
+    Remove the dot-lock of the mbox C{path}.  Failing to is a warning, not an error: the
+    work done under the lock is done (an error here would have a delivery retried, and
+    stored twice), and the lock left names a process that no longer holds it, so the
+    next locker breaks it as stale.
+    """
     lockPath = path + DOTLOCK_SUFFIX
     _HELD.discard(lockPath)
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.unlink(lockPath)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        _log.warn(
+            "Cannot remove the dot-lock {lock} ({error}); it will be broken as stale",
+            lock=lockPath,
+            error=e.strerror or str(e),
+        )
 
 
 class MboxLock:
@@ -380,11 +394,16 @@ class MboxLock:
     def release(self) -> None:
         """
         Close the file (dropping the C{fcntl} lock) and remove the dot-lock.  Releasing
-        twice is harmless.
+        twice is harmless.  Errors are warnings: what was written under the lock was
+        synced before (an error here would have a delivery retried, and stored twice),
+        and the descriptor is closed whatever C{close} reports.
         """
         fd, self.fd = self.fd, -1
         if fd >= 0:
-            os.close(fd)
+            try:
+                os.close(fd)
+            except OSError as e:
+                _log.warn("Closing {path}: {error}", path=self.path, error=e.strerror or str(e))
             _removeDotlock(self.path)
 
 
@@ -1168,8 +1187,9 @@ def appendMessages(
 
     Costs the same whatever the size of the mbox: it seeks to the end and never reads
     the file (bar its last two octets).  The journal (see the module's docstring) is
-    written and synced first; the mbox is synced, then the journal removed.  The caller
-    syncs the mbox's directory after releasing the lock, which makes the removal of the
+    written and synced first; the mbox is synced, then the journal removed.  If any of it
+    fails (the journal's removal included), the file is cut back to its old size and the
+    error raised.  The caller syncs the mbox's directory, which makes the removal of the
     journal durable.
     """
     if not messages:
@@ -1210,6 +1230,10 @@ def appendMessages(
             offset = _writeAll(fd, lineEndAfter(message.last) + b"\n", offset)
         checkpoint("sync")
         durability.syncFile(lock.path)
+        # A journal that cannot be removed would have the batch cut back by the next
+        # writer: cut it back now and fail, so that the caller's retry stores it once.
+        checkpoint("unjournal")
+        os.unlink(journal)
     except BaseException:
         # Cut back what was written, so the file is as before.
         with contextlib.suppress(OSError):
@@ -1217,8 +1241,6 @@ def appendMessages(
             os.fsync(fd)
             os.unlink(journal)
         raise
-    checkpoint("unjournal")
-    os.unlink(journal)
 
 
 def _readJournal(journal: str) -> tuple[tuple[int, int], int, int, list[int]] | None:

@@ -10,7 +10,7 @@ so a backend whose own parser takes the URL plugs in as it is.
   - C{maildir:ROOT}: one Maildir per user under C{ROOT} (what C{--maildir-root} means).
   - C{mbox:TEMPLATE}: one mbox file per user, at C{TEMPLATE} with C{%u} (the user name),
     C{%n} (its local part), C{%d} (its domain) and C{%%} replaced, e.g.
-    C{mbox:/var/mail/%u}.
+    C{mbox:/var/mail/%u}; its storage provides the delivery for LMTP (C{makeDelivery}).
   - C{postgresql://...}: a pop3kit database (L{pop3kit.backends.postgresql}); its
     storage also provides the maildrop locker (C{makeLocker}) and the delivery for LMTP
     (C{makeDelivery}).
@@ -21,9 +21,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from twisted.cred.portal import IRealm
+from twisted.internet.interfaces import IReactorThreads
+
+from pop3kit.interfaces import IMaildropDelivery
 
 __all__ = [
     "STORAGE_SCHEMES",
@@ -105,6 +108,20 @@ class MboxStorage:
         from pop3kit.backends.mbox import MboxRealm
 
         return MboxRealm(self.template)
+
+    def makeDelivery(self, knownUser: Callable[[str], bool] | None) -> IMaildropDelivery:
+        """
+        A L{pop3kit.backends.mbox.MboxDelivery} on C{template}, working in the global
+        reactor's thread pool: for C{pop3kit deliver} and the LMTP listener.
+
+        @param knownUser: Tells whether a user name has an account; L{None} to accept
+            every name the template can take.
+        """
+        from twisted.internet import reactor
+
+        from pop3kit.backends.mbox import MboxDelivery
+
+        return MboxDelivery(self.template, cast(IReactorThreads, reactor), knownUser)
 
 
 def _argument(spec: str) -> str:

@@ -76,7 +76,8 @@ destination, a few lines do::
     sweep(self, MboxFetchTarget(self, "mbox", readMbox))
     sweep(self, ExpungeTarget("mbox expunge", "my.module:mboxRealm", fillMbox, readMboxRoot))
 
-where C{mboxRealm(root)} builds the realm serving C{root} (alice's mbox under it),
+(C{tests/test_crashproof_mbox.py} does this, and runs L{DeliverTarget}'s checks on the
+mbox delivery), where C{mboxRealm(root)} builds the realm serving C{root} (alice's mbox under it),
 C{fillMbox(root, messages)} stores the messages and returns their UIDs as the backend
 lists them, and C{readMboxRoot(root)} returns alice's messages as the backend stores them.
 Every call under the watched directory counts, the dot-lock's C{open}/C{link}/C{unlink}

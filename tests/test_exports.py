@@ -65,7 +65,8 @@ PINNED = {
         "runWorker", "workerCount", "wrapAdopted",
     ],
     "pop3kit.backends.mbox": [
-        "DEFAULT_LOCK_TIMEOUT", "MboxMailbox", "MboxRealm", "expandTemplate",
+        "DEFAULT_LOCK_TIMEOUT", "DELIVERY_LOCK_TIMEOUT", "MboxDelivery", "MboxMailbox",
+        "MboxRealm", "appendMessage", "expandTemplate",
     ],
     "pop3kit.storage": [
         "STORAGE_SCHEMES", "InvalidStorage", "MaildirStorage", "MboxStorage", "Storage",

@@ -26,16 +26,20 @@ disks.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import tempfile
 from collections.abc import Callable, Collection, Sequence
 from typing import BinaryIO, TypeVar, cast
 
 from twisted.cred.portal import IRealm
-from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads, IReactorTime
 from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from pop3kit import _mboxfile
@@ -51,12 +55,30 @@ from pop3kit.backends.maildir import mailboxPath
 from pop3kit.backends.memory import _avatarName
 from pop3kit.core import MessageInfo
 from pop3kit.errors import MessageUnavailable, PermanentFailure, TemporaryFailure
-from pop3kit.interfaces import IMailbox
+from pop3kit.interfaces import IMailbox, IMaildropDelivery
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "MboxMailbox", "MboxRealm", "expandTemplate"]
+__all__ = [
+    "DEFAULT_LOCK_TIMEOUT",
+    "DELIVERY_LOCK_TIMEOUT",
+    "MboxDelivery",
+    "MboxMailbox",
+    "MboxRealm",
+    "appendMessage",
+    "expandTemplate",
+]
 
 #: Seconds a session waits for another program to let go of an mbox's locks.
 DEFAULT_LOCK_TIMEOUT = 10.0
+
+#: Seconds a delivery waits for another program (a POP3 session expunging, a mail
+#: reader) to let go of an mbox's locks before failing temporarily.
+DELIVERY_LOCK_TIMEOUT = 30.0
+
+#: Messages up to this size are spooled in memory before they are appended.
+_SPOOL_IN_MEMORY = 1024 * 1024
+
+#: The sender of a C{Return-Path:} first line, for the C{From } line.
+_RETURN_PATH = re.compile(rb"Return-Path:[ \t]*<([^<>\s]*)>[ \t]*\r?\n", re.IGNORECASE)
 
 _T = TypeVar("_T")
 
@@ -351,3 +373,161 @@ def _noLogout() -> None:
     """
     Nothing to do when a L{MboxMailbox} avatar logs out.
     """
+
+
+def appendMessage(
+    path: str,
+    message: BinaryIO,
+    *,
+    timeout: float = DELIVERY_LOCK_TIMEOUT,
+    staleAfter: float = STALE_AFTER,
+    durability: Durability = _mboxfile.FSYNC,
+) -> None:
+    """
+    Append one message to the mbox C{path} (created, with its missing directories, if
+    needed), all or nothing and durably; blocking.
+
+    The message is quoted the mboxrd way into a spool file beside the mbox (in memory
+    up to 1 MiB), then the mbox is locked (dot-lock and C{fcntl}, waiting up to
+    C{timeout} seconds; a stale dot-lock is broken, an append a killed writer left
+    unfinished is cut back) and the message appended by
+    L{pop3kit._mboxfile.appendMessages}, and the directory synced, still under the locks
+    (if that fails, the message is cut back: nothing was stored).  The C{From } line
+    names the sender of a C{Return-Path:} first line, else C{MAILER-DAEMON}.
+
+    @param message: The message (LF or CRLF line ends), read from its current position.
+    @raise LockBusy: If the locks stayed held by another program.
+    @raise OSError: If the message could not be stored; then nothing was appended.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    quote = _mboxfile.quoter()
+    length = 0
+    last = b""
+    head = b""
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY, dir=directory) as spool:
+
+        def put(quoted: bytes) -> None:
+            nonlocal length, last
+            if quoted:
+                spool.write(quoted)
+                length += len(quoted)
+                last = quoted[-1:]
+
+        while chunk := message.read(256 * 1024):
+            if len(head) < 1024:
+                head += chunk[: 1024 - len(head)]
+            put(quote.feed(chunk))
+        put(quote.flush())
+        spool.flush()
+        sender = "MAILER-DAEMON"
+        found = _RETURN_PATH.match(head)
+        if found is not None and found.group(1):
+            sender = found.group(1).decode("ascii", "replace")
+        outgoing = _mboxfile.OutgoingMessage(_mboxfile.fromLine(sender), spool, length, last)
+        with _mboxfile.lockMbox(path, timeout=timeout, create=True, staleAfter=staleAfter) as lock:
+            size = os.fstat(lock.fd).st_size
+            _mboxfile.appendMessages(lock, [outgoing], durability)
+            try:
+                durability.syncDirectory(directory)
+            except BaseException:
+                # The journal's removal may not be durable: cut the message back, so
+                # that the MTA's retry stores it once.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(lock.fd, size)
+                    os.fsync(lock.fd)
+                raise
+
+
+@implementer(IMaildropDelivery)
+class MboxDelivery:
+    """
+    Delivers into the mbox files that L{MboxRealm} serves (C{template} expanded with the
+    maildrop's name, see L{expandTemplate}), through L{appendMessage}: all or nothing,
+    under the locks MTAs and mail readers take, durable before the L{Deferred} fires, in
+    the reactor's thread pool so that the disk (or waiting for a lock) never stalls the
+    reactor.
+
+    Recipients are resolved as L{pop3kit.delivery.MaildirDelivery} does (see
+    L{pop3kit.delivery.resolveRecipient}): with C{knownUser}, mail for anyone else is
+    refused as L{pop3kit.delivery.UnknownRecipient}; without it, every name the
+    template can take is accepted and its mbox created on delivery.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        template: str,
+        reactor: IReactorThreads,
+        knownUser: Callable[[str], bool] | None = None,
+        delimiter: str = "+",
+        *,
+        lockTimeout: float = DELIVERY_LOCK_TIMEOUT,
+        staleAfter: float = STALE_AFTER,
+    ) -> None:
+        """
+        @param template: The path template (see L{expandTemplate}).
+        @param reactor: Runs the file work in its thread pool.
+        @param knownUser: Tells whether a user name has an account; L{None} to accept
+            every name the template can take.
+        @param delimiter: The recipient delimiter; see L{pop3kit.delivery.localPart}.
+        @param lockTimeout: Seconds to wait for another program to let go of the locks
+            before failing with L{TemporaryFailure}.
+        @param staleAfter: Seconds after which another program's dot-lock is broken.
+        @raise ValueError: If the template is invalid.
+        """
+        _checkTemplate(template)
+        self.template = template
+        self._reactor = reactor
+        self._knownUser = knownUser
+        self._delimiter = delimiter
+        self._lockTimeout = lockTimeout
+        self._staleAfter = staleAfter
+
+    def recipient(self, address: str) -> Deferred[str]:
+        """
+        The maildrop of C{address}; see L{IMaildropDelivery.recipient}.
+        """
+        from pop3kit.delivery import resolveRecipient
+
+        return resolveRecipient(address, self._knownUser, self._isValid, self._delimiter)
+
+    def _isValid(self, name: str) -> bool:
+        try:
+            expandTemplate(self.template, name)
+        except ValueError:
+            return False
+        return True
+
+    def deliver(self, maildrop: str, message: BinaryIO) -> Deferred[None]:
+        """
+        Append C{message} to the mbox of C{maildrop}; see L{IMaildropDelivery.deliver}.
+
+        Fails with L{TemporaryFailure} (L{pop3kit.delivery.StorageFull} for a full disk)
+        if the file system refuses or the mbox stays locked; then nothing was appended.
+        """
+        from pop3kit.delivery import UnknownRecipient
+
+        try:
+            path = expandTemplate(self.template, maildrop)
+        except ValueError as e:
+            return fail(UnknownRecipient(str(e)))
+        d = deferToThreadPool(
+            cast(IReactorFromThreads, self._reactor),
+            self._reactor.getThreadPool(),
+            appendMessage,
+            path,
+            message,
+            timeout=self._lockTimeout,
+            staleAfter=self._staleAfter,
+        )
+        return d.addCallbacks(lambda _: None, self._failed, errbackArgs=(path,))
+
+    def _failed(self, failure: Failure, path: str) -> None:
+        from pop3kit.delivery import _describeFailure
+
+        if isinstance(failure.value, LockBusy):
+            self.log.warn("{path} stayed locked by another program", path=path)
+            raise TemporaryFailure("maildrop locked by another program, try again later")
+        _describeFailure(failure)
