@@ -240,6 +240,22 @@ class DeliverCommandTests(CLITestCase):
         self.assertEqual(result, (0, "", ""))
         self.assertEqual(len(os.listdir(os.path.join(root, "bob", "new"))), 1)
 
+    def test_mboxStorage(self) -> None:
+        """
+        C{--storage mbox:TEMPLATE} appends to the user's mbox file, as the mbox backend
+        serves it.
+        """
+        from pop3kit.backends.mbox import MboxMailbox
+
+        spool = os.path.join(self.base, "spool")
+        os.makedirs(spool)
+        result = self.runCommand("deliver", "--storage", f"mbox:{spool}/%u", "bob", stdin=MESSAGE)
+        self.assertEqual(result, (0, "", ""))
+        mailbox = MboxMailbox(os.path.join(spool, "bob"))
+        [info] = self.successResultOf(mailbox.listMessages())
+        with self.successResultOf(mailbox.openMessage(info.uid)) as f:
+            self.assertEqual(f.read(), MESSAGE)
+
     def test_invalidStorage(self) -> None:
         """
         An unusable specification exits 73 with one line.
