@@ -608,6 +608,20 @@ class _FailingMboxSync(DiskSync):
         super().syncFile(path)
 
 
+class _FailingDirectorySync(DiskSync):
+    """
+    A L{DiskSync} whose sync of one directory fails with EIO.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    def syncDirectory(self, path: str) -> None:
+        if path == self._path:
+            raise OSError(errno.EIO, "Input/output error", path)
+        super().syncDirectory(path)
+
+
 def _writeFile(path: str, content: bytes) -> os.stat_result:
     """
     Write C{content} to a new file at C{path}; return its status.
@@ -1127,6 +1141,25 @@ class FetchTests(SynchronousTestCase):
             [box.get_bytes(key) for key in box.iterkeys()], [lfForm(m) for m in FIRST_MESSAGES]
         )
 
+    def test_mboxDirectorySyncFailureStoresNothing(self) -> None:
+        """
+        When the mbox's directory cannot be synced after the append (the journal's removal
+        may not be durable), the batch is cut back under the locks: nothing is deleted on
+        the server and the next run stores every message once.
+        """
+        self.server.deliver(*FIRST_MESSAGES)
+        path = os.path.join(self.base, "inbox.mbox")
+        sync = _FailingDirectorySync(self.base)
+        error = self.fetchFails(to=f"mbox:{path}", delete=True, sync=sync)
+        self.assertEqual(error.status, ExitStatus.CANTCREAT, str(error))
+        self.assertEqual(os.path.getsize(path), 0)
+        self.assertEqual(len(self.server.uids()), 3)
+        self.fetch(to=f"mbox:{path}", delete=True)
+        box = mailbox.mbox(path)
+        self.assertEqual(
+            [box.get_bytes(key) for key in box.iterkeys()], [lfForm(m) for m in FIRST_MESSAGES]
+        )
+
     def test_durableBeforeDeleteMbox(self) -> None:
         """
         With C{--delete} into an mbox, no DELE is sent before the mbox file, holding every
@@ -1159,7 +1192,8 @@ class FetchTests(SynchronousTestCase):
                     ["inbox.mbox", "inbox.mbox.lock", "inbox.mbox.pop3kit-append"],
                 ),
                 ("syncFile", path, content),
-                ("syncDirectory", self.base, ["inbox.mbox"]),
+                # The journal's removal, made durable still under the locks.
+                ("syncDirectory", self.base, ["inbox.mbox", "inbox.mbox.lock"]),
                 ("DELE", 1),
                 ("DELE", 2),
                 ("DELE", 3),

@@ -328,8 +328,17 @@ class Destination:
             for sink in sinks:
                 assert isinstance(sink, _MboxSink)
                 outgoing.append(sink.outgoing())
+            size = os.fstat(lock.fd).st_size
             _mboxfile.appendMessages(lock, outgoing, self.sync)
-        self.sync.syncDirectory(os.path.dirname(self.path))
+            try:
+                # Under the locks: if the directory (the journal's removal) cannot be
+                # made durable, the batch is cut back, so the next run stores it once.
+                self.sync.syncDirectory(os.path.dirname(self.path))
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(lock.fd, size)
+                    self.sync.syncFile(self.path)
+                raise
         for sink in sinks:
             sink.abort()
 
