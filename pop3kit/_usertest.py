@@ -28,6 +28,7 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import maybeDeferred
 
 from pop3kit._exits import ExitError, ExitStatus, errorText
+from pop3kit.checkers._plaintext import withBytesPasswords
 from pop3kit.cred import NoSuchUser, WrongPassword
 from pop3kit.errors import POP3Error
 from pop3kit.sasl import preparePassword, prepareUsername
@@ -54,23 +55,8 @@ def makeCheckers(descriptions: Sequence[str], passwd: str) -> list[tuple[str, IC
             checker = strcred.makeChecker(description)  # type: ignore[no-untyped-call]
         except Exception as e:
             raise ExitError(f"--auth {description}: {errorText(e)}", ExitStatus.USAGE) from None
-        checkers.append((description, _bytesPasswords(checker)))
+        checkers.append((description, withBytesPasswords(checker)))
     return checkers
-
-
-def _bytesPasswords(checker: ICredentialsChecker) -> ICredentialsChecker:
-    """
-    Twisted's C{memory:} checker keeps L{str} passwords; credentials carry L{bytes}.
-    Keep them as UTF-8 bytes, as C{twistd pop3kit} does.
-    """
-    from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
-
-    if isinstance(checker, InMemoryUsernamePasswordDatabaseDontUse):
-        checker.users = {
-            (k.encode() if isinstance(k, str) else k): (v.encode() if isinstance(v, str) else v)
-            for k, v in checker.users.items()
-        }
-    return checker
 
 
 def readPassword(fromStdin: bool, stdin: TextIO | None = None) -> str:

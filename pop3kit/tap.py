@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from twisted.application.service import IService, MultiService, Service
-from twisted.cred.checkers import ICredentialsChecker, InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernameHashedPassword, IUsernamePassword
 from twisted.cred.portal import Portal
 from twisted.cred.strcred import AuthOptionMixin
@@ -24,7 +24,7 @@ from pop3kit._layout import DEFAULT_DATA_DIR, maildirRoot, passwdPath
 from pop3kit._listeners import Announcement, CannotStart, Listener, withBacklog
 from pop3kit._ssooptions import SSO_PARAMETERS, loadGSSAPI, loadOAuth2
 from pop3kit.backends.maildir import maildirLockPath
-from pop3kit.checkers._plaintext import PlaintextSCRAMSource, withSCRAM
+from pop3kit.checkers._plaintext import PlaintextSCRAMSource, withBytesPasswords, withSCRAM
 from pop3kit.checkers.passwdfile import PasswdFileChecker
 from pop3kit.core import (
     DEFAULT_SASL_MECHANISMS,
@@ -534,22 +534,6 @@ class _DataDirService(Service):
         super().startService()  # type: ignore[no-untyped-call]
 
 
-def _bytesCredentials(checker: ICredentialsChecker) -> ICredentialsChecker:
-    """
-    Twisted's C{--auth memory:} factory stores names and passwords as L{str}, while
-    L{twisted.cred.credentials.IUsernamePassword} credentials carry L{bytes}, so nobody
-    could log in.  Store them as UTF-8 bytes instead.
-    """
-    if isinstance(checker, InMemoryUsernamePasswordDatabaseDontUse):
-        checker.users = {
-            (name.encode("utf-8") if isinstance(name, str) else name): (
-                password.encode("utf-8") if isinstance(password, str) else password
-            )
-            for name, password in checker.users.items()
-        }
-    return checker
-
-
 def makeFactory(
     options: Options,
     *,
@@ -565,7 +549,7 @@ def makeFactory(
     @param limiter: The connection limiter; the factory's own by default.
     """
     checkers: Sequence[ICredentialsChecker] = [
-        withSCRAM(_bytesCredentials(checker)) for checker in options["credCheckers"]
+        withSCRAM(withBytesPasswords(checker)) for checker in options["credCheckers"]
     ] or [PasswdFileChecker(passwdPath(options["data-dir"]))]
     if len(checkers) > 1:
         checkers = [ChainedChecker(checkers)]
@@ -632,13 +616,10 @@ def _knownUsers(portal: Portal) -> Callable[[str], bool] | None:
         checkers = list(checkers[0].checkers)
     tellers: list[Callable[[str], bool]] = []
     for checker in checkers:
-        if isinstance(checker, (PasswdFileChecker, PlaintextSCRAMSource)):
-            tellers.append(checker.hasUser)
-        elif isinstance(checker, InMemoryUsernamePasswordDatabaseDontUse):
-            users = checker.users
-            tellers.append(lambda name, users=users: name.encode("utf-8") in users)  # type: ignore[misc]
-        else:
+        # makeFactory wraps --auth memory: and file: in a PlaintextSCRAMSource.
+        if not isinstance(checker, (PasswdFileChecker, PlaintextSCRAMSource)):
             return None
+        tellers.append(checker.hasUser)
     return lambda name: any(known(name) for known in tellers)
 
 

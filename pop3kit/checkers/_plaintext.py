@@ -28,7 +28,7 @@ from pop3kit.interfaces import ISCRAMKeySource
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorThreads
 
-__all__ = ["PlaintextSCRAMSource", "withSCRAM"]
+__all__ = ["PlaintextSCRAMSource", "withBytesPasswords", "withSCRAM"]
 
 
 @implementer(ICredentialsChecker, ISCRAMKeySource)
@@ -116,4 +116,21 @@ def withSCRAM(
         return PlaintextSCRAMSource(checker, users.get, reactor)
     if isinstance(checker, FilePasswordDB) and checker.hash is None:
         return PlaintextSCRAMSource(checker, lambda name: _filePassword(checker, name), reactor)
+    return checker
+
+
+def withBytesPasswords(checker: ICredentialsChecker) -> ICredentialsChecker:
+    """
+    C{checker}, with names and passwords as UTF-8 L{bytes} if it is Twisted's C{--auth
+    memory:} checker: its factory stores them as L{str}, while
+    L{twisted.cred.credentials.IUsernamePassword} credentials carry L{bytes}, so nobody
+    could log in.  Any other checker is returned as it is.
+    """
+    if isinstance(checker, InMemoryUsernamePasswordDatabaseDontUse):
+        checker.users = {
+            (name.encode("utf-8") if isinstance(name, str) else name): (
+                password.encode("utf-8") if isinstance(password, str) else password
+            )
+            for name, password in checker.users.items()
+        }
     return checker
