@@ -65,25 +65,27 @@ class _Prefixed:
         return self._rest.read(size)
 
 
-def _checkUser(name: str, passwd: str | None) -> None:
+def _checkUser(name: str, passwd: str | None) -> frozenset[str] | None:
     """
     With a passwd-file, check that it lists C{name}.
 
+    @return: The users the passwd-file lists, or L{None} without one.
     @raise ExitError: With L{ExitStatus.NOUSER} if it does not, L{ExitStatus.TEMPFAIL}
         if it cannot be read.
     """
     if passwd is None:
-        return
+        return None
     from pop3kit.checkers._editing import listUsers
 
     try:
-        users = listUsers(passwd)
+        users = frozenset(listUsers(passwd))
     except OSError as e:
         raise ExitError(
             f"cannot read the passwd-file: {describeOSError(e)}", ExitStatus.TEMPFAIL
         ) from None
     if name not in users:
         raise ExitError(f"no user {name!r} in {passwd}", ExitStatus.NOUSER)
+    return users
 
 
 def deliverMessage(
@@ -188,15 +190,10 @@ async def deliverToStorage(
     makeDelivery = getattr(storage, "makeDelivery", None)
     if makeDelivery is None:
         raise ExitError(f"cannot deliver into {storage.description}", ExitStatus.CANTCREAT)
-    _checkUser(name, passwd)
+    users = _checkUser(name, passwd)
     spool = _spoolMessage(message)
-    knownUser = None
-    if passwd is not None:
-        from pop3kit.checkers._editing import listUsers
-
-        knownUser = lambda user: user in listUsers(passwd)  # noqa: E731
     try:
-        delivery = makeDelivery(knownUser)
+        delivery = makeDelivery(None if users is None else users.__contains__)
         maildrop: str = await delivery.recipient(name)
         await delivery.deliver(maildrop, spool)
     except UnknownRecipient as e:
