@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from tests._pki import Issued, sharedPKI
-from tests._tools import findTool
+from tests._tools import findTool, freePort
 
 #: The Dovecot binary, or L{None} if it is not installed.
 DOVECOT: str | None = findTool("dovecot")
@@ -131,15 +131,6 @@ def _makeTraversable(path: str) -> None:
         if not mode & 0o001:
             os.chmod(parent, (mode & 0o7777) | 0o001)
         parent = os.path.dirname(parent)
-
-
-def freePort(host: str = HOST) -> int:
-    """
-    A TCP port on C{host} that nobody listens on right now.
-    """
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -326,7 +317,7 @@ class DovecotServer:
         assert DOVECOT is not None
         lastError = ""
         for _ in range(3):
-            self.port, self.tlsPort = freePort(), freePort()
+            self.port, self.tlsPort = freePort(HOST), freePort(HOST)
             if self.port == self.tlsPort:
                 continue
             with open(self.configPath, "w") as f:

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
-from tests._redis import freePort
-from tests._tools import requireTool, stopProcess
+from tests._tools import freePort, requireTool, stopProcess
 
 
 class HAProxy:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tests._tools import findTool
+from tests._tools import findTool, freePort
 
 #: The test realm.
 REALM = "POP3KIT.TEST"
@@ -72,13 +72,6 @@ def _dieWithParent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _freePort() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class KDC:
     """
     A private realm and its running KDC.
@@ -92,7 +85,7 @@ class KDC:
 
     def __init__(self) -> None:
         self.directory = tempfile.mkdtemp(prefix="pop3kit-kdc-")
-        self.port = _freePort()
+        self.port = freePort()
         self.keytab = os.path.join(self.directory, "pop.keytab")
         self.ccache = "FILE:" + os.path.join(self.directory, "ccache")
         self._process: subprocess.Popen[bytes] | None = None

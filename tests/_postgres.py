@@ -16,13 +16,12 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 import uuid
 
-from tests._tools import missingTool, stopProcess
+from tests._tools import freePort, missingTool, stopProcess
 
 #: Where Debian installs the server programs (not on C{PATH}).
 _BINARIES = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
@@ -39,13 +38,6 @@ def _program(name: str) -> str | None:
     return shutil.which(name)
 
 
-def _freePort() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class PostgreSQLServer:
     """
     One private PostgreSQL server.
@@ -58,7 +50,7 @@ class PostgreSQLServer:
         self.directory = tempfile.mkdtemp(prefix="pop3kit-pg-")
         self.dataDirectory = os.path.join(self.directory, "data")
         self.socketDirectory = self.directory
-        self.port = _freePort()
+        self.port = freePort()
         self._user: pwd.struct_passwd | None = None
         if os.geteuid() == 0:
             self._user = pwd.getpwnam(_UNPRIVILEGED)

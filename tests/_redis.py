@@ -14,16 +14,7 @@ import time
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
-from tests._tools import requireTool, stopProcess
-
-
-def freePort() -> int:
-    """
-    A TCP port on loopback that nothing listens on at the moment.
-    """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests._tools import freePort, requireTool, stopProcess
 
 
 class RedisServer:

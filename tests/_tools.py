@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 from collections.abc import Callable, Mapping
 from typing import NoReturn
@@ -106,3 +107,13 @@ def stopProcess(
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def freePort(host: str = "127.0.0.1") -> int:
+    """
+    A TCP port on C{host} that nobody listens on right now (for a program the tests
+    start, which binds it itself).
+    """
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])

@@ -22,7 +22,8 @@ from twisted.trial.unittest import TestCase
 
 from pop3kit.backends.maildir import deliver
 from tests._haproxy import HAProxy
-from tests._redis import RedisServer, freePort
+from tests._redis import RedisServer
+from tests._tools import freePort
 from tests.test_twistd import TWISTD, ServerProcess
 
 _T = TypeVar("_T")
